@@ -1,0 +1,10 @@
+/** A CLI subcommand. */
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  /** Runs with the arguments after the subcommand name; resolves to the exit code. */
+  run(argv: string[]): Promise<number>;
+}
+
+/** Every subcommand, in the order `trellis help` lists them. */
+export const commands: Command[] = [];

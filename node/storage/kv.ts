@@ -1,0 +1,117 @@
+import { Level } from 'level';
+import { compareBytes, type Bytes } from '../../core/bytes.ts';
+
+/** One write in an atomic batch. */
+export type BatchOp =
+  | { readonly type: 'put'; readonly key: Bytes; readonly value: Bytes }
+  | {
+      readonly type: 'del';
+      readonly key: Bytes;
+    };
+
+/** Bounds of an ordered scan; keys compare as bytes. */
+export interface ScanOptions {
+  readonly gte?: Bytes;
+  readonly gt?: Bytes;
+  readonly lt?: Bytes;
+  readonly lte?: Bytes;
+  readonly reverse?: boolean;
+  readonly limit?: number;
+}
+
+/**
+ * A binary key-value store: LevelDB in production, an in-memory twin in tests. Every committed
+ * block is one `batch` call, so a crash leaves either all of it or none of it.
+ */
+export interface KvStore {
+  get(key: Bytes): Promise<Bytes | undefined>;
+  /** Synchronous read, for contract execution (which cannot await). */
+  getSync(key: Bytes): Bytes | undefined;
+  batch(ops: readonly BatchOp[]): Promise<void>;
+  /** Ordered entries within the bounds. */
+  scan(options: ScanOptions): AsyncIterable<[Bytes, Bytes]>;
+  close(): Promise<void>;
+}
+
+/** Options of the LevelDB store. */
+export interface LevelStoreOptions {
+  /** fsync every batch: a committed block survives power loss, not only a process crash. */
+  readonly syncWrites?: boolean;
+  /** LevelDB block cache in bytes. */
+  readonly cacheSizeBytes?: number;
+}
+
+/** Opens (creating if missing) a LevelDB store in `location`. */
+export async function openLevelStore(location: string, options: LevelStoreOptions = {}): Promise<KvStore> {
+  const db = new Level<Uint8Array, Uint8Array>(location, {
+    keyEncoding: 'view',
+    valueEncoding: 'view',
+    cacheSize: options.cacheSizeBytes ?? 64 * 1024 * 1024,
+  });
+  await db.open();
+  const sync = options.syncWrites ?? true;
+  return {
+    get: (key) => db.get(key),
+    getSync: (key) => db.getSync(key),
+    batch: (ops) => db.batch(ops as BatchOp[], { sync }),
+    scan: (o) => db.iterator({ ...o, ...(o.limit === undefined ? {} : { limit: o.limit }) }),
+    close: () => db.close(),
+  };
+}
+
+function hexKey(key: Bytes): string {
+  return Buffer.from(key).toString('hex');
+}
+
+/** An in-memory KvStore with the same semantics, for tests and simulations. */
+export function createMemoryStore(): KvStore & { readonly size: number } {
+  const map = new Map<string, [Bytes, Bytes]>();
+  let closed = false;
+  const check = (): void => {
+    if (closed) throw new Error('store is closed');
+  };
+  return {
+    get size() {
+      return map.size;
+    },
+    get: (key) => {
+      check();
+      return Promise.resolve(map.get(hexKey(key))?.[1]);
+    },
+    getSync: (key) => {
+      check();
+      return map.get(hexKey(key))?.[1];
+    },
+    batch: (ops) => {
+      check();
+      for (const op of ops) {
+        if (op.type === 'put') map.set(hexKey(op.key), [Uint8Array.from(op.key), Uint8Array.from(op.value)]);
+        else map.delete(hexKey(op.key));
+      }
+      return Promise.resolve();
+    },
+    scan: async function* (o) {
+      check();
+      const entries = [...map.values()]
+        .filter(
+          ([k]) =>
+            (o.gte === undefined || compareBytes(k, o.gte) >= 0) &&
+            (o.gt === undefined || compareBytes(k, o.gt) > 0) &&
+            (o.lt === undefined || compareBytes(k, o.lt) < 0) &&
+            (o.lte === undefined || compareBytes(k, o.lte) <= 0),
+        )
+        .sort((a, b) => compareBytes(a[0], b[0]));
+      if (o.reverse === true) entries.reverse();
+      const limit = o.limit === undefined || o.limit < 0 ? Infinity : o.limit;
+      let n = 0;
+      for (const e of entries) {
+        if (n++ >= limit) break;
+        yield await Promise.resolve(e);
+      }
+    },
+    close: () => {
+      closed = true;
+      return Promise.resolve();
+    },
+  };
+}

@@ -5,7 +5,9 @@ import { CodecError } from './errors.ts';
 /**
  * A canonical value: what may appear in anything hashed or signed (contract arguments, return
  * values, event data). No floats, no undefined, no maps with varying key order: objects are
- * encoded with their keys sorted, integers beyond 2^53 must be bigint.
+ * encoded with their keys sorted. Integers have one representation each: a safe integer is a
+ * number, an integer beyond 2^53 a bigint (within 64 bits), and every integer takes the shortest
+ * MessagePack integer encoding (never a float).
  */
 export type Value = null | boolean | number | bigint | string | Bytes | Value[] | { [key: string]: Value };
 
@@ -15,16 +17,46 @@ export const MAX_VALUE_DEPTH = 64;
 const packr = new Packr({
   useRecords: false,
   mapsAsObjects: true,
-  int64AsType: 'bigint',
+  // 'auto': 64-bit integers decode to numbers when safe, bigints otherwise (msgpackr's types omit it).
+  int64AsType: 'auto' as 'bigint',
   variableMapSize: true,
   bundleStrings: false,
   moreTypes: false,
   structuredClone: false,
 });
 
+const MIN_INT64 = -(2n ** 63n);
+const MAX_UINT64 = 2n ** 64n - 1n;
+
+/**
+ * msgpackr writes numbers beyond 32 bits as float64; integers must stay integers, so those go
+ * through as bigint (int64/uint64). Copies only the containers that hold such a number.
+ */
+function widenIntegers(v: unknown): unknown {
+  if (typeof v === 'number') {
+    return v >>> 0 === v || v >> 0 === v || !Number.isInteger(v) || Math.abs(v) > 2 ** 53 ? v : BigInt(v);
+  }
+  if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return v;
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const w = widenIntegers(v[i]);
+      if (w !== v[i]) (out ??= v.slice())[i] = w;
+    }
+    return out ?? v;
+  }
+  let out: Record<string, unknown> | undefined;
+  for (const k of Object.keys(v)) {
+    const x = (v as Record<string, unknown>)[k];
+    const w = widenIntegers(x);
+    if (w !== x) (out ??= { ...(v as Record<string, unknown>) })[k] = w;
+  }
+  return out ?? v;
+}
+
 /** Encodes an already-canonical structure to MessagePack bytes. */
 export function pack(value: unknown): Bytes {
-  return packr.pack(value);
+  return packr.pack(widenIntegers(value));
 }
 
 /**
@@ -49,7 +81,7 @@ export function unpackCanonical(bytes: Bytes, what: string): unknown {
     );
   }
   const value = values[0];
-  const again = packr.pack(value);
+  const again = pack(value);
   if (!bytesEqual(again, bytes)) {
     throw new CodecError('NON_CANONICAL', `${what}: not the canonical encoding of its value`, { what });
   }
@@ -72,9 +104,15 @@ export function canonicalValue(v: unknown, path = 'value', depth = 0): Value {
   switch (typeof v) {
     case 'boolean':
     case 'string':
-    case 'bigint':
       return v;
+    case 'bigint':
+      if (v < MIN_INT64 || v > MAX_UINT64) {
+        throw new CodecError('UNSUPPORTED_VALUE', `${path}: integers must fit in 64 bits`, { path });
+      }
+      return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
     case 'number':
+      // 2^53 itself decodes as a number under int64AsType 'auto'; it belongs to the bigint range.
+      if (Number.isInteger(v) && Math.abs(v) === 2 ** 53) return BigInt(v);
       if (!Number.isSafeInteger(v)) {
         throw new CodecError(
           'UNSUPPORTED_VALUE',
@@ -156,8 +194,9 @@ export function readUint(v: unknown, path: string): number {
   return v;
 }
 
-/** Reads a non-negative bigint (encoded as a 64-bit integer). */
+/** Reads a non-negative integer that may exceed 2^53 (as a bigint whatever its size). */
 export function readBigUint(v: unknown, path: string): bigint {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
   if (typeof v !== 'bigint' || v < 0n) fail(path, 'a non-negative 64-bit integer', v);
   return v;
 }

@@ -64,6 +64,12 @@ export const P2P_DEFAULTS = {
   maxConnections: 512,
   /** Inbound connections accepted per second per remote host (a loopback consortium shares one host). */
   inboundConnectionsPerHostPerSecond: 64,
+  /**
+   * A connection that drops sooner than this counts as a failed attempt, so a peer that accepts
+   * the handshake and then hangs up (a member whose gater refuses us) is redialled with growing
+   * delays rather than at the base rate forever.
+   */
+  stableConnectionMs: 5_000,
 } as const;
 
 /** Options of the p2p service: plain data; every bound has a default in P2P_DEFAULTS. */
@@ -93,6 +99,7 @@ export interface P2pOptions {
   readonly maxMembers?: number;
   readonly maxConnections?: number;
   readonly inboundConnectionsPerHostPerSecond?: number;
+  readonly stableConnectionMs?: number;
 }
 
 /** Log levels of the structured log callback. */
@@ -142,7 +149,10 @@ export interface P2pPeerStatus {
   readonly rejectedFrames: number;
   /** Times a connection to this peer was established. */
   readonly connects: number;
-  /** Failed dials since the last successful connection. */
+  /**
+   * Consecutive failed reconnection attempts (failed dials, and connections that dropped within
+   * `stableConnectionMs`); the next delay grows with it. Reset when a stable connection drops.
+   */
   readonly dialFailures: number;
 }
 
@@ -241,6 +251,8 @@ interface PeerState {
   dialTimer: ReturnType<typeof setTimeout> | undefined;
   dialing: boolean;
   dialFailures: number;
+  /** performance.now() of the last connect, to tell a stable connection from a flapping one. */
+  connectedAt: number;
   connects: number;
   receivedConsensus: number;
   receivedTxBatches: number;
@@ -362,6 +374,7 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
           dialTimer: undefined,
           dialing: false,
           dialFailures: 0,
+          connectedAt: 0,
           connects: 0,
           receivedConsensus: 0,
           receivedTxBatches: 0,
@@ -429,13 +442,7 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
       await n.dial(ps.member.peerId, { signal });
     } catch (err) {
       if (!running() || peers.get(ps.member.id) !== ps) return;
-      const delay = backoffDelayMs(
-        ps.dialFailures,
-        opts.reconnectBaseMs,
-        opts.reconnectMaxMs,
-        randomInt(0, 1_000_000) / 1_000_000,
-      );
-      ps.dialFailures++;
+      const delay = nextRetryDelay(ps);
       log('debug', 'p2p dial failed', {
         peer: ps.member.publicKeyHex,
         attempt: ps.dialFailures,
@@ -448,11 +455,19 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
     }
   }
 
+  /** The backoff delay for the next attempt; counts the attempt. */
+  function nextRetryDelay(ps: PeerState): number {
+    const unit = randomInt(0, 1_000_000) / 1_000_000; // jitter only: any source of randomness will do
+    const delay = backoffDelayMs(ps.dialFailures, opts.reconnectBaseMs, opts.reconnectMaxMs, unit);
+    ps.dialFailures++;
+    return delay;
+  }
+
   function onPeerConnect(peerId: PeerId): void {
     const ps = peers.get(peerId.toString());
     if (ps === undefined) return;
     cancelDial(ps);
-    ps.dialFailures = 0;
+    ps.connectedAt = performance.now();
     ps.connects++;
     log('info', 'p2p peer connected', { peer: ps.member.publicKeyHex });
     kick(ps, ps.consensus);
@@ -464,11 +479,10 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
     if (ps === undefined || !running()) return;
     ps.consensus.stream = undefined;
     ps.txs.stream = undefined;
-    log('info', 'p2p peer disconnected', { peer: ps.member.publicKeyHex });
-    scheduleDial(
-      ps,
-      backoffDelayMs(0, opts.reconnectBaseMs, opts.reconnectMaxMs, randomInt(0, 1_000_000) / 1_000_000),
-    );
+    const livedMs = performance.now() - ps.connectedAt;
+    if (livedMs >= opts.stableConnectionMs) ps.dialFailures = 0;
+    log('info', 'p2p peer disconnected', { peer: ps.member.publicKeyHex, livedMs: Math.round(livedMs) });
+    scheduleDial(ps, nextRetryDelay(ps));
   }
 
   // ---- outbound long-lived streams ----------------------------------------------------------
@@ -651,7 +665,13 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
       };
       const finish = (): void => {
         cleanup();
-        if (decoder.bufferedBytes > 0) {
+        // A remote reset also ends the readable side, and 'end' can fire before the 'close'
+        // that carries the error: a reset is a failure, never an empty answer.
+        if (stream.status === 'reset' || stream.status === 'aborted') {
+          rejectPromise(
+            new P2pError('UNREACHABLE', `stream ${stream.status} by the remote before the response ended`),
+          );
+        } else if (decoder.bufferedBytes > 0) {
           rejectPromise(
             new P2pError('PROTOCOL', 'response ended inside a frame', {
               bufferedBytes: decoder.bufferedBytes,

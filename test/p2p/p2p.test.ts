@@ -1,9 +1,16 @@
 // Goal: members on real libp2p (TCP, Noise, Yamux, 127.0.0.1) exchange consensus messages, transaction
 // batches and blocks; non-members are refused; a restarted member is reconnected; oversize input never crashes.
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p } from 'libp2p';
 import { afterEach, describe, expect, it } from 'vitest';
 import { toHex, type Bytes } from '../../core/bytes.ts';
 import { generateKeyPair, type KeyPair } from '../../core/keys.ts';
 import { P2pError } from '../../node/p2p/errors.ts';
+import { encodeFrame } from '../../node/p2p/framing.ts';
 import type { P2pMember } from '../../node/p2p/members.ts';
 import { createP2p, type P2p, type P2pDeps, type P2pOptions } from '../../node/p2p/p2p.ts';
 
@@ -59,8 +66,10 @@ function startNode(
       ...extra,
     },
     {
-      onConsensusMessage: (from, message) =>
-        inbox.consensus.push({ from: toHex(from), message: text(message) }),
+      onConsensusMessage: (from, message) => {
+        if (text(message) === 'boom') throw new Error('a driver bug');
+        inbox.consensus.push({ from: toHex(from), message: text(message) });
+      },
       onTxs: (from, txs) => inbox.txs.push({ from: toHex(from), txs: txs.map(text) }),
       serveBlocks: (from, max) => tn.serveBlocks(from, max),
       serveStatus: () => tn.serveStatus(),
@@ -290,7 +299,9 @@ describe('p2p over libp2p', () => {
     await waitFor('oversize batch rejected', () => n1.p2p.status().peers[0]?.rejectedFrames === 2);
     expect(n1.inbox.txs).toEqual([]);
 
-    // The connection survives; the sender opens a fresh stream and later messages arrive.
+    // The connection survives; the sender opens a fresh stream and later messages arrive. A
+    // callback that throws is counted and logged, and delivery goes on.
+    n0.p2p.sendConsensus(n1.key.publicKey, bytes('boom'));
     n0.p2p.sendConsensus(n1.key.publicKey, bytes('small'));
     n0.p2p.sendTxs(n1.key.publicKey, [bytes('tx')]);
     await waitFor(
@@ -298,7 +309,7 @@ describe('p2p over libp2p', () => {
       () => n1.inbox.consensus.length === 1 && n1.inbox.txs.length === 1,
     );
     expect(n1.inbox.consensus[0]?.message).toBe('small');
-    expect(n1.p2p.status().connected).toBe(1);
+    expect(n1.p2p.status()).toMatchObject({ connected: 1, callbackErrors: 1 });
   });
 
   it('reconnects automatically to a member that stopped and restarted, flushing the bounded queue', async () => {
@@ -337,6 +348,53 @@ describe('p2p over libp2p', () => {
     await waitFor('restarted node heard', () =>
       [n0, n1, n2].every((t) => t.inbox.consensus.some((m) => m.message === 'back')),
     );
+  });
+
+  it('bounds what a misbehaving member sends: too many sync entries, a malformed batch', async () => {
+    // The "member" is a raw libp2p node holding a member key, free to break the protocol.
+    const rogueKey = generateKeyPair();
+    const rogue = await createLibp2p({
+      privateKey: await generateKeyPairFromSeed('Ed25519', rogueKey.secretKey),
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+    });
+    try {
+      const rogueAddr = rogue.getMultiaddrs()[0]?.decapsulateCode(421).toString() ?? '';
+      const honestKey = generateKeyPair();
+      const honest = startNode(honestKey, [
+        { publicKey: honestKey.publicKey, addrs: [] },
+        { publicKey: rogueKey.publicKey, addrs: [rogueAddr] },
+      ]);
+      await honest.p2p.start();
+      await rogue.handle(honest.p2p.protocols.sync, (stream) => {
+        stream.addEventListener(
+          'message',
+          () => {
+            // Asked for at most 2 entries, it answers 5.
+            for (let i = 0; i < 5; i++) stream.send(encodeFrame(bytes(`entry ${i}`)));
+            void stream.close();
+          },
+          { once: true },
+        );
+      });
+      expect(await rejection(honest.p2p.requestBlocks(rogueKey.publicKey, 0, 2))).toBe('TOO_LARGE');
+
+      const honestAddr = multiaddr(`${honest.p2p.listenAddrs()[0] ?? ''}/p2p/${honest.p2p.peerId}`);
+      const txStream = await rogue.dialProtocol(honestAddr, honest.p2p.protocols.txs);
+      txStream.send(encodeFrame(new Uint8Array([0xc1, 0x00]))); // not MessagePack
+      await waitFor('malformed batch rejected', () => honest.p2p.status().peers[0]?.rejectedFrames === 1);
+      expect(honest.inbox.txs).toEqual([]);
+
+      // Over the handshake-proven identity, well-formed messages are delivered as the rogue's.
+      const consensus = await rogue.dialProtocol(honestAddr, honest.p2p.protocols.consensus);
+      consensus.send(encodeFrame(bytes('well formed')));
+      await waitFor('delivered', () => honest.inbox.consensus.length === 1);
+      expect(honest.inbox.consensus[0]).toEqual({ from: toHex(rogueKey.publicKey), message: 'well formed' });
+    } finally {
+      await rogue.stop();
+    }
   });
 
   it('refuses calls before start and bad options', async () => {

@@ -4,8 +4,10 @@ import { TrellisError } from '../../core/errors.ts';
 export type P2pErrorCode =
   /** An option, member entry or argument does not have the expected shape. */
   | 'BAD_INPUT'
-  /** A call that needs the running node was made before `start()` or after `stop()`. */
+  /** A call that needs the running node was made before `start()` or after `stop()`, or `start()` twice. */
   | 'NOT_RUNNING'
+  /** `start()` failed (the listen address is taken or invalid, ...); nothing is left running. */
+  | 'START_FAILED'
   /** The named peer is not in the member set. */
   | 'NOT_MEMBER'
   /** A message, batch, frame or response exceeds its bound. */

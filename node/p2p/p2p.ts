@@ -290,6 +290,9 @@ function resolveOptions(options: P2pOptions): Resolved {
   return out;
 }
 
+const keyOf = (publicKey: Bytes): string =>
+  Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('latin1');
+
 function chunkBytes(evt: StreamMessageEvent): Bytes {
   return evt.data.subarray();
 }
@@ -324,6 +327,8 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
 
   /** Members other than this node, by PeerId string. Bounded by `maxMembers`. */
   let peers = new Map<string, PeerState>();
+  /** The same members by raw public key (latin1 string), so sends skip PeerId derivation. */
+  let byKey = new Map<string, PeerState>();
   let node: Libp2p | undefined;
   let stopController = new AbortController();
   let deniedConnections = 0;
@@ -386,6 +391,7 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
     }
     const removed = [...peers.values()].filter((ps) => !next.has(ps.member.id));
     peers = next;
+    byKey = new Map([...next.values()].map((ps) => [keyOf(ps.member.publicKey), ps]));
     return { added, removed, kept };
   }
 
@@ -401,8 +407,9 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
   }
 
   function requirePeer(publicKeyOfPeer: Bytes): PeerState {
-    const id = peerIdOf(publicKeyOfPeer).toString();
-    const ps = peers.get(id);
+    if (!(publicKeyOfPeer instanceof Uint8Array))
+      throw new P2pError('BAD_INPUT', 'peer: expected public key bytes');
+    const ps = byKey.get(keyOf(publicKeyOfPeer));
     if (ps === undefined) {
       throw new P2pError('NOT_MEMBER', `peer ${toHex(publicKeyOfPeer)} is not a member (or is this node)`, {
         publicKey: toHex(publicKeyOfPeer),
@@ -563,7 +570,8 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
 
   function enqueue(ps: PeerState, ch: Channel, frame: Bytes): void {
     if (!ch.queue.push(frame)) {
-      log('warn', 'p2p queue full, frame refused', { peer: ps.member.publicKeyHex, protocol: ch.kind });
+      // Counted in status(); debug level because a slow peer would otherwise flood the log.
+      log('debug', 'p2p queue full, frame refused', { peer: ps.member.publicKeyHex, protocol: ch.kind });
     }
     kick(ps, ch);
   }
@@ -858,6 +866,7 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
   async function start(): Promise<void> {
     if (node !== undefined || starting) throw new P2pError('NOT_RUNNING', 'p2p: already started');
     starting = true;
+    let created: Libp2p | undefined;
     try {
       stopController = new AbortController();
       deniedConnections = 0;
@@ -870,7 +879,7 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
           log('warn', 'p2p connection refused: not a member', { hook, remotePeerId: peerId.toString() });
         },
       );
-      const created = await createLibp2p({
+      created = await createLibp2p({
         start: false,
         privateKey,
         addresses: { listen: [listenAddr.toString()] },
@@ -902,19 +911,38 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
       created.addEventListener('peer:connect', (evt) => onPeerConnect(evt.detail));
       created.addEventListener('peer:disconnect', (evt) => onPeerDisconnect(evt.detail));
       await created.start();
+      for (const ps of peers.values()) await rememberAddrs(created, ps);
       node = created;
-      for (const ps of peers.values()) await rememberAddrs(ps);
-      for (const ps of peers.values()) void dial(ps);
-      log('info', 'p2p started', { listen: listenAddrs(), members: peers.size });
+    } catch (err) {
+      if (created !== undefined) {
+        try {
+          await created.stop();
+        } catch {
+          // Best effort: the start error below is the one worth reporting.
+        }
+      }
+      throw new P2pError(
+        'START_FAILED',
+        `p2p: could not start (${err instanceof Error ? err.message : String(err)})`,
+        {
+          listen: listenAddr.toString(),
+        },
+      );
     } finally {
       starting = false;
     }
+    for (const ps of peers.values()) {
+      void dial(ps);
+      // Queues kept across stop/start, or peers that connected while start() was finishing.
+      kick(ps, ps.consensus);
+      kick(ps, ps.txs);
+    }
+    log('info', 'p2p started', { listen: listenAddrs(), members: peers.size });
   }
 
-  async function rememberAddrs(ps: PeerState): Promise<void> {
-    if (node === undefined) return;
+  async function rememberAddrs(n: Libp2p, ps: PeerState): Promise<void> {
     // patch (not merge): a member's configured addresses replace whatever was known before.
-    await node.peerStore.patch(ps.member.peerId, { multiaddrs: [...ps.member.addrs] });
+    await n.peerStore.patch(ps.member.peerId, { multiaddrs: [...ps.member.addrs] });
   }
 
   function forget(ps: PeerState): void {
@@ -959,9 +987,10 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
         });
       }
     }
-    if (!running()) return;
+    const n = node;
+    if (n === undefined || !running()) return;
     for (const ps of [...added, ...kept]) {
-      rememberAddrs(ps)
+      rememberAddrs(n, ps)
         .then(() => dial(ps))
         .catch((err: unknown) =>
           log('warn', 'p2p peer store update failed', { peer: ps.member.publicKeyHex, error: String(err) }),

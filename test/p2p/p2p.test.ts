@@ -418,6 +418,12 @@ describe('p2p over libp2p', () => {
       }
       return 'accepted';
     };
+    // A taken port fails start() cleanly; starting twice is refused.
+    await t.p2p.start();
+    expect(await rejection(t.p2p.start())).toBe('NOT_RUNNING');
+    const clash = startNode(generateKeyPair(), [], {}, t.p2p.listenAddrs()[0]);
+    expect(await rejection(clash.p2p.start())).toBe('START_FAILED');
+    expect(clash.p2p.status().running).toBe(false);
     expect(bad({ chainId: 'x/y' })).toBe('BAD_INPUT');
     expect(bad({ secretKey: new Uint8Array(5) })).toBe('BAD_INPUT');
     expect(bad({ listen: 'nope' })).toBe('BAD_INPUT');

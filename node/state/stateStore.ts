@@ -1,0 +1,432 @@
+import { bytesEqual, type Bytes } from '../../core/bytes.ts';
+import { pack, readArray, readUint, unpackCanonical } from '../../core/codec.ts';
+import {
+  StateError,
+  assertContract,
+  assertKey,
+  nibbleAt,
+  stateKeyHash,
+  type StateProof,
+  type StateProofLevel,
+} from '../../core/stateProof.ts';
+import type { BatchOp, KvStore } from '../storage/kv.ts';
+import {
+  FLAT_END,
+  FLAT_START,
+  MAX_VERSION,
+  META_KEY,
+  childAt,
+  createNodeReader,
+  decodeKeyList,
+  encodeKeyList,
+  flatKey,
+  parseFlatKey,
+  staleKey,
+  storedNodeHash,
+  type StoredNode,
+} from './nodeStore.ts';
+import { SortedKeySet } from './sortedKeySet.ts';
+import { createStateView, viewInternals, type CommittedState, type StateStoreView } from './stateView.ts';
+import { createWorkingTree } from './workingTree.ts';
+
+/**
+ * The authenticated state store: a versioned Jellyfish-style Merkle tree of every contract's
+ * key-values over the node's KvStore, with a flat index of the latest values and an in-memory
+ * ordered key index for range scans.
+ *
+ * Versions are block heights. Committing never writes by itself: {@link StateStore.commitOps}
+ * returns the batch operations of the new version (tree nodes, flat index changes, the stale-node
+ * record, pruning of the version leaving the retention window, metadata), which the block store
+ * appends to the block's one atomic batch; once that batch is written, `finalize()` moves the
+ * in-memory state (version, root, key index, node cache) forward. A crash at any instant therefore
+ * leaves the state of the old head or of the new one, never a mixture.
+ *
+ * Memory: the key index holds every (contract, key) of the latest version as a latin1 string in a
+ * chunked sorted array: about 16 bytes plus the key length per key (~40 MiB at a million 20-byte
+ * keys), loaded by one scan of the flat index at open. The node cache is bounded by `cacheNodes`.
+ */
+
+/** Options of {@link openStateStore}. */
+export interface StateStoreOptions {
+  /** Versions kept readable and provable: the latest and the ones before it. At least 1. Default 256. */
+  readonly retainVersions?: number;
+  /** Decoded tree nodes kept in memory (~0.75 KiB per full internal node). Default 131,072. */
+  readonly cacheNodes?: number;
+  /**
+   * The version the caller knows is committed (the head height from the block store). Opening
+   * fails with VERSION_MISSING unless the stored state is at exactly this version.
+   */
+  readonly version?: number;
+}
+
+/** The writes of one committed version. */
+export interface StateCommit {
+  readonly version: number;
+  /** The state root of the version: the header's stateRoot. */
+  readonly root: Bytes;
+  /** Operations to append to the block's atomic batch. */
+  readonly ops: readonly BatchOp[];
+  /**
+   * Call once the batch holding `ops` is written: the store then serves the new version and the
+   * committed view closes. Until then the store serves the old version; if the batch fails, drop
+   * the commit and nothing has changed.
+   */
+  finalize(): void;
+}
+
+/** A value and its proof against the root of a version. */
+export interface StateProofResult {
+  readonly version: number;
+  readonly root: Bytes;
+  /** The value, or undefined when the key is absent (the proof then proves absence). */
+  readonly value: Bytes | undefined;
+  readonly proof: StateProof;
+}
+
+/** The authenticated state of a node (see the module comment). */
+export interface StateStore {
+  /** The latest committed version; undefined before the first commit. */
+  readonly version: number | undefined;
+  /** The root of the latest committed version (the empty root before the first commit). */
+  readonly root: Bytes;
+  /** The oldest version still readable and provable; undefined before the first commit. */
+  readonly oldestVersion: number | undefined;
+  /** Number of keys in the latest version. */
+  readonly keyCount: number;
+  /** A new view over the latest committed version, for executing the next block. */
+  view(): StateStoreView;
+  /**
+   * The batch operations and root of `version`, the view's writes on top of the latest version.
+   * `version` must be the latest plus one (any version for the first commit), and the view must
+   * have no open checkpoint. Writes nothing.
+   */
+  commitOps(view: StateStoreView, version: number): StateCommit;
+  /** The root of a retained version. */
+  rootAt(version: number): Bytes;
+  /** The value of (contract, key) at a retained version. */
+  getAt(version: number, contract: string, key: Bytes): Bytes | undefined;
+  /** The value of (contract, key) with a proof against the root of `version` (default: the latest). */
+  prove(contract: string, key: Bytes, version?: number): StateProofResult;
+}
+
+/** Most stale-node records one commit deletes, so lowering `retainVersions` cannot make one huge batch. */
+export const MAX_PRUNED_VERSIONS_PER_COMMIT = 16;
+const DEFAULT_RETAIN_VERSIONS = 256;
+const DEFAULT_CACHE_NODES = 131_072;
+const META_FORMAT = 1;
+
+interface Meta {
+  readonly latest: number;
+  /** Versions below this one are pruned. */
+  readonly oldest: number;
+}
+
+function encodeMeta(m: Meta): Bytes {
+  return pack([META_FORMAT, m.latest, m.oldest]);
+}
+
+function decodeMeta(bytes: Bytes): Meta {
+  try {
+    const v = readArray(unpackCanonical(bytes, 'state meta'), 3, 'state meta');
+    if (v[0] !== META_FORMAT)
+      throw new StateError('CORRUPT', `state meta: unknown format ${String(v[0])}`, {});
+    return { latest: readUint(v[1], 'state meta.latest'), oldest: readUint(v[2], 'state meta.oldest') };
+  } catch (err) {
+    if (err instanceof StateError) throw err;
+    throw new StateError('CORRUPT', `state meta: ${(err as Error).message}`, {});
+  }
+}
+
+function checkVersionNumber(version: unknown, what: string): asserts version is number {
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0 || version > MAX_VERSION) {
+    throw new StateError('BAD_VERSION', `${what}: expected an integer in 0..${MAX_VERSION}`, { version });
+  }
+}
+
+const ZERO_PATH = Buffer.alloc(32);
+
+/**
+ * Opens the state kept in `kv` (creating nothing until the first commit). Loads the ordered key
+ * index by scanning the flat index, so it is async; every read afterwards is synchronous.
+ */
+export async function openStateStore(kv: KvStore, options: StateStoreOptions = {}): Promise<StateStore> {
+  const retain = options.retainVersions ?? DEFAULT_RETAIN_VERSIONS;
+  if (!Number.isSafeInteger(retain) || retain < 1) {
+    throw new StateError('BAD_OPTIONS', 'retainVersions: expected an integer >= 1', {
+      retainVersions: retain,
+    });
+  }
+  const cacheNodes = options.cacheNodes ?? DEFAULT_CACHE_NODES;
+  if (!Number.isSafeInteger(cacheNodes) || cacheNodes < 2) {
+    throw new StateError('BAD_OPTIONS', 'cacheNodes: expected an integer >= 2', { cacheNodes });
+  }
+  if (options.version !== undefined) checkVersionNumber(options.version, 'version');
+
+  const metaBytes = await kv.get(META_KEY);
+  let meta: Meta | undefined = metaBytes === undefined ? undefined : decodeMeta(metaBytes);
+  if (options.version !== undefined && meta?.latest !== options.version) {
+    throw new StateError(
+      'VERSION_MISSING',
+      `state: asked to open at version ${options.version}, but the stored state is at ${meta === undefined ? 'no version' : String(meta.latest)}`,
+      { version: options.version, stored: meta?.latest },
+    );
+  }
+
+  const reader = createNodeReader(kv, cacheNodes);
+  // contract → its keys in byte order (latin1 strings).
+  const index = new Map<string, SortedKeySet>();
+  let keyCount = 0;
+  for await (const [k] of kv.scan({ gte: FLAT_START, lt: FLAT_END })) {
+    const { contract, keyStr } = parseFlatKey(k);
+    let set = index.get(contract);
+    if (set === undefined) index.set(contract, (set = new SortedKeySet()));
+    if (set.add(keyStr)) keyCount++;
+  }
+
+  let rootNode: StoredNode = meta === undefined ? { kind: 'null' } : reader.load(meta.latest, ZERO_PATH, 0);
+  // Roots of retained versions, computed on demand; entries below the window are dropped.
+  const roots = new Map<number, Bytes>();
+  let root = storedNodeHash(rootNode);
+  if (meta !== undefined) roots.set(meta.latest, root);
+  // Bumped on every finalised commit, so a StateCommit can only be finalised on the state it was built on.
+  let generation = 0;
+
+  const committed: CommittedState = {
+    get version() {
+      return meta?.latest;
+    },
+    read: (contract, key) => kv.getSync(flatKey(contract, key)),
+    has: (contract, keyStr) => index.get(contract)?.has(keyStr) ?? false,
+    cursor: (contract, start, exclusive) => index.get(contract)?.seek(start, exclusive),
+    workingTree: () => createWorkingTree(reader, meta?.latest, rootNode),
+  };
+
+  const checkRetained = (version: unknown): number => {
+    checkVersionNumber(version, 'version');
+    if (meta === undefined || version > meta.latest) {
+      throw new StateError('VERSION_MISSING', `state: version ${version} is not committed`, {
+        version,
+        latest: meta?.latest,
+      });
+    }
+    if (version < meta.oldest) {
+      throw new StateError(
+        'VERSION_PRUNED',
+        `state: version ${version} was pruned (oldest kept: ${meta.oldest})`,
+        {
+          version,
+          oldest: meta.oldest,
+        },
+      );
+    }
+    return version;
+  };
+
+  const rootAt = (version: number): Bytes => {
+    checkRetained(version);
+    let r = roots.get(version);
+    if (r === undefined) {
+      r = storedNodeHash(reader.load(version, ZERO_PATH, 0));
+      roots.set(version, r);
+    }
+    return r;
+  };
+
+  // Walks version `version` along keyHash: the leaf found (if any) and the levels passed.
+  const walk = (
+    version: number,
+    keyHash: Bytes,
+    levels: StateProofLevel[] | undefined,
+  ): { keyHash: Bytes; valueHash: Bytes; value: Bytes } | undefined => {
+    let node = reader.load(version, ZERO_PATH, 0);
+    for (let depth = 0; ; depth++) {
+      switch (node.kind) {
+        case 'null':
+          return undefined;
+        case 'leaf':
+          return node;
+        case 'internal': {
+          const n = nibbleAt(keyHash, depth);
+          if (levels !== undefined) {
+            let bitmap = 0;
+            const siblings: Bytes[] = [];
+            for (let i = 0; i < 16; i++) {
+              if (i === n) continue;
+              const c = childAt(node, i);
+              if (c === undefined) continue;
+              bitmap |= 1 << i;
+              siblings.push(Buffer.from(c.hash));
+            }
+            levels.push({ bitmap, siblings });
+          }
+          const child = childAt(node, n);
+          if (child === undefined) return undefined;
+          node = reader.load(child.version, keyHash, depth + 1);
+          if (child.leaf !== (node.kind === 'leaf')) {
+            throw new StateError('CORRUPT', 'state tree: child kind differs from its parent entry', {
+              version,
+              depth,
+            });
+          }
+        }
+      }
+    }
+  };
+
+  const store: StateStore = {
+    get version() {
+      return meta?.latest;
+    },
+    get root() {
+      return root;
+    },
+    get oldestVersion() {
+      return meta?.oldest;
+    },
+    get keyCount() {
+      return keyCount;
+    },
+
+    view: () => createStateView(committed),
+
+    commitOps(view, version) {
+      const internals = viewInternals(view);
+      if (internals === undefined || internals.committed !== committed) {
+        throw new StateError('BAD_OPTIONS', 'commitOps: the view was not made by this state store', {});
+      }
+      if (view.depth !== 0) {
+        throw new StateError('OPEN_CHECKPOINT', `commitOps: the view has ${view.depth} open checkpoint(s)`, {
+          depth: view.depth,
+        });
+      }
+      checkVersionNumber(version, 'commitOps version');
+      if (meta !== undefined && version !== meta.latest + 1) {
+        throw new StateError(
+          'BAD_VERSION',
+          `commitOps: expected version ${meta.latest + 1}, got ${version}`,
+          {
+            version,
+            expected: meta.latest + 1,
+          },
+        );
+      }
+      const { tree } = internals.sync();
+      const writes = internals.writes();
+      // A view commits once: its working tree becomes this version's nodes.
+      internals.close();
+      const built = tree.serialize(version);
+      const ops: BatchOp[] = built.ops;
+
+      // The flat index, and the key-index changes to apply once the batch is written.
+      const added: Array<[string, string]> = [];
+      const removed: Array<[string, string]> = [];
+      for (const s of writes) {
+        const inBase = committed.has(s.contract, s.keyStr);
+        if (s.value === null) {
+          if (!inBase) continue;
+          ops.push({ type: 'del', key: flatKey(s.contract, s.key) });
+          removed.push([s.contract, s.keyStr]);
+        } else if (s.value !== undefined) {
+          ops.push({ type: 'put', key: flatKey(s.contract, s.key), value: s.value });
+          if (!inBase) added.push([s.contract, s.keyStr]);
+        }
+      }
+
+      // Stale nodes of this version, then pruning: every version below `version - retain + 1`
+      // leaves the window, so the nodes that went stale up to that version can go.
+      const oldest0 = meta?.oldest ?? version;
+      const target = Math.max(oldest0, version - retain + 1);
+      let oldest = oldest0;
+      let ownStaleDeleted = false;
+      for (let s = oldest0 + 1; s <= target && s <= oldest0 + MAX_PRUNED_VERSIONS_PER_COMMIT; s++) {
+        if (s === version) {
+          for (const k of built.stale) ops.push({ type: 'del', key: k });
+          ownStaleDeleted = true;
+        } else {
+          const key = staleKey(s);
+          const record = kv.getSync(key);
+          if (record !== undefined) {
+            for (const k of decodeKeyList(record)) ops.push({ type: 'del', key: k });
+            ops.push({ type: 'del', key });
+          }
+        }
+        oldest = s;
+      }
+      if (!ownStaleDeleted && built.stale.length > 0) {
+        ops.push({ type: 'put', key: staleKey(version), value: encodeKeyList(built.stale) });
+      }
+      const newMeta: Meta = { latest: version, oldest };
+      ops.push({ type: 'put', key: META_KEY, value: encodeMeta(newMeta) });
+
+      const builtOn = generation;
+      let done = false;
+      return {
+        version,
+        root: built.root,
+        ops,
+        finalize() {
+          if (done) return;
+          if (generation !== builtOn) {
+            throw new StateError(
+              'STALE_VIEW',
+              'finalize: another commit was finalised since these ops were built',
+              {
+                version,
+              },
+            );
+          }
+          done = true;
+          generation++;
+          meta = newMeta;
+          root = built.root;
+          reader.remember(built.nodes);
+          rootNode = reader.load(version, ZERO_PATH, 0);
+          for (const r of roots.keys()) if (r < oldest) roots.delete(r);
+          roots.set(version, root);
+          for (const [contract, keyStr] of removed) {
+            if (index.get(contract)?.delete(keyStr) === true) keyCount--;
+          }
+          for (const [contract, keyStr] of added) {
+            let set = index.get(contract);
+            if (set === undefined) index.set(contract, (set = new SortedKeySet()));
+            if (set.add(keyStr)) keyCount++;
+          }
+        },
+      };
+    },
+
+    rootAt,
+
+    getAt(version, contract, key) {
+      checkRetained(version);
+      assertContract(contract);
+      assertKey(key);
+      if (version === meta!.latest) return kv.getSync(flatKey(contract, key));
+      const keyHash = stateKeyHash(contract, key);
+      const leaf = walk(version, keyHash, undefined);
+      return leaf !== undefined && bytesEqual(leaf.keyHash, keyHash) ? leaf.value : undefined;
+    },
+
+    prove(contract, key, version) {
+      const v = checkRetained(version ?? meta?.latest ?? 0);
+      const keyHash = stateKeyHash(contract, key);
+      const levels: StateProofLevel[] = [];
+      const leaf = walk(v, keyHash, levels);
+      const value =
+        leaf !== undefined && bytesEqual(leaf.keyHash, keyHash) ? Buffer.from(leaf.value) : undefined;
+      return {
+        version: v,
+        root: rootAt(v),
+        value,
+        proof: {
+          leaf:
+            leaf === undefined
+              ? null
+              : { keyHash: Buffer.from(leaf.keyHash), valueHash: Buffer.from(leaf.valueHash) },
+          levels,
+        },
+      };
+    },
+  };
+  return store;
+}

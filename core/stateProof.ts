@@ -262,9 +262,10 @@ export function verifyStateProof(
   try {
     if (!isHash(root) || typeof proof !== 'object' || proof === null) return false;
     if (value !== undefined && !(value instanceof Uint8Array)) return false;
-    if (!Array.isArray(proof.levels) || proof.levels.length > MAX_PROOF_LEVELS) return false;
+    const levels: unknown = proof.levels;
+    if (!Array.isArray(levels) || levels.length > MAX_PROOF_LEVELS) return false;
     const keyHash = stateKeyHash(contract, key);
-    const depth = proof.levels.length;
+    const depth = levels.length;
     const leaf = proof.leaf;
     let current: Bytes;
     if (leaf === null) {
@@ -284,9 +285,9 @@ export function verifyStateProof(
     }
     const children: Array<Bytes | undefined> = new Array<Bytes | undefined>(16);
     for (let d = depth - 1; d >= 0; d--) {
-      const level: StateProofLevel = proof.levels[d]!;
-      const bitmap: unknown = level.bitmap;
-      const siblings: unknown = level.siblings;
+      const level: unknown = levels[d];
+      if (typeof level !== 'object' || level === null) return false;
+      const { bitmap, siblings } = level as Record<string, unknown>;
       if (typeof bitmap !== 'number' || !Number.isInteger(bitmap) || bitmap < 0 || bitmap > 0xffff)
         return false;
       if (!Array.isArray(siblings)) return false;

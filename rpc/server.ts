@@ -438,7 +438,11 @@ export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps):
       name === 'tx_wait'
         ? ((params as ParamsOf<'tx_wait'>).timeoutMs ?? options.defaultWaitMs ?? 30_000) + requestTimeoutMs
         : requestTimeoutMs;
-    return withTimeout(Promise.resolve().then(() => handler(params)), timeout, name);
+    return withTimeout(
+      Promise.resolve().then(() => handler(params)),
+      timeout,
+      name,
+    );
   }
 
   /** Parses a request body and runs it; returns the response text, or undefined for none. */

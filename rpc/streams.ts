@@ -89,7 +89,8 @@ function createPump(
     );
   }
 
-  kick();
+  // Deferred: the subscribe response must reach the client before the first notification.
+  setImmediate(kick);
   return {
     onCommit(commit) {
       if (closed) return;

@@ -394,7 +394,7 @@ export function object<F extends Record<string, AnyField>>(
       for (const name of names) {
         const f = fields[name]!;
         const raw = json[name];
-        if (raw === undefined || raw === null) {
+        if (raw === undefined || (raw === null && f.optional)) {
           if (!f.optional)
             throw new RpcError('INVALID_PARAMS', `${path}.${name}: required`, { path: `${path}.${name}` });
           continue;

@@ -510,8 +510,11 @@ export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps):
     res.end(body);
   }
 
-  function refuseBody(res: ServerResponse, status: number, err: RpcError): void {
+  /** Answers a body it will not read, then drops the connection once the answer is out. */
+  function refuseBody(req: IncomingMessage, res: ServerResponse, status: number, err: RpcError): void {
     stats.errors++;
+    req.pause();
+    res.on('finish', () => req.socket.destroy());
     sendJson(res, status, JSON.stringify(errorResponse(null, err)), true);
   }
 
@@ -559,11 +562,11 @@ export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps):
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxBodyBytes) {
       refuseBody(
+        req,
         res,
         413,
         new RpcError('INVALID_REQUEST', `request body larger than ${maxBodyBytes} bytes`, {}),
       );
-      req.destroy();
       return;
     }
     const chunks: Buffer[] = [];
@@ -576,11 +579,11 @@ export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps):
         refused = true;
         chunks.length = 0;
         refuseBody(
+          req,
           res,
           413,
           new RpcError('INVALID_REQUEST', `request body larger than ${maxBodyBytes} bytes`, {}),
         );
-        req.destroy();
         return;
       }
       chunks.push(chunk);
@@ -603,7 +606,7 @@ export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps):
         },
         (err: unknown) => {
           log('error', 'rpc: request pipeline failed', { error: String(err) });
-          if (!res.headersSent) refuseBody(res, 500, new RpcError('INTERNAL', 'internal error', {}));
+          if (!res.headersSent) refuseBody(req, res, 500, new RpcError('INTERNAL', 'internal error', {}));
         },
       );
     });
@@ -683,9 +686,17 @@ export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps):
       s.maxConnections = options.maxConnections ?? 1024;
       s.on('request', onRequest);
       s.on('upgrade', onUpgrade);
-      s.on('clientError', (_err, socket) => {
+      s.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+        // Node's own answers: 408 for a request (headers or body) that took too long, 431 for
+        // oversize headers, 400 for anything unparsable.
+        const status =
+          err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? '408 Request Timeout'
+            : err.code === 'HPE_HEADER_OVERFLOW'
+              ? '431 Request Header Fields Too Large'
+              : '400 Bad Request';
         if (socket.writable)
-          socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+          socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         else socket.destroy();
       });
       await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,6 @@
 // Starts RPC servers on 127.0.0.1 over the in-process harness (testNode.ts) and talks to them
 // raw (HTTP bodies and sockets as an attacker would) or through the SDK.
+import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { createClient, type TrellisClient } from '../../rpc/sdk/client.ts';
@@ -54,29 +55,57 @@ export interface RawResponse {
   readonly json: unknown;
 }
 
+// Keep-alive sockets shared by raw requests: node:http costs a fraction of fetch per request.
+const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+
 /** Posts raw bytes (or text) to the server and reads the whole answer. */
-export async function postRaw(
+export function postRaw(
   url: string,
   body: string | Uint8Array,
   headers: Record<string, string> = {},
 ): Promise<RawResponse> {
-  const res = await fetch(url, {
-    method: 'POST',
-    body,
-    headers: { 'Content-Type': 'application/json', ...headers },
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const r = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        method: 'POST',
+        path: '/',
+        agent,
+        headers: {
+          'Content-Type': 'application/json',
+          'Content-Length': Buffer.byteLength(body),
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = text === '' ? undefined : JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, text, json });
+        });
+      },
+    );
+    r.on('error', reject);
+    r.end(body);
   });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = text === '' ? undefined : JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, text, json };
 }
 
 /** Posts a JSON value. */
-export function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<RawResponse> {
+export function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
   return postRaw(url, JSON.stringify(body), headers);
 }
 
@@ -93,7 +122,9 @@ export function rawTcp(url: string, data: string, waitMs: number): Promise<strin
     sock.on('data', (d) => (out += d.toString('latin1')));
     sock.on('error', (e) => {
       clearTimeout(timer);
-      reject(e);
+      // A server that answers and then resets a connection still gave its answer.
+      if (out !== '') resolve(out);
+      else reject(e);
     });
     sock.on('close', () => {
       clearTimeout(timer);
@@ -130,7 +161,10 @@ export async function openWs(url: string, headers: Record<string, string> = {}):
   });
   const until = <T>(pick: () => T | undefined, timeoutMs = 5000): Promise<T> =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('timed out waiting for websocket messages')), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error('timed out waiting for websocket messages')),
+        timeoutMs,
+      );
       const check = () => {
         const v = pick();
         if (v !== undefined) {
@@ -151,7 +185,9 @@ export async function openWs(url: string, headers: Record<string, string> = {}):
     },
     notifications(n, timeoutMs) {
       return until(() => {
-        const got = messages.filter((m): m is Record<string, unknown> => isObj(m) && m['method'] === 'sub_notify');
+        const got = messages.filter(
+          (m): m is Record<string, unknown> => isObj(m) && m['method'] === 'sub_notify',
+        );
         return got.length >= n ? got : undefined;
       }, timeoutMs);
     },

@@ -37,6 +37,8 @@ export interface BoundedQueue {
   push(item: Bytes): boolean;
   /** Removes and returns the oldest item. */
   shift(): Bytes | undefined;
+  /** The oldest item, left in place. */
+  peek(): Bytes | undefined;
   /**
    * Puts back an item that was taken but could not be sent, ahead of the rest. If the queue has
    * filled up meanwhile the item is dropped (and counted): it is the oldest one.
@@ -92,6 +94,7 @@ export function createBoundedQueue(options: BoundedQueueOptions): BoundedQueue {
       return true;
     },
     shift,
+    peek: () => items[0],
     unshift(item) {
       if (!fits(item.length)) {
         dropped++;

@@ -264,6 +264,28 @@ interface PeerState {
 const MAX_LONG_LIVED_STREAMS = 4;
 const MAX_SYNC_STREAMS = 8;
 
+/**
+ * Queued frames are written together up to this many bytes: one stream write (one Yamux frame,
+ * one Noise message) per batch rather than per message, which is what makes small votes cheap.
+ */
+const COALESCE_BYTES = 64 * 1024;
+
+/** Takes the oldest frame and as many following ones as fit COALESCE_BYTES. */
+function takeFrames(queue: BoundedQueue): Bytes[] {
+  const first = queue.shift();
+  if (first === undefined) return [];
+  const out = [first];
+  let size = first.length;
+  for (;;) {
+    const next = queue.peek();
+    if (next === undefined || size + next.length > COALESCE_BYTES) break;
+    queue.shift();
+    out.push(next);
+    size += next.length;
+  }
+  return out;
+}
+
 function resolveOptions(options: P2pOptions): Resolved {
   const out = { ...P2P_DEFAULTS } as Resolved;
   for (const key of Object.keys(P2P_DEFAULTS) as (keyof Resolved)[]) {
@@ -541,17 +563,17 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
       while (running() && peers.get(ps.member.id) === ps && ch.queue.length > 0) {
         const stream = await outboundStream(ps, ch);
         if (stream === undefined) return;
-        const frame = ch.queue.shift();
-        if (frame === undefined) return;
+        const frames = takeFrames(ch.queue);
+        if (frames.length === 0) return;
         let flowing: boolean;
         try {
-          flowing = stream.send(frame);
+          flowing = stream.send(frames.length === 1 ? (frames[0] as Bytes) : Buffer.concat(frames));
         } catch (err) {
-          ch.queue.unshift(frame);
+          for (let i = frames.length - 1; i >= 0; i--) ch.queue.unshift(frames[i] as Bytes);
           if (ch.stream === stream) ch.stream = undefined;
           throw err;
         }
-        ch.sent++;
+        ch.sent += frames.length;
         if (!flowing) await stream.onDrain({ signal: stopController.signal });
       }
     } catch (err) {
@@ -771,6 +793,16 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
         const limit = Math.min(req.maxCount, opts.maxBlocksPerResponse);
         const entries = await deps.serveBlocks(req.fromHeight, limit);
         let total = 0;
+        // Entries are written in batches of about COALESCE_BYTES, like the long-lived streams.
+        let pending: Bytes[] = [];
+        let pendingBytes = 0;
+        const flush = async (): Promise<void> => {
+          if (pending.length === 0) return;
+          const chunk = Buffer.concat(pending);
+          pending = [];
+          pendingBytes = 0;
+          await send(stream, chunk, signal);
+        };
         for (const entry of entries.slice(0, limit)) {
           if (!(entry instanceof Uint8Array) || entry.length > opts.maxMessageBytes) {
             // Cannot be served within the bound; the requester sees a reset, not a silent gap.
@@ -780,8 +812,11 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
           }
           if (total + entry.length > opts.maxBlockResponseBytes) break;
           total += entry.length;
-          await send(stream, encodeFrame(entry), signal);
+          pending.push(encodeFrame(entry));
+          pendingBytes += entry.length + FRAME_HEADER_BYTES;
+          if (pendingBytes >= COALESCE_BYTES) await flush();
         }
+        await flush();
       }
       await stream.close({ signal });
     } catch (err) {

@@ -11,7 +11,10 @@ describe('bounded queue', () => {
     const q = createBoundedQueue({ maxItems: 3, maxBytes: 100, policy: 'drop-oldest' });
     for (let i = 0; i < 5; i++) expect(q.push(item(i))).toBe(true);
     expect(q.stats()).toEqual({ depth: 3, bytes: 3, enqueued: 5, dropped: 2 });
+    expect(q.peek()?.[0]).toBe(2);
+    expect(q.length).toBe(3);
     expect([q.shift()?.[0], q.shift()?.[0], q.shift()?.[0], q.shift()]).toEqual([2, 3, 4, undefined]);
+    expect(q.peek()).toBeUndefined();
   });
 
   it('drop-newest refuses new items and keeps the prefix', () => {

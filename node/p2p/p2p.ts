@@ -1,3 +1,17 @@
+/**
+ * The p2p service: member-only networking over libp2p 3 (TCP, Noise, Yamux).
+ *
+ * - Identity: the libp2p key is the node's Ed25519 seed, so a member's PeerId is a pure function
+ *   of its public key and the Noise handshake proves which member is on the other end.
+ * - Admission: a connection gater refuses every peer not in the member set (memberGater.ts);
+ *   inbound handlers check again, for members removed while connected.
+ * - Consensus messages and transaction batches travel on one long-lived outbound stream per
+ *   peer and protocol, as 4-byte length-prefixed frames (framing.ts), fed from a bounded queue
+ *   per peer (boundedQueue.ts states the drop policies). Sends return at once.
+ * - Block sync is request/response, one short stream per request, bounded on both sides.
+ * - Every member with an address is dialled and, when it drops, redialled with capped
+ *   exponential backoff and jitter, forever, until it leaves the member set or we stop.
+ */
 import { randomInt } from 'node:crypto';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';

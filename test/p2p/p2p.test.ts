@@ -126,6 +126,13 @@ describe('p2p over libp2p', () => {
     await a.p2p.start();
     expect(a.p2p.status().peerId).toBe(a.p2p.peerId);
     expect(a.p2p.listenAddrs()[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+$/);
+    // The same instance can be stopped and started again (stop is idempotent).
+    await a.p2p.stop();
+    await a.p2p.stop();
+    expect(a.p2p.status().running).toBe(false);
+    expect(() => a.p2p.broadcastConsensus(bytes('x'))).toThrow(P2pError);
+    await a.p2p.start();
+    expect(a.p2p.status().running).toBe(true);
   });
 
   it('four members exchange consensus messages (broadcast, unicast, in order) and transaction batches', async () => {

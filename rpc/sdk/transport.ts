@@ -163,7 +163,8 @@ export interface SubscriptionHandler {
 
 /** A WebSocket connection that reconnects and resubscribes. */
 export interface WsTransport {
-  call(method: string, params: Json): Promise<unknown>;
+  /** Calls a method; `onResult` sees the result synchronously as it arrives. */
+  call(method: string, params: Json, onResult?: (v: unknown) => void): Promise<unknown>;
   /** Registers a subscription; it is (re)established on every connection. Returns its remover. */
   subscribe(handler: SubscriptionHandler): Promise<() => Promise<void>>;
   /** Drops the current socket (as a network failure would); the transport reconnects. For tests. */
@@ -193,9 +194,15 @@ export function createWsTransport(
   let connects = 0;
   let backoff = 50;
   let nextId = 1;
+  // Calls awaiting their answer; `onResult` runs synchronously on arrival, before any later message.
   const pending = new Map<
     number,
-    { resolve(v: unknown): void; reject(e: unknown): void; timer: NodeJS.Timeout }
+    {
+      resolve(v: unknown): void;
+      reject(e: unknown): void;
+      timer: NodeJS.Timeout;
+      onResult: ((v: unknown) => void) | undefined;
+    }
   >();
   // Registered subscriptions (handler → current server id); bounded by the caller's own use.
   const subs = new Map<SubscriptionHandler, string | undefined>();
@@ -287,15 +294,19 @@ export function createWsTransport(
       if (p === undefined) continue;
       pending.delete(id as number);
       clearTimeout(p.timer);
+      let result: unknown;
       try {
-        p.resolve(unwrapResponse(m));
+        result = unwrapResponse(m);
       } catch (err) {
         p.reject(err);
+        continue;
       }
+      p.onResult?.(result);
+      p.resolve(result);
     }
   }
 
-  async function call(method: string, params: Json): Promise<unknown> {
+  async function call(method: string, params: Json, onResult?: (v: unknown) => void): Promise<unknown> {
     const sock = await open();
     const id = nextId++;
     return new Promise((resolve, reject) => {
@@ -303,7 +314,7 @@ export function createWsTransport(
         pending.delete(id);
         reject(new RpcError('TRANSPORT', `${method}: no answer within ${timeoutMs} ms`, {}));
       }, timeoutMs);
-      pending.set(id, { resolve, reject, timer });
+      pending.set(id, { resolve, reject, timer, onResult });
       sock.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
     });
   }
@@ -316,14 +327,20 @@ export function createWsTransport(
     if (closed || !subs.has(h) || subs.get(h) !== undefined || inProgress.has(h)) return;
     inProgress.add(h);
     const { method, params } = h.resumeParams();
-    call(method, params).then(
-      (res) => {
+    // Registered synchronously when the answer arrives: the first notification may be in the
+    // same socket read, handled before any promise callback would run.
+    const register = (res: unknown): void => {
+      const id =
+        isJsonObject(res) && typeof res['subscription'] === 'string' ? res['subscription'] : undefined;
+      if (id === undefined || !subs.has(h)) return;
+      subs.set(h, id);
+      byServerId.set(id, h);
+    };
+    call(method, params, register).then(
+      () => {
         inProgress.delete(h);
-        const id =
-          isJsonObject(res) && typeof res['subscription'] === 'string' ? res['subscription'] : undefined;
-        if (id === undefined || !subs.has(h)) return;
-        subs.set(h, id);
-        byServerId.set(id, h);
+        const id = subs.get(h);
+        if (id === undefined) return;
         h.onSubscribed?.(id);
         firstReady.get(h)?.resolve();
         firstReady.delete(h);

@@ -1,0 +1,776 @@
+import { toHex, utf8, type Bytes } from '../core/bytes.ts';
+import { decodeValue, encodeValue, pack, type Value } from '../core/codec.ts';
+import { CodecError } from '../core/errors.ts';
+import { sha256 } from '../core/hash.ts';
+import { addressOf, verify } from '../core/keys.ts';
+import { merkleRoot } from '../core/merkle.ts';
+import type { StateReader, StateView } from '../core/stateView.ts';
+import {
+  Limits,
+  NAME_RE,
+  encodeReceipt,
+  type BlockHeader,
+  type Event,
+  type Receipt,
+  type ReceiptStatus,
+  type SignedTransaction,
+} from '../core/types.ts';
+import { compileContract, decodeArtifact, type Artifact, type CompiledContract } from './compile.ts';
+import { CompileError, ExecutorError, VmFault } from './errors.ts';
+import { Gas, VmLimits } from './gasTable.ts';
+import { HostOp, InvokeKind, createSandbox, decodeFlush, type GuestFlush, type HostHandler, type InvokeKindCode, type LoadedContract, type Sandbox, type SandboxOptions } from './sandbox.ts';
+import {
+  SystemContract,
+  addSchedule,
+  dueSchedules,
+  nameKey,
+  pendingCount,
+  readCodeEntry,
+  readNonce,
+  removeSchedule,
+  writeCodeEntry,
+  writeNonce,
+  type CodeEntry,
+} from './systemState.ts';
+
+/**
+ * The block executor: applies a block's due scheduled callbacks, then its transactions in order,
+ * on a {@link StateView}, and returns receipts, events, the state root and the receipts root.
+ *
+ * It is a pure function of (prior state, block): warm contract contexts, compile caches and the
+ * isolate's state never change a result (vm/guestRuntime.js explains why), which the determinism
+ * tests check against a fresh process. Anything that depends on this machine (memory limit,
+ * wall-clock timeout, V8's own stack) raises {@link VmFault}: the caller must not vote for the
+ * block, and a proposer drops the transaction named in the fault.
+ */
+
+/** Lifecycle transaction kinds, decided by the policy hook. */
+export type LifecycleKind = 'deploy' | 'upgrade' | 'freeze' | 'unfreeze';
+
+/** What the policy hook is asked. */
+export interface LifecycleRequest {
+  readonly kind: LifecycleKind;
+  /** 0x-hex address of the transaction's sender. */
+  readonly sender: string;
+  readonly contract: string;
+  /** State as of this transaction (the governance contract will read approvals here). */
+  readonly state: StateReader;
+}
+
+/** Decides who may deploy, upgrade, freeze and unfreeze. Must be deterministic. */
+export type LifecyclePolicy = (request: LifecycleRequest) => boolean;
+
+/** The header fields execution depends on (the roots are filled in after). */
+export type ExecutionHeader = Pick<BlockHeader, 'chainId' | 'height' | 'timestamp'> & Partial<Pick<BlockHeader, 'proposer'>>;
+
+/** A block to execute. */
+export interface BlockInput {
+  /** The state to execute on; the executor opens and closes its own checkpoints on it. */
+  readonly state: StateView;
+  readonly header: ExecutionHeader;
+  /** Signatures already verified by the caller; chainId is checked here. */
+  readonly txs: readonly SignedTransaction[];
+  /** Overrides the executor's lifecycle policy for this block. */
+  readonly policy?: LifecyclePolicy;
+}
+
+/** What executing a block produced. */
+export interface BlockResult {
+  /** Scheduled callbacks' receipts first (there are `scheduled` of them), then one per transaction. */
+  readonly receipts: readonly Receipt[];
+  readonly scheduled: number;
+  /** Events of successful receipts, in order. */
+  readonly events: readonly Event[];
+  /** `state.root()` after the block. */
+  readonly stateRoot: Bytes;
+  /** Merkle root over the canonical receipt bytes (core/types.ts encodeReceipt). */
+  readonly receiptsRoot: Bytes;
+  readonly gasUsed: number;
+}
+
+/** A read-only call (RPC `contract_call`). */
+export interface ViewRequest {
+  readonly state: StateReader;
+  readonly contract: string;
+  readonly method: string;
+  readonly args?: Value;
+  readonly gasLimit?: number;
+  readonly height: number;
+  readonly time: number;
+  /** Shown to the view as ctx.sender (default ''). */
+  readonly sender?: string;
+}
+
+/** A view's outcome. */
+export interface ViewResult {
+  readonly status: Exclude<ReceiptStatus, 'rejected'>;
+  readonly gasUsed: number;
+  readonly returnValue: Value;
+  readonly errorCode: string;
+  readonly error: string;
+}
+
+/** Options of {@link createExecutor}. */
+export interface ExecutorOptions {
+  /** Genesis admins (0x-hex addresses): the default policy lets exactly them run lifecycle transactions. */
+  readonly admins?: Iterable<string>;
+  /** Replaces the default policy. */
+  readonly policy?: LifecyclePolicy;
+  readonly sandbox?: SandboxOptions;
+}
+
+/** The executor. */
+export interface Executor {
+  /** Executes a block. Throws VmFault on a local fault (state is rolled back to where it was). */
+  executeBlock(input: BlockInput): BlockResult;
+  /** Runs a view against committed state. Throws VmFault on a local fault. */
+  view(request: ViewRequest): ViewResult;
+  /** Compiles a source as a deploy would (cached); throws CompileError. */
+  compile(source: string): CompiledContract;
+  /** Releases the isolate. */
+  close(): void;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Frame {
+  readonly contract: string;
+  readonly writable: boolean;
+  /** Events of this frame and of its successful nested calls. */
+  readonly events: Event[];
+}
+
+interface TxRun {
+  readonly state: StateView;
+  readonly height: number;
+  readonly time: number;
+  readonly txHashHex: string;
+  readonly origin: string;
+  readonly scheduled: boolean;
+  /** Contracts on the call stack, outermost first. */
+  readonly stack: string[];
+  liveEvents: number;
+  /** A local fault raised inside a host call, rethrown once the guest has unwound. */
+  fault: VmFault | null;
+}
+
+interface CallOutcome {
+  readonly status: Exclude<ReceiptStatus, 'rejected'>;
+  readonly gasUsed: number;
+  readonly ret: Bytes | null;
+  readonly events: Event[];
+  readonly code: string;
+  readonly message: string;
+}
+
+const failed = (status: CallOutcome['status'], gasUsed: number, code: string, message: string): CallOutcome => ({
+  status,
+  gasUsed,
+  ret: null,
+  events: [],
+  code,
+  message,
+});
+
+/** Deploy arguments: `{ source: string, initArgs?: Value }` (upgrade: `migrateArgs`). */
+function lifecycleArgs(args: Value, hook: 'initArgs' | 'migrateArgs'): { source: string; hookArgs: Value } | null {
+  if (args === null || typeof args !== 'object' || Array.isArray(args) || args instanceof Uint8Array) return null;
+  const source = args['source'];
+  if (typeof source !== 'string') return null;
+  for (const k of Object.keys(args)) if (k !== 'source' && k !== hook) return null;
+  return { source, hookArgs: args[hook] ?? null };
+}
+
+function latin1(b: Bytes): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+}
+
+function truncate(s: string, n: number): string {
+  return s.length <= n ? s : s.slice(0, n);
+}
+
+/** A read-only StateView over a StateReader, for views. */
+function readOnlyView(reader: StateReader): StateView {
+  let depth = 0;
+  const refuse = (): never => {
+    throw new VmFault('HOST', 'a view tried to write state', {});
+  };
+  return {
+    get: (c, k) => reader.get(c, k),
+    has: (c, k) => reader.has(c, k),
+    range: (c, p, l, a) => reader.range(c, p, l, a),
+    set: refuse,
+    delete: refuse,
+    checkpoint: () => void depth++,
+    commit: () => void depth--,
+    revert: () => void depth--,
+    get depth() {
+      return depth;
+    },
+    root: () => {
+      throw new ExecutorError('BAD_INPUT', 'a read-only view has no root', {});
+    },
+  };
+}
+
+/** Creates an executor with its own contract isolate. */
+export function createExecutor(options: ExecutorOptions = {}): Executor {
+  const admins = new Set([...(options.admins ?? [])].map((a) => a.toLowerCase()));
+  const defaultPolicy: LifecyclePolicy = options.policy ?? ((r) => admins.has(r.sender));
+  const sandbox: Sandbox = createSandbox(options.sandbox);
+  let closed = false;
+
+  /** Compiled sources by source hash; bounded (least recently used first out). */
+  const compiled = new Map<string, CompiledContract>();
+  /** Decoded artifacts by artifact hash; bounded. */
+  const artifacts = new Map<string, Artifact>();
+
+  const remember = <T>(map: Map<string, T>, key: string, value: T): T => {
+    map.delete(key);
+    map.set(key, value);
+    while (map.size > VmLimits.maxCachedArtifacts) map.delete(map.keys().next().value!);
+    return value;
+  };
+
+  const compile = (source: string): CompiledContract => {
+    const key = toHex(sha256(utf8(source)));
+    const hit = compiled.get(key);
+    if (hit !== undefined) return remember(compiled, key, hit);
+    return remember(compiled, key, compileContract(source));
+  };
+
+  const artifactOf = (state: StateReader, hash: Bytes): Artifact => {
+    const key = toHex(hash);
+    const hit = artifacts.get(key);
+    if (hit !== undefined) return hit;
+    const bytes = state.get(SystemContract.artifact, hash);
+    if (bytes === undefined) throw new VmFault('STATE', `artifact ${key} is missing from state`, {});
+    if (toHex(sha256(bytes)) !== key) throw new VmFault('STATE', `artifact ${key} does not match its hash`, {});
+    return remember(artifacts, key, decodeArtifact(bytes));
+  };
+
+  const loadContract = (name: string, hash: Bytes, artifact: Artifact): LoadedContract | string =>
+    sandbox.load(`${name}:${toHex(hash)}`, artifact.code);
+
+  // -------------------------------------------------------------------------------------------
+  // Calls
+
+  /** Applies a frame's buffered writes, events and schedules; returns [code, message] on refusal. */
+  const applyFlush = (run: TxRun, frame: Frame, flush: GuestFlush): [string, string] | null => {
+    const { state } = run;
+    if (!frame.writable && (flush.writes.length > 0 || flush.events.length > 0 || flush.schedules.length > 0)) {
+      throw new VmFault('HOST', 'a read-only frame sent writes', { contract: frame.contract });
+    }
+    for (const [k, v] of flush.writes) {
+      if (typeof k !== 'string') throw new VmFault('HOST', 'malformed write from the guest', {});
+      const key = Buffer.from(k, 'utf8');
+      if (key.length > VmLimits.maxKeyBytes) throw new VmFault('HOST', 'oversized key from the guest', {});
+      if (v === null) state.delete(frame.contract, key);
+      else if (v instanceof Uint8Array && v.length <= VmLimits.maxValueBytes) state.set(frame.contract, key, Uint8Array.from(v));
+      else throw new VmFault('HOST', 'malformed value from the guest', {});
+    }
+    for (const [name, data] of flush.events) {
+      if (typeof name !== 'string' || !NAME_RE.test(name) || !(data instanceof Uint8Array)) {
+        throw new VmFault('HOST', 'malformed event from the guest', {});
+      }
+      if (run.liveEvents >= Limits.maxEventsPerReceipt) {
+        return ['TOO_MANY_EVENTS', `more than ${Limits.maxEventsPerReceipt} events in one receipt`];
+      }
+      let value: Value;
+      try {
+        value = decodeValue(data, 'event data');
+      } catch (err) {
+        throw new VmFault('HOST', `guest encoded a non-canonical event: ${(err as Error).message}`, {});
+      }
+      frame.events.push({ contract: frame.contract, name, data: value });
+      run.liveEvents++;
+    }
+    for (const [time, method, args, gas] of flush.schedules) {
+      if (typeof time !== 'number' || typeof method !== 'string' || !(args instanceof Uint8Array) || typeof gas !== 'number') {
+        throw new VmFault('HOST', 'malformed schedule from the guest', {});
+      }
+      if (pendingCount(state, frame.contract) >= VmLimits.maxPendingSchedules) {
+        return ['SCHEDULE_LIMIT', `${frame.contract} already has ${VmLimits.maxPendingSchedules} pending callbacks`];
+      }
+      addSchedule(state, frame.contract, time, method, Uint8Array.from(args), gas);
+    }
+    return null;
+  };
+
+  const handlerFor = (run: TxRun, frame: Frame): HostHandler => {
+    const { state } = run;
+    const contract = frame.contract;
+    return (op, a, b, c, d, e, f, g) => {
+      try {
+        switch (op) {
+          case HostOp.get: {
+            const v = state.get(contract, Buffer.from(a as string, 'utf8'));
+            return v === undefined ? null : latin1(v);
+          }
+          case HostOp.has:
+            return state.has(contract, Buffer.from(a as string, 'utf8'));
+          case HostOp.range: {
+            if (frame.writable) {
+              const refused = applyFlush(run, frame, decodeFlush(a as string));
+              if (refused !== null) return ['abort', ...refused];
+            }
+            const limit = c as number;
+            if (!Number.isSafeInteger(limit) || limit < 1 || limit > VmLimits.maxRangeLimit) return -1;
+            const rows = state.range(
+              contract,
+              Buffer.from(b as string, 'utf8'),
+              limit,
+              d === null ? undefined : Buffer.from(d as string, 'utf8'),
+            );
+            return latin1(pack(rows.map(([k, v]) => [Buffer.from(k).toString('utf8'), v])));
+          }
+          case HostOp.call: {
+            if (frame.writable) {
+              const refused = applyFlush(run, frame, decodeFlush(a as string));
+              if (refused !== null) return ['abort', ...refused];
+            }
+            const out = callContract(run, {
+              contract: b as string,
+              method: c as string,
+              args: d as string,
+              gas: e as number,
+              stackUnits: f as number,
+              sender: contract,
+              readOnly: g === true || !frame.writable,
+            });
+            if (out.status === 'ok') frame.events.push(...out.events);
+            return [out.status, out.gasUsed, out.ret === null ? null : latin1(out.ret), out.code, out.message];
+          }
+          case HostOp.hash:
+            return latin1(sha256(Buffer.from(a as string, 'latin1')));
+          case HostOp.verify:
+            return verify(Buffer.from(a as string, 'latin1'), Buffer.from(b as string, 'latin1'), Buffer.from(c as string, 'latin1'));
+          default:
+            return -1;
+        }
+      } catch (err) {
+        // Never throw into the guest: remember the fault and let the guest unwind.
+        run.fault ??= err instanceof VmFault ? err : new VmFault('STATE', `host call failed: ${(err as Error).message}`, {});
+        return -1;
+      }
+    };
+  };
+
+  interface CallRequest {
+    readonly contract: string;
+    readonly method: string;
+    /** Canonical argument bytes as latin1. */
+    readonly args: string;
+    readonly gas: number;
+    readonly stackUnits: number;
+    readonly sender: string;
+    readonly readOnly: boolean;
+    /** init or migrate: runs even when frozen; method names are not looked up. */
+    readonly hook?: InvokeKindCode;
+  }
+
+  /** Runs one call frame in its own checkpoint. */
+  const callContract = (run: TxRun, req: CallRequest): CallOutcome => {
+    const { state } = run;
+    if (!Number.isSafeInteger(req.gas) || req.gas < 0) return failed('out-of-gas', 0, 'OUT_OF_GAS', 'no gas for the call');
+    const entry = NAME_RE.test(req.contract) ? readCodeEntry(state, req.contract) : undefined;
+    if (entry === undefined) return failed('reverted', 0, 'NO_CONTRACT', `no contract named "${req.contract}"`);
+    if (entry.frozen && req.hook === undefined) return failed('reverted', 0, 'FROZEN', `${req.contract} is frozen`);
+    if (run.stack.includes(req.contract)) {
+      return failed('reverted', 0, 'REENTRANCY', `${req.contract} is already on the call stack`);
+    }
+    if (run.stack.length >= VmLimits.maxCallDepth) {
+      return failed('reverted', 0, 'CALL_DEPTH', `calls nest deeper than ${VmLimits.maxCallDepth}`);
+    }
+    const artifact = artifactOf(state, entry.artifactHash);
+    let kind: InvokeKindCode;
+    if (req.hook !== undefined) kind = req.hook;
+    else if (artifact.views.includes(req.method)) kind = InvokeKind.view;
+    else if (artifact.methods.includes(req.method)) {
+      if (req.readOnly) return failed('reverted', 0, 'READ_ONLY', `${req.contract}.${req.method} may write state; a view cannot call it`);
+      kind = InvokeKind.method;
+    } else return failed('reverted', 0, 'NO_METHOD', `${req.contract} has no method or view "${req.method}"`);
+    const loaded = loadContract(req.contract, entry.artifactHash, artifact);
+    if (typeof loaded === 'string') {
+      throw new VmFault('ISOLATE', `stored contract ${req.contract} failed to load: ${loaded}`, {});
+    }
+    const frame: Frame = { contract: req.contract, writable: kind !== InvokeKind.view, events: [] };
+    const top = run.stack.length === 0;
+    run.stack.push(req.contract);
+    const previous = loaded.handler;
+    loaded.handler = handlerFor(run, frame);
+    state.checkpoint();
+    let outcome: CallOutcome;
+    try {
+      const r = sandbox.invoke(
+        loaded,
+        {
+          kind,
+          method: req.method,
+          args: req.args,
+          contract: req.contract,
+          sender: req.sender,
+          origin: run.origin,
+          txHash: run.txHashHex,
+          height: run.height,
+          time: run.time,
+          scheduled: run.scheduled,
+          gas: req.gas,
+          stackUnits: req.stackUnits,
+        },
+        top,
+      );
+      if (run.fault !== null) throw run.fault;
+      if (r.status === 3) {
+        throw new VmFault(r.code === 'NATIVE_STACK' ? 'NATIVE_STACK' : 'ISOLATE', `local fault in ${req.contract}: ${r.code} ${r.message}`, {});
+      }
+      const gasUsed = r.status === 2 ? req.gas : req.gas - Math.min(r.gasLeft, req.gas);
+      if (r.status === 0) {
+        const refused = applyFlush(run, frame, r.flush);
+        outcome = refused === null
+          ? { status: 'ok', gasUsed, ret: r.ret, events: frame.events, code: '', message: '' }
+          : failed('reverted', gasUsed, refused[0], refused[1]);
+      } else outcome = failed(r.status === 2 ? 'out-of-gas' : 'reverted', gasUsed, r.code, r.message);
+    } finally {
+      loaded.handler = previous;
+      run.stack.pop();
+    }
+    if (outcome.status === 'ok') state.commit();
+    else {
+      state.revert();
+      run.liveEvents -= frame.events.length;
+    }
+    return outcome;
+  };
+
+  // -------------------------------------------------------------------------------------------
+  // Transactions
+
+  interface TxOutcome {
+    readonly status: ReceiptStatus;
+    readonly gasUsed: number;
+    readonly returnValue: Value;
+    readonly events: readonly Event[];
+    readonly code: string;
+    readonly message: string;
+  }
+
+  const toReceipt = (txHash: Bytes, o: TxOutcome): Receipt => ({
+    txHash,
+    status: o.status,
+    gasUsed: o.gasUsed,
+    returnValue: o.returnValue,
+    events: o.status === 'ok' ? o.events : [],
+    errorCode: truncate(o.code, Limits.maxNameLength),
+    error: truncate(o.message, Limits.maxErrorLength),
+  });
+
+  const fromCall = (o: CallOutcome, baseGas: number): TxOutcome => {
+    let returnValue: Value = null;
+    if (o.status === 'ok' && o.ret !== null) {
+      try {
+        returnValue = decodeValue(o.ret, 'return value');
+      } catch (err) {
+        throw new VmFault('HOST', `guest encoded a non-canonical return value: ${(err as Error).message}`, {});
+      }
+    }
+    return { status: o.status, gasUsed: baseGas + o.gasUsed, returnValue, events: o.events, code: o.code, message: o.message };
+  };
+
+  const lifecycle = (
+    run: TxRun,
+    kind: 'deploy' | 'upgrade',
+    contract: string,
+    sender: string,
+    args: Value,
+    gas: number,
+    height: number,
+    policy: LifecyclePolicy,
+  ): TxOutcome => {
+    const { state } = run;
+    const fail = (status: 'reverted' | 'out-of-gas', used: number, code: string, message: string): TxOutcome => ({
+      status,
+      gasUsed: used,
+      returnValue: null,
+      events: [],
+      code,
+      message,
+    });
+    const parsed = lifecycleArgs(args, kind === 'deploy' ? 'initArgs' : 'migrateArgs');
+    if (parsed === null) {
+      return fail('reverted', 0, 'BAD_ARGS', `${kind} arguments must be { source: string, ${kind === 'deploy' ? 'initArgs' : 'migrateArgs'}?: value }`);
+    }
+    const existing = readCodeEntry(state, contract);
+    if (kind === 'deploy' && existing !== undefined) return fail('reverted', 0, 'CONTRACT_EXISTS', `${contract} already exists`);
+    if (kind === 'upgrade' && existing === undefined) return fail('reverted', 0, 'NO_CONTRACT', `no contract named "${contract}"`);
+    if (!policy({ kind, sender, contract, state })) {
+      return fail('reverted', 0, 'UNAUTHORIZED', `${sender} may not ${kind} ${contract}`);
+    }
+    const cost = Gas.deploy + Gas.deployPerByte * Buffer.byteLength(parsed.source, 'utf8');
+    if (cost > gas) return fail('out-of-gas', gas, 'OUT_OF_GAS', `${kind} needs ${cost} gas`);
+    let c: CompiledContract;
+    try {
+      c = compile(parsed.source);
+    } catch (err) {
+      if (err instanceof CompileError) return fail('reverted', cost, 'COMPILE_ERROR', err.message);
+      throw err;
+    }
+    state.set(SystemContract.artifact, c.artifactHash, c.artifact);
+    state.set(SystemContract.source, c.sourceHash, utf8(parsed.source));
+    const entry: CodeEntry = {
+      admin: existing?.admin ?? sender,
+      artifactHash: c.artifactHash,
+      sourceHash: c.sourceHash,
+      version: (existing?.version ?? 0) + 1,
+      frozen: existing?.frozen ?? false,
+      height,
+    };
+    writeCodeEntry(state, contract, entry);
+    const artifact = artifactOf(state, c.artifactHash);
+    const loaded = loadContract(contract, c.artifactHash, artifact);
+    if (typeof loaded === 'string') return fail('reverted', cost, 'LOAD_FAILED', `module failed to load: ${loaded}`);
+    const returnValue: Value = { artifactHash: c.artifactHash, contract, sourceHash: c.sourceHash, version: entry.version };
+    const hook = kind === 'deploy' ? artifact.hasInit : artifact.hasMigrate;
+    if (!hook) return { status: 'ok', gasUsed: cost, returnValue, events: [], code: '', message: '' };
+    let hookArgs: string;
+    try {
+      hookArgs = latin1(encodeValue(parsed.hookArgs));
+    } catch (err) {
+      if (err instanceof CodecError) return fail('reverted', cost, 'BAD_ARGS', err.message);
+      throw err;
+    }
+    const o = callContract(run, {
+      contract,
+      method: kind === 'deploy' ? 'init' : 'migrate',
+      args: hookArgs,
+      gas: gas - cost,
+      stackUnits: VmLimits.stackUnits,
+      sender,
+      readOnly: false,
+      hook: kind === 'deploy' ? InvokeKind.init : InvokeKind.migrate,
+    });
+    if (o.status !== 'ok') return fail(o.status, cost + o.gasUsed, o.code, o.message);
+    return { status: 'ok', gasUsed: cost + o.gasUsed, returnValue, events: o.events, code: '', message: '' };
+  };
+
+  const executeTx = (
+    state: StateView,
+    header: ExecutionHeader,
+    stx: SignedTransaction,
+    policy: LifecyclePolicy,
+  ): Receipt => {
+    const { tx } = stx;
+    const reject = (code: string, message: string): Receipt =>
+      toReceipt(stx.hash, { status: 'rejected', gasUsed: 0, returnValue: null, events: [], code, message });
+    if (tx.chainId !== header.chainId) return reject('WRONG_CHAIN', `chainId "${tx.chainId}", block is "${header.chainId}"`);
+    if (!Number.isSafeInteger(tx.gasLimit) || tx.gasLimit > VmLimits.maxTxGas) {
+      return reject('GAS_LIMIT', `gasLimit above the maximum of ${VmLimits.maxTxGas}`);
+    }
+    const address = addressOf(tx.from);
+    const expected = readNonce(state, address);
+    if (tx.nonce !== expected) return reject('BAD_NONCE', `nonce ${tx.nonce}, expected ${expected}`);
+    // The nonce is consumed by every transaction that is not rejected, whatever its outcome.
+    writeNonce(state, address, expected + 1);
+    const sender = toHex(address);
+    if (tx.gasLimit < Gas.txBase) {
+      return toReceipt(stx.hash, {
+        status: 'out-of-gas',
+        gasUsed: tx.gasLimit,
+        returnValue: null,
+        events: [],
+        code: 'OUT_OF_GAS',
+        message: `every transaction costs at least ${Gas.txBase} gas`,
+      });
+    }
+    const gas = tx.gasLimit - Gas.txBase;
+    const run: TxRun = {
+      state,
+      height: header.height,
+      time: header.timestamp,
+      txHashHex: toHex(stx.hash),
+      origin: sender,
+      scheduled: false,
+      stack: [],
+      liveEvents: 0,
+      fault: null,
+    };
+    state.checkpoint();
+    let o: TxOutcome;
+    try {
+      switch (tx.kind) {
+        case 'call': {
+          let args: string;
+          try {
+            args = latin1(encodeValue(tx.args));
+          } catch (err) {
+            if (!(err instanceof CodecError)) throw err;
+            o = { status: 'reverted', gasUsed: 0, returnValue: null, events: [], code: 'BAD_ARGS', message: err.message };
+            break;
+          }
+          o = fromCall(
+            callContract(run, {
+              contract: tx.contract,
+              method: tx.method,
+              args,
+              gas,
+              stackUnits: VmLimits.stackUnits,
+              sender,
+              readOnly: false,
+            }),
+            0,
+          );
+          break;
+        }
+        case 'deploy':
+        case 'upgrade':
+          o = lifecycle(run, tx.kind, tx.contract, sender, tx.args, gas, header.height, policy);
+          break;
+        case 'freeze':
+        case 'unfreeze': {
+          const entry = readCodeEntry(state, tx.contract);
+          if (entry === undefined) {
+            o = { status: 'reverted', gasUsed: 0, returnValue: null, events: [], code: 'NO_CONTRACT', message: `no contract named "${tx.contract}"` };
+          } else if (!policy({ kind: tx.kind, sender, contract: tx.contract, state })) {
+            o = { status: 'reverted', gasUsed: 0, returnValue: null, events: [], code: 'UNAUTHORIZED', message: `${sender} may not ${tx.kind} ${tx.contract}` };
+          } else if (gas < Gas.lifecycle) {
+            o = { status: 'out-of-gas', gasUsed: gas, returnValue: null, events: [], code: 'OUT_OF_GAS', message: `${tx.kind} needs ${Gas.lifecycle} gas` };
+          } else {
+            writeCodeEntry(state, tx.contract, { ...entry, frozen: tx.kind === 'freeze' });
+            o = { status: 'ok', gasUsed: Gas.lifecycle, returnValue: { contract: tx.contract, frozen: tx.kind === 'freeze' }, events: [], code: '', message: '' };
+          }
+          break;
+        }
+      }
+    } catch (err) {
+      state.revert();
+      throw err;
+    }
+    if (o.status === 'ok') state.commit();
+    else state.revert();
+    return toReceipt(stx.hash, { ...o, gasUsed: Math.min(tx.gasLimit, Gas.txBase + o.gasUsed) });
+  };
+
+  const executeScheduled = (state: StateView, header: ExecutionHeader): Receipt[] => {
+    const receipts: Receipt[] = [];
+    for (const entry of dueSchedules(state, header.timestamp, VmLimits.maxScheduledPerBlock)) {
+      // The entry is consumed whatever the callback does.
+      removeSchedule(state, entry);
+      const run: TxRun = {
+        state,
+        height: header.height,
+        time: header.timestamp,
+        txHashHex: toHex(entry.hash),
+        origin: '',
+        scheduled: true,
+        stack: [],
+        liveEvents: 0,
+        fault: null,
+      };
+      const o = callContract(run, {
+        contract: entry.contract,
+        method: entry.method,
+        args: latin1(entry.args),
+        gas: entry.gasLimit,
+        stackUnits: VmLimits.stackUnits,
+        sender: entry.contract,
+        readOnly: false,
+      });
+      receipts.push(toReceipt(entry.hash, fromCall(o, 0)));
+    }
+    return receipts;
+  };
+
+  const withTxHash = (err: unknown, hash: Bytes | null): never => {
+    if (err instanceof VmFault && hash !== null && err.meta['txHash'] === undefined) {
+      throw new VmFault(err.code, err.message, { ...err.meta, txHash: toHex(hash) });
+    }
+    throw err;
+  };
+
+  return {
+    executeBlock(input) {
+      if (closed) throw new ExecutorError('CLOSED', 'executor is closed', {});
+      const { state, header, txs } = input;
+      if (!Number.isSafeInteger(header.height) || !Number.isSafeInteger(header.timestamp) || header.timestamp < 0) {
+        throw new ExecutorError('BAD_INPUT', 'header height and timestamp must be non-negative integers', {});
+      }
+      if (txs.length > Limits.maxBlockTxs) {
+        throw new ExecutorError('BAD_INPUT', `at most ${Limits.maxBlockTxs} transactions per block`, {});
+      }
+      const policy = input.policy ?? defaultPolicy;
+      const depth = state.depth;
+      let current: Bytes | null = null;
+      try {
+        const receipts = executeScheduled(state, header);
+        const scheduled = receipts.length;
+        for (const stx of txs) {
+          current = stx.hash;
+          receipts.push(executeTx(state, header, stx, policy));
+        }
+        current = null;
+        const events: Event[] = [];
+        let gasUsed = 0;
+        for (const r of receipts) {
+          gasUsed += r.gasUsed;
+          if (r.status === 'ok') events.push(...r.events);
+        }
+        const receiptsRoot = merkleRoot(receipts.map(encodeReceipt));
+        sandbox.recycleIfLarge();
+        return { receipts, scheduled, events, stateRoot: state.root(), receiptsRoot, gasUsed };
+      } catch (err) {
+        while (state.depth > depth) state.revert();
+        return withTxHash(err, current);
+      }
+    },
+
+    view(req) {
+      if (closed) throw new ExecutorError('CLOSED', 'executor is closed', {});
+      const gas = Math.min(req.gasLimit ?? VmLimits.maxTxGas, VmLimits.maxTxGas);
+      let args: string;
+      try {
+        args = latin1(encodeValue(req.args ?? null));
+      } catch (err) {
+        if (!(err instanceof CodecError)) throw err;
+        return { status: 'reverted', gasUsed: 0, returnValue: null, errorCode: 'BAD_ARGS', error: err.message };
+      }
+      const state = readOnlyView(req.state);
+      const run: TxRun = {
+        state,
+        height: req.height,
+        time: req.time,
+        txHashHex: toHex(new Uint8Array(32)),
+        origin: req.sender ?? '',
+        scheduled: false,
+        stack: [],
+        liveEvents: 0,
+        fault: null,
+      };
+      const entry = NAME_RE.test(req.contract) ? readCodeEntry(state, req.contract) : undefined;
+      if (entry !== undefined && !artifactOf(state, entry.artifactHash).views.includes(req.method)) {
+        return { status: 'reverted', gasUsed: 0, returnValue: null, errorCode: 'NO_VIEW', error: `${req.contract} has no view "${req.method}"` };
+      }
+      const o = fromCall(
+        callContract(run, { contract: req.contract, method: req.method, args, gas, stackUnits: VmLimits.stackUnits, sender: req.sender ?? '', readOnly: true }),
+        0,
+      );
+      return {
+        status: o.status as ViewResult['status'],
+        gasUsed: o.gasUsed,
+        returnValue: o.returnValue,
+        errorCode: o.code,
+        error: truncate(o.message, Limits.maxErrorLength),
+      };
+    },
+
+    compile,
+
+    close() {
+      closed = true;
+      sandbox.dispose();
+    },
+  };
+}
+
+/** Name of the system contract that holds registry entries (for RPC queries of code). */
+export const CODE_REGISTRY = SystemContract.code;
+export { nameKey };

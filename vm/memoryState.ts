@@ -1,0 +1,102 @@
+import { compareBytes, type Bytes } from '../core/bytes.ts';
+import { pack } from '../core/codec.ts';
+import { merkleRoot } from '../core/merkle.ts';
+import type { StateView } from '../core/stateView.ts';
+
+/**
+ * A simple in-memory {@link StateView} with nested checkpoints: for contract unit tests
+ * (vm/testing.ts), the VM's own tests and benchmarks. Its root is a Merkle root over the sorted
+ * (contract, key, value) entries: deterministic and sensitive to every byte, but not the
+ * authenticated state tree of node/state (no proofs, O(n log n) per root).
+ */
+export interface MemoryState extends StateView {
+  /** Number of entries visible at the current depth. */
+  readonly size: number;
+  /** Every visible entry, sorted by contract then key. */
+  entries(): Array<[string, Bytes, Bytes]>;
+  /** An independent copy of the visible state, with no open checkpoints. */
+  clone(): MemoryState;
+}
+
+type Entry = readonly [string, Bytes, Bytes];
+
+function id(contract: string, key: Bytes): string {
+  return `${contract}\u0000${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')}`;
+}
+
+function startsWith(key: Bytes, prefix: Bytes): boolean {
+  if (key.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** Creates an empty in-memory state, or one holding `entries`. */
+export function createMemoryState(entries: Iterable<[string, Bytes, Bytes]> = []): MemoryState {
+  const base = new Map<string, Entry>();
+  for (const [c, k, v] of entries) base.set(id(c, k), [c, Uint8Array.from(k), Uint8Array.from(v)]);
+  /** Open checkpoints, innermost last: id → entry, or null for a deletion. */
+  const layers: Array<Map<string, Entry | null>> = [];
+
+  const lookup = (key: string): Entry | undefined => {
+    for (let i = layers.length - 1; i >= 0; i--) {
+      const v = layers[i]!.get(key);
+      if (v !== undefined) return v ?? undefined;
+    }
+    return base.get(key);
+  };
+  const write = (key: string, e: Entry | null): void => {
+    const top = layers[layers.length - 1];
+    if (top !== undefined) top.set(key, e);
+    else if (e === null) base.delete(key);
+    else base.set(key, e);
+  };
+  const visible = (): Map<string, Entry> => {
+    const out = new Map(base);
+    for (const layer of layers) {
+      for (const [k, v] of layer) {
+        if (v === null) out.delete(k);
+        else out.set(k, v);
+      }
+    }
+    return out;
+  };
+  const sorted = (): Entry[] =>
+    [...visible().values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : compareBytes(a[1], b[1])));
+
+  const state: MemoryState = {
+    get: (contract, key) => lookup(id(contract, key))?.[2],
+    has: (contract, key) => lookup(id(contract, key)) !== undefined,
+    range(contract, prefix, limit, after) {
+      const out: Array<[Bytes, Bytes]> = [];
+      const rows = [...visible().values()]
+        .filter(([c, k]) => c === contract && startsWith(k, prefix) && (after === undefined || compareBytes(k, after) > 0))
+        .sort((a, b) => compareBytes(a[1], b[1]));
+      for (const [, k, v] of rows) {
+        if (out.length >= limit) break;
+        out.push([k, v]);
+      }
+      return out;
+    },
+    set: (contract, key, value) => write(id(contract, key), [contract, Uint8Array.from(key), value]),
+    delete: (contract, key) => write(id(contract, key), null),
+    checkpoint: () => void layers.push(new Map()),
+    commit() {
+      const top = layers.pop();
+      if (top === undefined) throw new Error('commit without a checkpoint');
+      for (const [k, v] of top) write(k, v);
+    },
+    revert() {
+      if (layers.pop() === undefined) throw new Error('revert without a checkpoint');
+    },
+    get depth() {
+      return layers.length;
+    },
+    root: () => merkleRoot(sorted().map(([c, k, v]) => pack([c, k, v]))),
+    get size() {
+      return visible().size;
+    },
+    entries: () => sorted().map(([c, k, v]) => [c, k, v]),
+    clone: () => createMemoryState(sorted().map(([c, k, v]) => [c, k, v])),
+  };
+  return state;
+}

@@ -1,0 +1,280 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type IvmModule from 'isolated-vm';
+import { Unpackr } from 'msgpackr';
+import { VmFault } from './errors.ts';
+import { GUEST_CONFIG, VmLimits } from './gasTable.ts';
+
+/**
+ * The isolate that runs contracts: one isolated-vm isolate, one context per loaded contract
+ * artifact (kept warm, least recently used evicted), the guest runtime (vm/guestRuntime.js)
+ * evaluated in each, and the single host dispatch function each context may call.
+ *
+ * Only strings, numbers and booleans cross the boundary, copied: no isolated-vm object (Reference,
+ * ExternalCopy, Callback) is ever reachable from contract code, and no compiled-code cache is
+ * accepted. The memory limit and the wall-clock timeout are backstops: hitting one raises
+ * {@link VmFault} (a local fault), never a receipt.
+ */
+
+const require = createRequire(import.meta.url);
+// isolated-vm is a native CommonJS addon; the pinned version is in package.json.
+const ivm = require('isolated-vm') as typeof IvmModule;
+
+/** Source of the guest runtime, evaluated as a closure body in every context. */
+const RUNTIME_SOURCE = readFileSync(new URL('./guestRuntime.js', import.meta.url), 'utf8');
+
+/** Decoder of the guest's result envelopes (plain MessagePack arrays, strings, ints and bytes). */
+// 'auto' as in core/codec.ts: 64-bit integers decode to numbers when safe (msgpackr's types omit it).
+const envelope = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'bigint' });
+
+/** Host operations a guest may request (see the dispatch switch in vm/executor.ts). */
+export const HostOp = {
+  get: 1,
+  has: 2,
+  range: 3,
+  call: 4,
+  hash: 5,
+  verify: 6,
+} as const;
+
+/** What answers a guest's host calls while a contract runs: set by the executor per call. */
+export type HostHandler = (op: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown, g: unknown) => unknown;
+
+/** Which entry point to run. */
+export const InvokeKind = { method: 0, view: 1, init: 2, migrate: 3 } as const;
+export type InvokeKindCode = (typeof InvokeKind)[keyof typeof InvokeKind];
+
+/** One call into a loaded contract. */
+export interface InvokeRequest {
+  readonly kind: InvokeKindCode;
+  readonly method: string;
+  /** Canonical argument bytes as a latin1 string ('' for none). */
+  readonly args: string;
+  readonly contract: string;
+  readonly sender: string;
+  readonly origin: string;
+  /** 0x-hex transaction hash (or schedule-entry hash). */
+  readonly txHash: string;
+  readonly height: number;
+  readonly time: number;
+  readonly scheduled: boolean;
+  readonly gas: number;
+  readonly stackUnits: number;
+}
+
+/** The writes, events and schedules a call buffered, as the guest sent them. */
+export interface GuestFlush {
+  readonly writes: Array<[string, Uint8Array | null]>;
+  readonly events: Array<[string, Uint8Array]>;
+  readonly schedules: Array<[number, string, Uint8Array, number]>;
+}
+
+/** A call's outcome as the guest reported it. */
+export interface InvokeResult {
+  /** 0 ok, 1 reverted, 2 out of gas, 3 local fault. */
+  readonly status: 0 | 1 | 2 | 3;
+  readonly gasLeft: number;
+  /** Canonical return value bytes, or null. */
+  readonly ret: Uint8Array | null;
+  readonly flush: GuestFlush;
+  readonly code: string;
+  readonly message: string;
+}
+
+/** A contract artifact loaded into its own context. */
+export interface LoadedContract {
+  readonly key: string;
+  /** The handler answering this context's host calls; null when no call is running. */
+  handler: HostHandler | null;
+}
+
+interface Slot extends LoadedContract {
+  readonly context: IvmModule.Context;
+  readonly invoke: IvmModule.Reference<(...args: unknown[]) => string>;
+}
+
+/** Options of {@link createSandbox}. */
+export interface SandboxOptions {
+  readonly memoryLimitMb?: number;
+  readonly callTimeoutMs?: number;
+  readonly maxContexts?: number;
+}
+
+/** The contract isolate. */
+export interface Sandbox {
+  /**
+   * Returns the warm context under `key` (the executor uses contract name and artifact hash, so
+   * one context never serves two contracts), creating it (runtime + module load) if needed.
+   * Throws VmFault on a local fault; returns an error string when the module fails to load
+   * (deterministic: the deploy is refused with it).
+   */
+  load(key: string, code: string): LoadedContract | string;
+  /** Runs one call. `timeout`: apply the wall-clock backstop (top-level calls only). */
+  invoke(contract: LoadedContract, request: InvokeRequest, timeout: boolean): InvokeResult;
+  /** Contexts currently warm. */
+  readonly size: number;
+  /** Drops every context and the isolate; the next load starts afresh. */
+  reset(): void;
+  /** Recycles the isolate when its heap has grown past half the memory limit (between blocks). */
+  recycleIfLarge(): void;
+  dispose(): void;
+}
+
+function faultOf(err: unknown, isolate: IvmModule.Isolate | null): VmFault {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/memory limit/i.test(message) || isolate?.isDisposed === true) {
+    return new VmFault('MEMORY_LIMIT', `contract isolate hit its memory limit: ${message}`, {});
+  }
+  if (/timed out/i.test(message)) return new VmFault('TIMEOUT', `contract call exceeded the wall-clock backstop: ${message}`, {});
+  return new VmFault('ISOLATE', `contract isolate failed: ${message}`, {});
+}
+
+/** Creates the contract isolate. Contexts are created lazily, one per artifact. */
+export function createSandbox(options: SandboxOptions = {}): Sandbox {
+  const memoryLimitMb = options.memoryLimitMb ?? VmLimits.memoryLimitMb;
+  const callTimeoutMs = options.callTimeoutMs ?? VmLimits.callTimeoutMs;
+  const maxContexts = options.maxContexts ?? VmLimits.maxContexts;
+  let isolate: IvmModule.Isolate | null = null;
+  /** Key → slot, in least-recently-used order. Bounded by maxContexts. */
+  const slots = new Map<string, Slot>();
+  let catastrophe: string | null = null;
+
+  const getIsolate = (): IvmModule.Isolate => {
+    if (isolate === null || isolate.isDisposed) {
+      slots.clear();
+      isolate = new ivm.Isolate({
+        memoryLimit: memoryLimitMb,
+        onCatastrophicError: (message: string) => {
+          catastrophe = message;
+        },
+      });
+    }
+    return isolate;
+  };
+
+  const reset = (): void => {
+    for (const slot of slots.values()) slot.context.release();
+    slots.clear();
+    if (isolate !== null && !isolate.isDisposed) isolate.dispose();
+    isolate = null;
+  };
+
+  const fail = (err: unknown): never => {
+    const current = isolate;
+    const f = err instanceof VmFault ? err : faultOf(err, current);
+    reset();
+    throw f;
+  };
+
+  const load = (key: string, code: string): LoadedContract | string => {
+    const warm = slots.get(key);
+    if (warm !== undefined) {
+      slots.delete(key);
+      slots.set(key, warm);
+      return warm;
+    }
+    const iso = getIsolate();
+    let context: IvmModule.Context | null = null;
+    try {
+      context = iso.createContextSync();
+      const slotRef: { current: Slot | null } = { current: null };
+      const dispatch = (op: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown, g: unknown): unknown => {
+        const handler = slotRef.current?.handler ?? null;
+        if (handler === null) return -1;
+        return handler(op, a, b, c, d, e, f, g);
+      };
+      const runtime = context.evalClosureSync(
+        RUNTIME_SOURCE,
+        [new ivm.Callback(dispatch), new ivm.ExternalCopy(GUEST_CONFIG).copyInto()],
+        { result: { reference: true }, timeout: callTimeoutMs },
+      ) as IvmModule.Reference<Record<string, unknown>>;
+      const loadRef = runtime.getSync('load', { reference: true }) as IvmModule.Reference<(f: unknown) => string>;
+      const invoke = runtime.getSync('invoke', { reference: true }) as IvmModule.Reference<(...args: unknown[]) => string>;
+      runtime.release();
+      const script = iso.compileScriptSync(code, { filename: `contract:${key}` });
+      const factory = script.runSync(context, { reference: true, timeout: callTimeoutMs }) as IvmModule.Reference<unknown>;
+      script.release();
+      const error = loadRef.applySync(undefined, [factory.derefInto()], { timeout: callTimeoutMs });
+      factory.release();
+      loadRef.release();
+      if (error === 'NATIVE_STACK') throw new VmFault('NATIVE_STACK', "V8's own stack overflowed while loading a contract", {});
+      if (error !== '') {
+        context.release();
+        return error;
+      }
+      const slot: Slot = { key, handler: null, context, invoke };
+      slotRef.current = slot;
+      slots.set(key, slot);
+      while (slots.size > maxContexts) {
+        const [oldest, old] = slots.entries().next().value!;
+        slots.delete(oldest);
+        old.context.release();
+      }
+      return slot;
+    } catch (err) {
+      if (err instanceof Error && err.name === 'SyntaxError' && !iso.isDisposed) {
+        // V8 refused the instrumented code: deterministic, so the deploy fails with it.
+        context?.release();
+        return `SyntaxError: ${err.message}`;
+      }
+      return fail(err);
+    }
+  };
+
+  const invoke = (contract: LoadedContract, r: InvokeRequest, timeout: boolean): InvokeResult => {
+    const slot = contract as Slot;
+    let raw: string;
+    try {
+      raw = slot.invoke.applySync(
+        undefined,
+        [r.kind, r.method, r.args, r.contract, r.sender, r.origin, r.txHash, r.height, r.time, r.scheduled, r.gas, r.stackUnits],
+        timeout ? { timeout: callTimeoutMs } : undefined,
+      );
+    } catch (err) {
+      if (err instanceof VmFault) throw err;
+      return fail(err);
+    }
+    if (catastrophe !== null) fail(new VmFault('ISOLATE', `isolate reported a catastrophic error: ${catastrophe}`, {}));
+    if (typeof raw !== 'string') fail(new VmFault('ISOLATE', 'guest returned no result', {}));
+    const v = envelope.unpack(Buffer.from(raw, 'latin1')) as [number, number, Uint8Array | null, [unknown[], unknown[], unknown[]], string, string];
+    const [status, gasLeft, ret, [writes, events, schedules], code, message] = v;
+    return {
+      status: status as 0 | 1 | 2 | 3,
+      gasLeft,
+      ret,
+      flush: {
+        writes: writes as GuestFlush['writes'],
+        events: events as GuestFlush['events'],
+        schedules: schedules as GuestFlush['schedules'],
+      },
+      code,
+      message,
+    };
+  };
+
+  return {
+    load,
+    invoke,
+    get size() {
+      return slots.size;
+    },
+    reset,
+    recycleIfLarge: () => {
+      if (isolate === null || isolate.isDisposed) return;
+      const heap = isolate.getHeapStatisticsSync();
+      if (heap.used_heap_size + heap.externally_allocated_size > (memoryLimitMb * 1024 * 1024) / 2) reset();
+    },
+    dispose: reset,
+  };
+}
+
+/** Decodes a flush string a guest sent with a nested call or range scan. */
+export function decodeFlush(s: string): GuestFlush {
+  if (s === '') return { writes: [], events: [], schedules: [] };
+  const [writes, events, schedules] = envelope.unpack(Buffer.from(s, 'latin1')) as [unknown[], unknown[], unknown[]];
+  return {
+    writes: writes as GuestFlush['writes'],
+    events: events as GuestFlush['events'],
+    schedules: schedules as GuestFlush['schedules'],
+  };
+}

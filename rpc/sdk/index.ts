@@ -9,7 +9,7 @@ export type { MethodArgs, MethodResult, SendOptions } from './contract.ts';
 export { SdkError, type SdkErrorCode } from './errors.ts';
 export { createLightClient, verifyCommittedHeader, checkTxProof, checkReceiptProof } from './proofs.ts';
 export type { LightClient, LightClientOptions, ProofSources } from './proofs.ts';
-export { createWallet, generateKey, keyFromSecretHex, readKeyFile, writeKeyFile } from './wallet.ts';
+export { createWallet, generateKey, keyFromSecretHex } from './wallet.ts';
 export type { CallRequest, SentTx, Wallet, WalletOptions } from './wallet.ts';
 export { RpcError, type RpcErrorCode } from '../errors.ts';
 export { formatCursor, parseCursor } from '../schemas.ts';

@@ -7,7 +7,6 @@
  * A wallet assumes it is the only sender for its key. If another sender uses the key, the node
  * answers NONCE_TOO_LOW; the wallet then resynchronises from the chain and reports the failure.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { fromHex, toHex, type Bytes } from '../../core/bytes.ts';
 import type { Value } from '../../core/codec.ts';
 import {
@@ -258,22 +257,4 @@ export function generateKey(): KeyPair {
 /** The key of a 32-byte secret given as 0x-hex. */
 export function keyFromSecretHex(secretHex: string): KeyPair {
   return keyPairFromSecret(fromHex(secretHex.trim(), 'secret key', SECRET_KEY_BYTES));
-}
-
-/** Reads a key file: JSON `{"secretKey": "0x…"}` (other fields are informational). */
-export function readKeyFile(path: string): KeyPair {
-  const json = JSON.parse(readFileSync(path, 'utf8')) as { secretKey?: unknown };
-  if (typeof json.secretKey !== 'string')
-    throw new SdkError('MISMATCH', `${path}: no "secretKey" field`, { path });
-  return keyFromSecretHex(json.secretKey);
-}
-
-/** Writes a key file readable by its owner only. */
-export function writeKeyFile(path: string, key: KeyPair): void {
-  const body = {
-    address: toHex(addressOf(key.publicKey)),
-    publicKey: toHex(key.publicKey),
-    secretKey: toHex(key.secretKey),
-  };
-  writeFileSync(path, JSON.stringify(body, null, 2) + '\n', { mode: 0o600 });
 }

@@ -207,7 +207,7 @@ describe('head and transaction subscriptions', () => {
       (sub['result'] as { subscription: string }).subscription,
     );
     // Ended: cancelling it finds nothing, and the server holds no subscription.
-    const cancel = await ws.request(3, 'sub_cancel', (sub['result'] as object) ?? {});
+    const cancel = await ws.request(3, 'sub_cancel', sub['result']);
     expect(cancel['result']).toEqual({ cancelled: false });
     await ws.close();
   });

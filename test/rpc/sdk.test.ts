@@ -96,7 +96,7 @@ describe('wallet', () => {
       // @ts-expect-error: `amount` is missing
       void token.methods.transfer({ to: bob });
       // @ts-expect-error: no such method
-      void token.views.burn({});
+      void token.views.burn({}); // eslint-disable-line @typescript-eslint/no-unsafe-call
       // @ts-expect-error: `owner` must be bytes
       void token.views.balanceOf({ owner: 'bob' });
     };

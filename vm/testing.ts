@@ -49,6 +49,11 @@ export interface TestChainOptions {
   readonly executor?: Omit<ExecutorOptions, 'admins' | 'policy'>;
   /** Start from this state (default: empty). */
   readonly state?: MemoryState;
+  /**
+   * Run on this executor instead of creating one (it keeps its own admins and policy, and
+   * `close()` leaves it open): for tests that compare a warm executor with a fresh one.
+   */
+  readonly sharedExecutor?: Executor;
 }
 
 /** Per-transaction options. */
@@ -111,11 +116,13 @@ export function createTestChain(options: TestChainOptions = {}): TestChain {
     return a;
   };
   const admins = (options.admins ?? ['admin']).map((n) => account(n).address);
-  const executor = createExecutor({
-    ...options.executor,
-    admins,
-    ...(options.policy === undefined ? {} : { policy: options.policy }),
-  });
+  const executor =
+    options.sharedExecutor ??
+    createExecutor({
+      ...options.executor,
+      admins,
+      ...(options.policy === undefined ? {} : { policy: options.policy }),
+    });
   const state = options.state ?? createMemoryState();
   let height = 0;
   let time = options.startTime ?? 1_700_000_000_000;
@@ -140,7 +147,11 @@ export function createTestChain(options: TestChainOptions = {}): TestChain {
   };
   const block = (txs: readonly TxSpec[]): BlockResult => {
     height++;
-    const result = executor.executeBlock({ state, header: { chainId, height, timestamp: time }, txs: txs.map(sign) });
+    const result = executor.executeBlock({
+      state,
+      header: { chainId, height, timestamp: time },
+      txs: txs.map(sign),
+    });
     time += blockTimeMs;
     return result;
   };
@@ -160,7 +171,12 @@ export function createTestChain(options: TestChainOptions = {}): TestChain {
     },
     account,
     deploy: (contract, source, o = {}) =>
-      one({ ...o, kind: 'deploy', contract, args: o.initArgs === undefined ? { source } : { source, initArgs: o.initArgs } }),
+      one({
+        ...o,
+        kind: 'deploy',
+        contract,
+        args: o.initArgs === undefined ? { source } : { source, initArgs: o.initArgs },
+      }),
     upgrade: (contract, source, o = {}) =>
       one({
         ...o,
@@ -187,6 +203,8 @@ export function createTestChain(options: TestChainOptions = {}): TestChain {
       return block([]);
     },
     sign,
-    close: () => executor.close(),
+    close: () => {
+      if (options.sharedExecutor === undefined) executor.close();
+    },
   };
 }

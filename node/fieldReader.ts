@@ -97,7 +97,8 @@ export function createFieldReader(makeError: FieldErrorFactory): FieldReader {
     array(v, path, min, max) {
       if (!Array.isArray(v)) return expected(path, `an array of ${min}..${max} items`, v);
       const items = v as unknown[];
-      if (items.length < min || items.length > max) fail(path, `expected ${min}..${max} items, got ${items.length}`);
+      if (items.length < min || items.length > max)
+        fail(path, `expected ${min}..${max} items, got ${items.length}`);
       return items;
     },
     hex(v, path, length) {

@@ -13,6 +13,8 @@ import type { KvStore } from '../storage/kv.ts';
  * - `f` contractLength(1) contract key → the latest value (the flat index: fast reads, range scans);
  * - `s` version(8) → the node keys that stopped being part of the tree at that version (the stale
  *   node index, read back when the version falls out of the retention window);
+ * - `u` version(8) → the undo record of that version: the previous value of every key it wrote,
+ *   from which older versions' values are read (leaves hold only value hashes);
  * - `m` → metadata: format, latest committed version, oldest readable version.
  */
 
@@ -22,6 +24,7 @@ const SUB_NODE = 0x6e; // 'n'
 const SUB_FLAT = 0x66; // 'f'
 const SUB_STALE = 0x73; // 's'
 const SUB_META = 0x6d; // 'm'
+const SUB_UNDO = 0x75; // 'u'
 
 /** Largest version (block height) the 6-byte child references can hold. */
 export const MAX_VERSION = 2 ** 48 - 1;
@@ -60,6 +63,80 @@ export function staleKey(version: number): Buffer {
   buf[1] = SUB_STALE;
   writeVersion(buf, 2, version);
   return buf;
+}
+
+/** Key of the undo record of `version`. */
+export function undoKey(version: number): Buffer {
+  const buf = Buffer.allocUnsafe(10);
+  buf[0] = STATE_BUCKET;
+  buf[1] = SUB_UNDO;
+  writeVersion(buf, 2, version);
+  return buf;
+}
+
+/** One entry of an undo record: the value (contract, key) had before the version, null if none. */
+export interface UndoEntry {
+  readonly contract: string;
+  readonly key: Bytes;
+  readonly previous: Bytes | null;
+}
+
+/**
+ * Undo record bytes: per entry, contract length (1) and name, key length (2) and key, then 0 for
+ * no previous value or 1, value length (4) and value.
+ */
+export function encodeUndo(entries: readonly UndoEntry[]): Buffer {
+  let size = 0;
+  for (const e of entries)
+    size += 1 + e.contract.length + 2 + e.key.length + 1 + (e.previous === null ? 0 : 4 + e.previous.length);
+  const buf = Buffer.allocUnsafe(size);
+  let o = 0;
+  for (const e of entries) {
+    buf[o++] = e.contract.length;
+    o += buf.write(e.contract, o, 'latin1');
+    buf.writeUInt16BE(e.key.length, o);
+    buf.set(e.key, o + 2);
+    o += 2 + e.key.length;
+    if (e.previous === null) buf[o++] = 0;
+    else {
+      buf[o] = 1;
+      buf.writeUInt32BE(e.previous.length, o + 1);
+      buf.set(e.previous, o + 5);
+      o += 5 + e.previous.length;
+    }
+  }
+  return buf;
+}
+
+/** Decodes an undo record into a map from `contract + "\0" + latin1 key` to the previous value. */
+export function decodeUndo(bytes: Bytes, version: number): Map<string, Bytes | null> {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Map<string, Bytes | null>();
+  const bad = (): never => {
+    throw new StateError('CORRUPT', `undo record of version ${version}: truncated`, { version });
+  };
+  let o = 0;
+  while (o < b.length) {
+    const cl = b[o]!;
+    if (o + 1 + cl + 2 > b.length) bad();
+    const contract = b.toString('latin1', o + 1, o + 1 + cl);
+    o += 1 + cl;
+    const kl = b.readUInt16BE(o);
+    if (o + 2 + kl + 1 > b.length) bad();
+    const keyStr = b.toString('latin1', o + 2, o + 2 + kl);
+    o += 2 + kl;
+    if (b[o] === 0) {
+      out.set(contract + '\0' + keyStr, null);
+      o += 1;
+    } else {
+      if (o + 5 > b.length) bad();
+      const vl = b.readUInt32BE(o + 1);
+      if (o + 5 + vl > b.length) bad();
+      out.set(contract + '\0' + keyStr, b.subarray(o + 5, o + 5 + vl));
+      o += 5 + vl;
+    }
+  }
+  return out;
 }
 
 /** Key of (contract, key) in the flat index. */
@@ -106,31 +183,44 @@ export function decodeKeyList(bytes: Bytes): Buffer[] {
   return out;
 }
 
-/** A committed child: the node at (version, parent path + nibble), its hash, and its kind. */
-export interface ChildRef {
+/** A committed internal child: the node at (version, parent path + nibble) and its hash. */
+export interface InternalRef {
   readonly t: 'ref';
   readonly version: number;
   readonly hash: Bytes;
-  readonly leaf: boolean;
 }
+
+/**
+ * A leaf, stored inside its parent's record (or as the root record of a one-key version): the key
+ * hash, the value hash and the leaf hash. The value itself lives in the flat index (latest) and in
+ * the per-version undo records (older versions), so a leaf costs no record of its own, and moving
+ * a leaf to another depth rewrites only its parent.
+ */
+export interface LeafEntry {
+  readonly t: 'leaf';
+  readonly keyHash: Bytes;
+  readonly valueHash: Bytes;
+  readonly hash: Bytes;
+}
+
+/** A child of a committed internal node. */
+export type StoredChild = InternalRef | LeafEntry;
 
 /** The root of an empty version. */
 export interface NullNode {
   readonly kind: 'null';
 }
 
-/** A leaf: the key hash, the value hash and the value itself (so old versions stay readable). */
+/** A version whose tree is a single leaf. */
 export interface LeafNode {
   readonly kind: 'leaf';
-  readonly keyHash: Bytes;
-  readonly valueHash: Bytes;
-  readonly value: Bytes;
+  readonly leaf: LeafEntry;
 }
 
 /**
  * An internal node, kept as its stored bytes plus the two bitmaps: a decoded child costs a
- * JavaScript object and a typed-array view (~150 bytes), so children are read out only on demand
- * ({@link childAt}, {@link childrenOf}) and a cached full node costs ~0.75 KiB instead of ~3 KiB.
+ * JavaScript object and typed-array views (~150 bytes each), so children are read out only on
+ * demand ({@link childAt}, {@link childrenOf}).
  */
 export interface InternalNode {
   readonly kind: 'internal';
@@ -147,7 +237,8 @@ export type StoredNode = NullNode | LeafNode | InternalNode;
 const NODE_NULL = 0;
 const NODE_INTERNAL = 1;
 const NODE_LEAF = 2;
-const CHILD_BYTES = 6 + HASH_BYTES;
+const REF_BYTES = 6 + HASH_BYTES;
+const LEAF_BYTES = 3 * HASH_BYTES;
 
 /** The one null node: the root of an empty version. */
 export const NULL_NODE: NullNode = { kind: 'null' };
@@ -155,47 +246,100 @@ export const NULL_NODE: NullNode = { kind: 'null' };
 /** Null node bytes. */
 export const NULL_NODE_BYTES: Buffer = Buffer.of(NODE_NULL);
 
+/** Builds a leaf entry, computing its hash. */
+export function makeLeafEntry(keyHash: Bytes, valueHash: Bytes): LeafEntry {
+  return { t: 'leaf', keyHash, valueHash, hash: stateLeafHash(keyHash, valueHash) };
+}
+
 /**
  * Node bytes use a fixed custom layout, not MessagePack: nodes are decoded on every tree walk and
- * never leave the node. Leaf: 0x02, key hash, value hash, value.
+ * never leave the node. A root leaf: 0x02, key hash, value hash.
  */
-export function encodeLeaf(keyHash: Bytes, valueHash: Bytes, value: Bytes): Buffer {
-  const buf = Buffer.allocUnsafe(1 + 2 * HASH_BYTES + value.length);
+export function encodeRootLeaf(leaf: LeafEntry): Buffer {
+  const buf = Buffer.allocUnsafe(1 + 2 * HASH_BYTES);
   buf[0] = NODE_LEAF;
-  buf.set(keyHash, 1);
-  buf.set(valueHash, 1 + HASH_BYTES);
-  buf.set(value, 1 + 2 * HASH_BYTES);
+  buf.set(leaf.keyHash, 1);
+  buf.set(leaf.valueHash, 1 + HASH_BYTES);
   return buf;
+}
+
+/** Offset of child `i`'s entry in an internal node's bytes (the child must be present). */
+export function childOffset(node: InternalNode, i: number): number {
+  const below = (1 << i) - 1;
+  const leavesBelow = popcount(node.leaves & below);
+  return 5 + leavesBelow * LEAF_BYTES + (popcount(node.bitmap & below) - leavesBelow) * REF_BYTES;
+}
+
+/** Offset of child `i`'s hash in an internal node's bytes (the child must be present). */
+export function childHashOffset(node: InternalNode, i: number): number {
+  return childOffset(node, i) + ((node.leaves >> i) & 1 ? 2 * HASH_BYTES : 6);
 }
 
 /**
  * Internal node bytes: 0x01, child bitmap (u16), leaf bitmap (u16), then per present child in
- * nibble order its version (6 bytes, big-endian) and hash.
+ * nibble order either version (6 bytes, big-endian) and hash, or for a leaf its key hash, value
+ * hash and leaf hash (stored so that rehashing a parent never rehashes its unchanged leaves).
+ *
+ * Child i comes from `base` (its stored entry copied as is) when bit i of `inherited` is set, and
+ * from `children[i]` otherwise, so a changed node is encoded without decoding its other children.
  */
-export function encodeInternal(children: ArrayLike<ChildRef | undefined>): Buffer {
+export function encodeInternalFrom(
+  base: InternalNode | undefined,
+  inherited: number,
+  children: ArrayLike<StoredChild | undefined>,
+): Buffer {
   let bitmap = 0;
   let leaves = 0;
-  let n = 0;
+  let size = 5;
   for (let i = 0; i < 16; i++) {
+    if ((inherited >> i) & 1) {
+      bitmap |= 1 << i;
+      if ((base!.leaves >> i) & 1) {
+        leaves |= 1 << i;
+        size += LEAF_BYTES;
+      } else size += REF_BYTES;
+      continue;
+    }
     const c = children[i];
     if (c === undefined) continue;
     bitmap |= 1 << i;
-    if (c.leaf) leaves |= 1 << i;
-    n++;
+    if (c.t === 'leaf') {
+      leaves |= 1 << i;
+      size += LEAF_BYTES;
+    } else size += REF_BYTES;
   }
-  const buf = Buffer.allocUnsafe(5 + n * CHILD_BYTES);
+  const buf = Buffer.allocUnsafe(size);
   buf[0] = NODE_INTERNAL;
   buf.writeUInt16BE(bitmap, 1);
   buf.writeUInt16BE(leaves, 3);
   let o = 5;
   for (let i = 0; i < 16; i++) {
+    if ((inherited >> i) & 1) {
+      const from = childOffset(base!, i);
+      const n = (base!.leaves >> i) & 1 ? LEAF_BYTES : REF_BYTES;
+      base!.bytes.copy(buf, o, from, from + n);
+      o += n;
+      continue;
+    }
     const c = children[i];
     if (c === undefined) continue;
-    buf.writeUIntBE(c.version, o, 6);
-    buf.set(c.hash, o + 6);
-    o += CHILD_BYTES;
+    if (c.t === 'leaf') {
+      buf.set(c.keyHash, o);
+      buf.set(c.valueHash, o + HASH_BYTES);
+      buf.set(c.hash, o + 2 * HASH_BYTES);
+      o += LEAF_BYTES;
+    } else {
+      buf.writeUIntBE(c.version, o, 6);
+      buf.set(c.hash, o + 6);
+      o += REF_BYTES;
+    }
   }
   return buf;
+}
+
+/** Internal node bytes from 16 children (see {@link encodeInternalFrom}). */
+export function encodeInternal(children: ArrayLike<StoredChild | undefined>): Buffer {
+  return encodeInternalFrom(undefined, 0, children);
 }
 
 function popcount(x: number): number {
@@ -205,20 +349,24 @@ function popcount(x: number): number {
 }
 
 /** Child `i` of an internal node, or undefined when that child is empty. */
-export function childAt(node: InternalNode, i: number): ChildRef | undefined {
+export function childAt(node: InternalNode, i: number): StoredChild | undefined {
   if (!((node.bitmap >> i) & 1)) return undefined;
-  const o = 5 + popcount(node.bitmap & ((1 << i) - 1)) * CHILD_BYTES;
-  return {
-    t: 'ref',
-    version: node.bytes.readUIntBE(o, 6),
-    hash: node.bytes.subarray(o + 6, o + CHILD_BYTES),
-    leaf: ((node.leaves >> i) & 1) === 1,
-  };
+  const o = childOffset(node, i);
+  const b = node.bytes;
+  if ((node.leaves >> i) & 1) {
+    return {
+      t: 'leaf',
+      keyHash: b.subarray(o, o + HASH_BYTES),
+      valueHash: b.subarray(o + HASH_BYTES, o + 2 * HASH_BYTES),
+      hash: b.subarray(o + 2 * HASH_BYTES, o + LEAF_BYTES),
+    };
+  }
+  return { t: 'ref', version: b.readUIntBE(o, 6), hash: b.subarray(o + 6, o + REF_BYTES) };
 }
 
 /** All 16 children of an internal node (undefined where empty). */
-export function childrenOf(node: InternalNode): Array<ChildRef | undefined> {
-  const out = new Array<ChildRef | undefined>(16);
+export function childrenOf(node: InternalNode): Array<StoredChild | undefined> {
+  const out = new Array<StoredChild | undefined>(16);
   for (let i = 0; i < 16; i++) out[i] = childAt(node, i);
   return out;
 }
@@ -237,24 +385,19 @@ export function decodeNode(bytes: Bytes, key: Bytes): StoredNode {
       if (b.length !== 1) corrupt('null node with trailing bytes', key);
       return NULL_NODE;
     case NODE_LEAF:
-      if (b.length < 1 + 2 * HASH_BYTES) corrupt('truncated leaf', key);
+      if (b.length !== 1 + 2 * HASH_BYTES) corrupt('malformed root leaf', key);
       return {
         kind: 'leaf',
-        keyHash: b.subarray(1, 1 + HASH_BYTES),
-        valueHash: b.subarray(1 + HASH_BYTES, 1 + 2 * HASH_BYTES),
-        value: b.subarray(1 + 2 * HASH_BYTES),
+        leaf: makeLeafEntry(b.subarray(1, 1 + HASH_BYTES), b.subarray(1 + HASH_BYTES, 1 + 2 * HASH_BYTES)),
       };
     case NODE_INTERNAL: {
       if (b.length < 5) corrupt('truncated internal node', key);
       const bitmap = b.readUInt16BE(1);
       const leaves = b.readUInt16BE(3);
-      if (
-        b.length !== 5 + popcount(bitmap) * CHILD_BYTES ||
-        (leaves & ~bitmap) !== 0 ||
-        popcount(bitmap) < 1
-      ) {
+      const nLeaves = popcount(leaves);
+      const size = 5 + nLeaves * LEAF_BYTES + (popcount(bitmap) - nLeaves) * REF_BYTES;
+      if (b.length !== size || (leaves & ~bitmap) !== 0 || bitmap === 0)
         corrupt('malformed internal node', key);
-      }
       return { kind: 'internal', bytes: b, bitmap, leaves };
     }
     default:
@@ -268,7 +411,7 @@ export function storedNodeHash(node: StoredNode): Bytes {
     case 'null':
       return EMPTY_STATE_ROOT;
     case 'leaf':
-      return stateLeafHash(node.keyHash, node.valueHash);
+      return node.leaf.hash;
     case 'internal':
       return stateInternalHash(childrenOf(node).map((c) => c?.hash));
   }
@@ -282,38 +425,36 @@ export interface NodeReader {
   loadBytes(version: number, path: Bytes, depth: number): Bytes;
   /** Adds nodes just written (so the next block need not read them back). */
   remember(entries: Iterable<[string, StoredNode]>): void;
+  /** Drops nodes that left the latest version, so the cache holds live nodes. */
+  forget(keys: Iterable<Bytes>): void;
   /** Number of decoded nodes held. */
   readonly cached: number;
 }
 
 /**
- * A node reader over `kv`. Nodes are immutable (a node key names one version's node forever), so
- * a cached node never goes stale; pruned ones are simply never asked for again. The cache is two
- * generations of at most `cacheNodes / 2` entries each: a hit in the old generation is promoted,
- * and when the young one fills, the old one is dropped. Bounded at `cacheNodes` decoded nodes
- * (~0.7 KiB each when full) because a node serving many proofs would otherwise grow without limit.
+ * A node reader over `kv` with a least-recently-used cache of at most `cacheNodes` decoded nodes
+ * (~0.5 to 1 KiB each), bounded because a node serving many proofs would otherwise grow without
+ * limit. Nodes are immutable (a node key names one version's node forever), so a cached node never
+ * goes stale; nodes replaced by a commit are dropped from it to leave the room to live ones.
  */
 export function createNodeReader(kv: KvStore, cacheNodes: number): NodeReader {
-  const half = Math.max(1, Math.floor(cacheNodes / 2));
-  let young = new Map<string, StoredNode>();
-  let old = new Map<string, StoredNode>();
+  // A Map iterates in insertion order: re-inserting on a hit makes its first key the least recent.
+  const cache = new Map<string, StoredNode>();
   const put = (k: string, n: StoredNode): void => {
-    if (young.size >= half) {
-      old = young;
-      young = new Map();
-    }
-    young.set(k, n);
+    cache.set(k, n);
+    if (cache.size > cacheNodes) cache.delete(cache.keys().next().value!);
   };
   const get = (key: Buffer): StoredNode => {
     const k = key.toString('latin1');
-    let n = young.get(k);
-    if (n !== undefined) return n;
-    n = old.get(k);
-    if (n === undefined) {
-      const bytes = kv.getSync(key);
-      if (bytes === undefined) corrupt('missing', key);
-      n = decodeNode(bytes, key);
+    let n = cache.get(k);
+    if (n !== undefined) {
+      cache.delete(k);
+      cache.set(k, n);
+      return n;
     }
+    const bytes = kv.getSync(key);
+    if (bytes === undefined) corrupt('missing', key);
+    n = decodeNode(bytes, key);
     put(k, n);
     return n;
   };
@@ -328,8 +469,12 @@ export function createNodeReader(kv: KvStore, cacheNodes: number): NodeReader {
     remember: (entries) => {
       for (const [k, n] of entries) put(k, n);
     },
+    forget: (keys) => {
+      for (const k of keys)
+        cache.delete(Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('latin1'));
+    },
     get cached() {
-      return young.size + old.size;
+      return cache.size;
     },
   };
 }

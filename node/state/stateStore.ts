@@ -6,6 +6,7 @@ import {
   assertKey,
   nibbleAt,
   stateKeyHash,
+  stateValueHash,
   type StateProof,
   type StateProofLevel,
 } from '../../core/stateProof.ts';
@@ -18,12 +19,17 @@ import {
   childAt,
   createNodeReader,
   decodeKeyList,
+  decodeUndo,
   encodeKeyList,
+  encodeUndo,
   flatKey,
   parseFlatKey,
   staleKey,
   storedNodeHash,
+  undoKey,
+  type LeafEntry,
   type StoredNode,
+  type UndoEntry,
 } from './nodeStore.ts';
 import { SortedKeySet } from './sortedKeySet.ts';
 import { createStateView, viewInternals, type CommittedState, type StateStoreView } from './stateView.ts';
@@ -232,19 +238,20 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     return r;
   };
 
-  // Walks version `version` along keyHash: the leaf found (if any) and the levels passed.
+  // Walks version `version` along keyHash: the leaf found on its path (if any), recording the
+  // levels passed when asked to (for a proof).
   const walk = (
     version: number,
     keyHash: Bytes,
     levels: StateProofLevel[] | undefined,
-  ): { keyHash: Bytes; valueHash: Bytes; value: Bytes } | undefined => {
+  ): LeafEntry | undefined => {
     let node = reader.load(version, ZERO_PATH, 0);
     for (let depth = 0; ; depth++) {
       switch (node.kind) {
         case 'null':
           return undefined;
         case 'leaf':
-          return node;
+          return node.leaf;
         case 'internal': {
           const n = nibbleAt(keyHash, depth);
           if (levels !== undefined) {
@@ -260,10 +267,10 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
             levels.push({ bitmap, siblings });
           }
           const child = childAt(node, n);
-          if (child === undefined) return undefined;
+          if (child === undefined || child.t === 'leaf') return child;
           node = reader.load(child.version, keyHash, depth + 1);
-          if (child.leaf !== (node.kind === 'leaf')) {
-            throw new StateError('CORRUPT', 'state tree: child kind differs from its parent entry', {
+          if (node.kind !== 'internal') {
+            throw new StateError('CORRUPT', 'state tree: an internal child is not an internal node', {
               version,
               depth,
             });
@@ -271,6 +278,47 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
         }
       }
     }
+  };
+
+  // Decoded undo records of recent versions, for reads of old versions. Bounded: each holds one
+  // block's writes, and walking back through more than a few is rare (old-version proofs).
+  const undoCache = new Map<number, Map<string, Bytes | null>>();
+  const MAX_UNDO_CACHE = 32;
+  const undoAt = (version: number): Map<string, Bytes | null> | undefined => {
+    let rec = undoCache.get(version);
+    if (rec === undefined) {
+      const bytes = kv.getSync(undoKey(version));
+      if (bytes === undefined) return undefined;
+      rec = decodeUndo(bytes, version);
+      if (undoCache.size >= MAX_UNDO_CACHE) undoCache.delete(undoCache.keys().next().value!);
+      undoCache.set(version, rec);
+    }
+    return rec;
+  };
+
+  // The value of (contract, key) at a retained version. Leaves hold value hashes; the value is
+  // the latest one unless a later version wrote the key, in which case the first such version's
+  // undo record holds it. Each value found is checked against the leaf's hash.
+  const valueAt = (version: number, contract: string, key: Bytes): Bytes | undefined => {
+    if (version === meta!.latest) return kv.getSync(flatKey(contract, key));
+    const keyHash = stateKeyHash(contract, key);
+    const leaf = walk(version, keyHash, undefined);
+    if (leaf === undefined || !bytesEqual(leaf.keyHash, keyHash)) return undefined;
+    const id = contract + '\0' + Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+    let value: Bytes | null | undefined;
+    for (let u = version + 1; u <= meta!.latest && value === undefined; u++) value = undoAt(u)?.get(id);
+    if (value === undefined) value = kv.getSync(flatKey(contract, key)) ?? null;
+    if (value === null || !bytesEqual(stateValueHash(value), leaf.valueHash)) {
+      throw new StateError(
+        'CORRUPT',
+        `state: the value of a key at version ${version} does not match its leaf`,
+        {
+          version,
+          contract,
+        },
+      );
+    }
+    return value;
   };
 
   const store: StateStore = {
@@ -317,13 +365,24 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       const built = tree.serialize(version);
       const ops: BatchOp[] = built.ops;
 
-      // The flat index, and the key-index changes to apply once the batch is written.
+      // The flat index, the undo record (previous values, for reading older versions), and the
+      // key-index changes to apply once the batch is written.
       const added: Array<[string, string]> = [];
       const removed: Array<[string, string]> = [];
+      const undo: UndoEntry[] = [];
       for (const s of writes) {
         const inBase = committed.has(s.contract, s.keyStr);
+        if (s.value === null && !inBase) continue;
+        const previous = inBase
+          ? (internals.readValue(s.contract, s.keyStr) ?? committed.read(s.contract, s.key) ?? null)
+          : null;
+        if (previous === null && inBase) {
+          throw new StateError('CORRUPT', 'state: key index and flat index disagree', {
+            contract: s.contract,
+          });
+        }
+        undo.push({ contract: s.contract, key: s.key, previous });
         if (s.value === null) {
-          if (!inBase) continue;
           ops.push({ type: 'del', key: flatKey(s.contract, s.key) });
           removed.push([s.contract, s.keyStr]);
         } else if (s.value !== undefined) {
@@ -333,15 +392,16 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       }
 
       // Stale nodes of this version, then pruning: every version below `version - retain + 1`
-      // leaves the window, so the nodes that went stale up to that version can go.
+      // leaves the window, so the nodes that went stale up to that version can go, and so can
+      // the undo records only those versions needed.
       const oldest0 = meta?.oldest ?? version;
       const target = Math.max(oldest0, version - retain + 1);
       let oldest = oldest0;
-      let ownStaleDeleted = false;
+      let ownPruned = false;
       for (let s = oldest0 + 1; s <= target && s <= oldest0 + MAX_PRUNED_VERSIONS_PER_COMMIT; s++) {
         if (s === version) {
           for (const k of built.stale) ops.push({ type: 'del', key: k });
-          ownStaleDeleted = true;
+          ownPruned = true;
         } else {
           const key = staleKey(s);
           const record = kv.getSync(key);
@@ -349,11 +409,14 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
             for (const k of decodeKeyList(record)) ops.push({ type: 'del', key: k });
             ops.push({ type: 'del', key });
           }
+          ops.push({ type: 'del', key: undoKey(s) });
         }
         oldest = s;
       }
-      if (!ownStaleDeleted && built.stale.length > 0) {
-        ops.push({ type: 'put', key: staleKey(version), value: encodeKeyList(built.stale) });
+      if (!ownPruned) {
+        if (built.stale.length > 0)
+          ops.push({ type: 'put', key: staleKey(version), value: encodeKeyList(built.stale) });
+        if (undo.length > 0) ops.push({ type: 'put', key: undoKey(version), value: encodeUndo(undo) });
       }
       const newMeta: Meta = { latest: version, oldest };
       ops.push({ type: 'put', key: META_KEY, value: encodeMeta(newMeta) });
@@ -380,8 +443,10 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
           meta = newMeta;
           root = built.root;
           reader.remember(built.nodes);
+          reader.forget(built.stale);
           rootNode = reader.load(version, ZERO_PATH, 0);
           for (const r of roots.keys()) if (r < oldest) roots.delete(r);
+          for (const u of undoCache.keys()) if (u <= oldest) undoCache.delete(u);
           roots.set(version, root);
           for (const [contract, keyStr] of removed) {
             if (index.get(contract)?.delete(keyStr) === true) keyCount--;
@@ -401,10 +466,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       checkRetained(version);
       assertContract(contract);
       assertKey(key);
-      if (version === meta!.latest) return kv.getSync(flatKey(contract, key));
-      const keyHash = stateKeyHash(contract, key);
-      const leaf = walk(version, keyHash, undefined);
-      return leaf !== undefined && bytesEqual(leaf.keyHash, keyHash) ? leaf.value : undefined;
+      return valueAt(version, contract, key);
     },
 
     prove(contract, key, version) {
@@ -412,12 +474,12 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       const keyHash = stateKeyHash(contract, key);
       const levels: StateProofLevel[] = [];
       const leaf = walk(v, keyHash, levels);
-      const value =
-        leaf !== undefined && bytesEqual(leaf.keyHash, keyHash) ? Buffer.from(leaf.value) : undefined;
+      const present = leaf !== undefined && bytesEqual(leaf.keyHash, keyHash);
+      const value = present ? valueAt(v, contract, key) : undefined;
       return {
         version: v,
         root: rootAt(v),
-        value,
+        value: value === undefined ? undefined : Buffer.from(value),
         proof: {
           leaf:
             leaf === undefined

@@ -59,6 +59,8 @@ export interface ViewInternals {
   sync(): { tree: WorkingTree; root: Bytes };
   /** Every slot with a write that survived (value not undefined). */
   writes(): Slot[];
+  /** The committed value of a key the view read (null: read as absent), undefined if never read. */
+  readValue(contract: string, keyStr: string): Bytes | null | undefined;
   /** Marks the view closed. */
   close(): void;
 }
@@ -94,6 +96,9 @@ export function createStateView(committed: CommittedState): StateStoreView {
   let tree: WorkingTree | undefined;
   let rootCache: Bytes | undefined;
   let closed = false;
+  // Committed values this view read, so committing need not read them again for the undo record.
+  // Grows with the block's reads, which gas bounds.
+  const reads = new Map<string, Map<string, Bytes | null>>();
 
   const live = (): void => {
     if (closed) throw new StateError('VIEW_CLOSED', 'state view: already committed or closed', {});
@@ -128,12 +133,11 @@ export function createStateView(committed: CommittedState): StateStoreView {
     if (rootCache !== undefined && dirty.size === 0) return { tree, root: rootCache };
     for (const slot of dirty) {
       slot.keyHash ??= stateKeyHash(slot.contract, slot.key);
-      const inBase = committed.has(slot.contract, slot.keyStr);
       let value = slot.value;
       // Reverted back to no write: the tree must hold the committed value again.
-      if (value === undefined) value = inBase ? (committed.read(slot.contract, slot.key) ?? null) : null;
-      if (value === null) tree.delete(slot.keyHash, inBase);
-      else tree.put(slot.keyHash, value, inBase);
+      if (value === undefined) value = committed.read(slot.contract, slot.key) ?? null;
+      if (value === null) tree.delete(slot.keyHash);
+      else tree.put(slot.keyHash, value);
     }
     dirty.clear();
     rootCache = tree.rootHash();
@@ -292,6 +296,7 @@ export function createStateView(committed: CommittedState): StateStoreView {
       for (const m of overlay.values()) for (const s of m.values()) if (s.value !== undefined) out.push(s);
       return out;
     },
+    readValue: (contract, keyStr) => reads.get(contract)?.get(keyStr),
     close: () => {
       closed = true;
     },

@@ -3,23 +3,25 @@ import {
   EMPTY_STATE_ROOT,
   StateError,
   nibbleAt,
-  stateInternalHash,
-  stateLeafHash,
+  stateInternalHashAt,
   stateValueHash,
 } from '../../core/stateProof.ts';
 import type { BatchOp } from '../storage/kv.ts';
 import {
   NULL_NODE_BYTES,
   childAt,
-  childrenOf,
+  childHashOffset,
   decodeNode,
-  encodeInternal,
-  encodeLeaf,
+  encodeInternalFrom,
+  encodeRootLeaf,
+  makeLeafEntry,
   nodeKey,
   storedNodeHash,
-  type ChildRef,
   type InternalNode,
+  type InternalRef,
+  type LeafEntry,
   type NodeReader,
+  type StoredChild,
   type StoredNode,
 } from './nodeStore.ts';
 
@@ -31,23 +33,47 @@ import {
  * rehashes only the paths those writes touched. Nothing is written until `serialize`.
  */
 
-/** A leaf to be written (new, changed, or moved to another depth). */
-interface WorkingLeaf {
-  readonly t: 'leaf';
-  readonly keyHash: Bytes;
-  readonly valueHash: Bytes;
-  readonly value: Bytes;
-  readonly hash: Bytes;
-}
-
-/** An internal node to be written; `hash` is undefined while something below it changed. */
+/**
+ * An internal node to be written; `hash` is undefined while something below it changed. A node
+ * copied from a committed one keeps that node as `base`, and the children it has not changed are
+ * read from there on demand (bit i of `inherited` set) rather than all decoded at the copy: most
+ * nodes on a block's paths change one child of sixteen.
+ */
 interface WorkingInternal {
   readonly t: 'internal';
+  readonly base: InternalNode | undefined;
+  inherited: number;
   readonly children: Array<Child | undefined>;
   hash: Bytes | undefined;
 }
 
-type Child = ChildRef | WorkingLeaf | WorkingInternal;
+function childOf(node: WorkingInternal, i: number): Child | undefined {
+  return (node.inherited >> i) & 1 ? childAt(node.base!, i) : node.children[i];
+}
+
+function setChild(node: WorkingInternal, i: number, child: Child | undefined): void {
+  node.children[i] = child;
+  node.inherited &= ~(1 << i);
+  node.hash = undefined;
+}
+
+// A working node changed in place below its parent: its parent's hash must be cleared too (every
+// node on the path of a change is dirty, so a dirty child always means a changed subtree).
+function isDirty(child: Child | undefined): boolean {
+  return child !== undefined && child.t === 'internal' && child.hash === undefined;
+}
+
+function copyOf(base: InternalNode): WorkingInternal {
+  return {
+    t: 'internal',
+    base,
+    inherited: base.bitmap,
+    children: new Array<Child | undefined>(16),
+    hash: undefined,
+  };
+}
+
+type Child = StoredChild | WorkingInternal;
 
 /** What `serialize` produces for one version. */
 export interface SerializedTree {
@@ -62,29 +88,14 @@ export interface SerializedTree {
 
 /** A copy-on-write working tree (see the module comment). */
 export interface WorkingTree {
-  /**
-   * Sets keyHash to value. `inBase` says whether the key is in the committed version: when it
-   * is, a committed leaf met on its path must be its own and need not be read to be replaced.
-   */
-  put(keyHash: Bytes, value: Bytes, inBase: boolean): void;
-  /** Removes keyHash (nothing happens when it is absent). */
-  delete(keyHash: Bytes, inBase: boolean): void;
+  /** Sets the leaf of `keyHash` to the hash of `value`. */
+  put(keyHash: Bytes, value: Bytes): void;
+  /** Removes the leaf of `keyHash` (nothing happens when it is absent). */
+  delete(keyHash: Bytes): void;
   /** The root hash, rehashing only the paths changed since the last call. */
   rootHash(): Bytes;
   /** The node writes of version `version` (the working tree must not be used afterwards). */
   serialize(version: number): SerializedTree;
-}
-
-function withNibble(path: Bytes, depth: number, nibble: number): Buffer {
-  const out = Buffer.from(path);
-  const i = depth >> 1;
-  out[i] = depth & 1 ? (out[i]! & 0xf0) | nibble : (nibble << 4) | (out[i]! & 0x0f);
-  return out;
-}
-
-function makeLeaf(keyHash: Bytes, value: Bytes): WorkingLeaf {
-  const valueHash = stateValueHash(value);
-  return { t: 'leaf', keyHash, valueHash, value, hash: stateLeafHash(keyHash, valueHash) };
 }
 
 /**
@@ -97,19 +108,13 @@ export function createWorkingTree(
   baseRoot: StoredNode,
 ): WorkingTree {
   const ZERO = Buffer.alloc(32);
-  // Committed nodes replaced so far, by latin1 node key (a Map, so each is listed once).
+  // Committed internal nodes replaced so far, by latin1 node key (a Map, so each is listed once).
   const stale = new Map<string, Buffer>();
   let root: Child | undefined;
-  if (baseVersion !== undefined && baseRoot.kind !== 'null') {
-    root =
-      baseRoot.kind === 'leaf'
-        ? {
-            t: 'ref',
-            version: baseVersion,
-            hash: stateLeafHash(baseRoot.keyHash, baseRoot.valueHash),
-            leaf: true,
-          }
-        : { t: 'ref', version: baseVersion, hash: storedNodeHash(baseRoot), leaf: false };
+  if (baseVersion !== undefined) {
+    if (baseRoot.kind === 'leaf') root = baseRoot.leaf;
+    else if (baseRoot.kind === 'internal')
+      root = { t: 'ref', version: baseVersion, hash: storedNodeHash(baseRoot) };
   }
   let serialized = false;
 
@@ -118,7 +123,7 @@ export function createWorkingTree(
     stale.set(k.toString('latin1'), k);
   };
 
-  const loadInternal = (ref: ChildRef, path: Bytes, depth: number): InternalNode => {
+  const load = (ref: InternalRef, path: Bytes, depth: number): InternalNode => {
     const n = reader.load(ref.version, path, depth);
     if (n.kind !== 'internal') {
       throw new StateError('CORRUPT', 'state tree: expected an internal node', {
@@ -129,19 +134,13 @@ export function createWorkingTree(
     return n;
   };
 
-  const loadLeaf = (ref: ChildRef, path: Bytes, depth: number): WorkingLeaf => {
-    const n = reader.load(ref.version, path, depth);
-    if (n.kind !== 'leaf') {
-      throw new StateError('CORRUPT', 'state tree: expected a leaf', { version: ref.version, depth });
-    }
-    return { t: 'leaf', keyHash: n.keyHash, valueHash: n.valueHash, value: n.value, hash: ref.hash };
-  };
-
-  // Builds the smallest subtree at `depth` holding two distinct leaves.
-  const split = (a: WorkingLeaf, b: WorkingLeaf, depth: number): WorkingInternal => {
+  // The smallest subtree at `depth` holding two leaves with distinct keys.
+  const split = (a: LeafEntry, b: LeafEntry, depth: number): WorkingInternal => {
     if (depth >= 64) throw new StateError('CORRUPT', 'state tree: two leaves with one key hash', {});
     const node: WorkingInternal = {
       t: 'internal',
+      base: undefined,
+      inherited: 0,
       children: new Array<Child | undefined>(16),
       hash: undefined,
     };
@@ -155,45 +154,30 @@ export function createWorkingTree(
     return node;
   };
 
-  const putAt = (node: Child | undefined, depth: number, leaf: WorkingLeaf, inBase: boolean): Child => {
+  const putAt = (node: Child | undefined, depth: number, leaf: LeafEntry): Child => {
     if (node === undefined) return leaf;
-    const kh = leaf.keyHash;
     switch (node.t) {
       case 'leaf':
-        if (bytesEqual(node.keyHash, kh)) return bytesEqual(node.hash, leaf.hash) ? node : leaf;
+        // The leaf hash commits to key and value: an equal hash means nothing changes.
+        if (bytesEqual(node.keyHash, leaf.keyHash)) return bytesEqual(node.hash, leaf.hash) ? node : leaf;
+        // Another key's leaf sits on this path: both move down to where their hashes differ.
         return split(node, leaf, depth);
       case 'internal': {
-        const n = nibbleAt(kh, depth);
-        const before = node.children[n];
-        const after = putAt(before, depth + 1, leaf, inBase);
-        if (after !== before) {
-          node.children[n] = after;
-          node.hash = undefined;
-        }
+        const n = nibbleAt(leaf.keyHash, depth);
+        const before = childOf(node, n);
+        const after = putAt(before, depth + 1, leaf);
+        if (after !== before || isDirty(after)) setChild(node, n, after);
         return node;
       }
       case 'ref': {
-        if (node.leaf) {
-          // The leaf hash commits to key and value: equal hashes mean nothing changes.
-          if (bytesEqual(node.hash, leaf.hash)) return node;
-          if (inBase) {
-            markStale(node.version, kh, depth);
-            return leaf;
-          }
-          const existing = loadLeaf(node, kh, depth);
-          markStale(node.version, kh, depth);
-          if (bytesEqual(existing.keyHash, kh)) return leaf;
-          // Another key's leaf sits on this path: it moves down to make room.
-          return split(existing, leaf, depth);
-        }
-        const stored = loadInternal(node, kh, depth);
-        const n = nibbleAt(kh, depth);
+        const stored = load(node, leaf.keyHash, depth);
+        const n = nibbleAt(leaf.keyHash, depth);
         const before = childAt(stored, n);
-        const after = putAt(before, depth + 1, leaf, inBase);
+        const after = putAt(before, depth + 1, leaf);
         if (after === before) return node;
-        markStale(node.version, kh, depth);
-        const copy: WorkingInternal = { t: 'internal', children: childrenOf(stored), hash: undefined };
-        copy.children[n] = after;
+        markStale(node.version, leaf.keyHash, depth);
+        const copy = copyOf(stored);
+        setChild(copy, n, after);
         return copy;
       }
     }
@@ -201,77 +185,71 @@ export function createWorkingTree(
 
   // After a child of an internal node went away: an internal node left with no child vanishes,
   // and one left with a single leaf hands the leaf up (it moves to the shortest unique prefix).
-  const normalize = (node: WorkingInternal, path: Bytes, depth: number): Child | undefined => {
+  const normalize = (node: WorkingInternal): Child | undefined => {
     let only = -1;
     let count = 0;
     for (let i = 0; i < 16; i++) {
-      if (node.children[i] !== undefined) {
+      if ((node.inherited >> i) & 1 || node.children[i] !== undefined) {
         count++;
         only = i;
       }
     }
     if (count === 0) return undefined;
-    if (count > 1) return node;
-    const child = node.children[only]!;
-    if (child.t === 'leaf') return child;
-    if (child.t === 'ref' && child.leaf) {
-      const childPath = withNibble(path, depth, only);
-      const moved = loadLeaf(child, childPath, depth + 1);
-      markStale(child.version, childPath, depth + 1);
-      return moved;
+    if (count === 1) {
+      const c = childOf(node, only)!;
+      if (c.t === 'leaf') return c;
     }
     return node;
   };
 
-  const deleteAt = (
-    node: Child | undefined,
-    depth: number,
-    kh: Bytes,
-    inBase: boolean,
-  ): Child | undefined => {
+  const deleteAt = (node: Child | undefined, depth: number, kh: Bytes): Child | undefined => {
     if (node === undefined) return undefined;
     switch (node.t) {
       case 'leaf':
         return bytesEqual(node.keyHash, kh) ? undefined : node;
       case 'internal': {
         const n = nibbleAt(kh, depth);
-        const before = node.children[n];
-        const after = deleteAt(before, depth + 1, kh, inBase);
-        if (after === before) return node;
-        node.children[n] = after;
-        node.hash = undefined;
-        return normalize(node, kh, depth);
+        const before = childOf(node, n);
+        const after = deleteAt(before, depth + 1, kh);
+        if (after === before && !isDirty(after)) return node;
+        setChild(node, n, after);
+        return normalize(node);
       }
       case 'ref': {
-        if (node.leaf) {
-          // A key in the committed version owns the committed leaf on its path (see `put`).
-          if (!inBase && !bytesEqual(loadLeaf(node, kh, depth).keyHash, kh)) return node;
-          markStale(node.version, kh, depth);
-          return undefined;
-        }
-        const stored = loadInternal(node, kh, depth);
+        const stored = load(node, kh, depth);
         const n = nibbleAt(kh, depth);
         const before = childAt(stored, n);
-        const after = deleteAt(before, depth + 1, kh, inBase);
+        const after = deleteAt(before, depth + 1, kh);
         if (after === before) return node;
         markStale(node.version, kh, depth);
-        const copy: WorkingInternal = { t: 'internal', children: childrenOf(stored), hash: undefined };
-        copy.children[n] = after;
-        return normalize(copy, kh, depth);
+        const copy = copyOf(stored);
+        setChild(copy, n, after);
+        return normalize(copy);
       }
     }
   };
 
+  const buffers = new Array<Bytes | undefined>(16);
+  const offsets = new Array<number>(16).fill(0);
   const hashOf = (node: Child | undefined): Bytes => {
     if (node === undefined) return EMPTY_STATE_ROOT;
     if (node.t !== 'internal') return node.hash;
     if (node.hash === undefined) {
-      const hashes = new Array<Bytes | undefined>(16);
+      // Children first: the shared scratch arrays are filled only once they are all known.
       for (let i = 0; i < 16; i++) {
         const c = node.children[i];
-        hashes[i] = c === undefined ? undefined : hashOf(c);
+        if (c !== undefined && c.t === 'internal' && !((node.inherited >> i) & 1)) hashOf(c);
       }
-      node.hash = stateInternalHash(hashes);
+      for (let i = 0; i < 16; i++) {
+        if ((node.inherited >> i) & 1) {
+          buffers[i] = node.base!.bytes;
+          offsets[i] = childHashOffset(node.base!, i);
+        } else {
+          buffers[i] = node.children[i]?.hash;
+          offsets[i] = 0;
+        }
+      }
+      node.hash = stateInternalHashAt(buffers, offsets);
     }
     return node.hash;
   };
@@ -281,13 +259,13 @@ export function createWorkingTree(
   };
 
   return {
-    put(keyHash, value, inBase) {
+    put(keyHash, value) {
       check();
-      root = putAt(root, 0, makeLeaf(keyHash, value), inBase);
+      root = putAt(root, 0, makeLeafEntry(keyHash, stateValueHash(value)));
     },
-    delete(keyHash, inBase) {
+    delete(keyHash) {
       check();
-      root = deleteAt(root, 0, keyHash, inBase);
+      root = deleteAt(root, 0, keyHash);
     },
     rootHash() {
       return hashOf(root);
@@ -302,32 +280,29 @@ export function createWorkingTree(
         ops.push({ type: 'put', key, value: bytes });
         nodes.push([key.toString('latin1'), decodeNode(bytes, key)]);
       };
-      const emit = (node: Child, path: Buffer, depth: number): ChildRef => {
-        if (node.t === 'ref') return node;
-        if (node.t === 'leaf') {
-          write(nodeKey(version, path, depth), encodeLeaf(node.keyHash, node.valueHash, node.value));
-          return { t: 'ref', version, hash: node.hash, leaf: true };
-        }
-        const children = new Array<ChildRef | undefined>(16);
+      const emit = (node: WorkingInternal, path: Buffer, depth: number): InternalRef => {
+        const children = new Array<StoredChild | undefined>(16);
         const d = depth >> 1;
         const saved = path[d]!;
         for (let i = 0; i < 16; i++) {
           const c = node.children[i];
-          if (c === undefined) children[i] = undefined;
+          if ((node.inherited >> i) & 1 || c === undefined) children[i] = undefined;
+          else if (c.t !== 'internal') children[i] = c;
           else {
             path[d] = depth & 1 ? (saved & 0xf0) | i : (i << 4) | (saved & 0x0f);
             children[i] = emit(c, path, depth + 1);
           }
         }
         path[d] = saved;
-        write(nodeKey(version, path, depth), encodeInternal(children));
-        return { t: 'ref', version, hash: hashOf(node), leaf: false };
+        write(nodeKey(version, path, depth), encodeInternalFrom(node.base, node.inherited, children));
+        return { t: 'ref', version, hash: hashOf(node) };
       };
       // Every version has its own root node, so a version is readable from its root key alone.
       if (baseVersion !== undefined) markStale(baseVersion, ZERO, 0);
-      if (root === undefined) write(nodeKey(version, ZERO, 0), NULL_NODE_BYTES);
-      else if (root.t === 'ref')
-        write(nodeKey(version, ZERO, 0), Buffer.from(reader.loadBytes(root.version, ZERO, 0)));
+      const rootKey = nodeKey(version, ZERO, 0);
+      if (root === undefined) write(rootKey, NULL_NODE_BYTES);
+      else if (root.t === 'leaf') write(rootKey, encodeRootLeaf(root));
+      else if (root.t === 'ref') write(rootKey, Buffer.from(reader.loadBytes(root.version, ZERO, 0)));
       else emit(root, Buffer.alloc(32), 0);
       return { root: rootHash, ops, stale: [...stale.values()], nodes };
     },

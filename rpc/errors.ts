@@ -37,9 +37,9 @@ export const RPC_ERRORS = {
   INTERNAL: { code: -32603, meaning: 'The node failed while serving a valid request.' },
   TX_REJECTED: {
     code: -32000,
-    meaning:
-      'The transaction was refused before the mempool; `data.reason` is one of MALFORMED, WRONG_CHAIN, TOO_LARGE, BAD_SIGNATURE, NONCE_TOO_LOW, NONCE_TOO_HIGH, DUPLICATE, GAS_LIMIT, MEMPOOL_FULL, SENDER_FULL.',
+    meaning: 'The transaction was refused before the mempool and changed nothing; `data.reason` says why.',
   },
+
   NOT_FOUND: { code: -32001, meaning: 'The block, transaction, receipt, contract or height does not exist.' },
   REVERTED: {
     code: -32002,

@@ -84,6 +84,29 @@ export interface RpcServerOptions {
   readonly log?: RpcLogger;
 }
 
+/** The defaults of every limit and timeout (docs/rpc.md lists them). */
+export const RPC_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8545,
+  maxBodyBytes: 1024 * 1024,
+  maxBatch: 100,
+  maxDepth: 80,
+  maxConnections: 1024,
+  maxWsConnections: 512,
+  maxSubscriptionsPerConnection: 32,
+  maxInFlightPerConnection: 64,
+  maxTxWaiters: 10_000,
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 30_000,
+  connectionsCheckingIntervalMs: 1_000,
+  keepAliveTimeoutMs: 5_000,
+  defaultWaitMs: 30_000,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  slowClientMs: 10_000,
+  wsPingIntervalMs: 30_000,
+} as const satisfies Required<Omit<RpcServerOptions, 'adminToken' | 'corsOrigins' | 'rateLimit' | 'log'>>;
+
 /** What the server needs. */
 export interface RpcServerDeps {
   readonly node: NodeApi;
@@ -157,22 +180,17 @@ function errorResponse(id: Id, err: RpcError): Json {
 
 /** Creates the RPC server of a node. */
 export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps): RpcServer {
-  const host = options.host ?? '127.0.0.1';
-  const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
-  const maxBatch = options.maxBatch ?? 100;
-  const maxDepth = options.maxDepth ?? 80;
-  const maxWsConnections = options.maxWsConnections ?? 512;
-  const maxSubs = options.maxSubscriptionsPerConnection ?? 32;
-  const maxInFlight = options.maxInFlightPerConnection ?? 64;
-  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-  const maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024;
-  const slowClientMs = options.slowClientMs ?? 10_000;
+  const o = { ...RPC_DEFAULTS, ...options };
+  const { host, maxBodyBytes, maxBatch, maxDepth, maxWsConnections, maxBufferedBytes, slowClientMs } = o;
+  const { requestTimeoutMs, defaultWaitMs } = o;
+  const maxSubs = o.maxSubscriptionsPerConnection;
+  const maxInFlight = o.maxInFlightPerConnection;
   const log = options.log ?? defaultLog;
   const adminDigest = options.adminToken === undefined ? undefined : digest(options.adminToken);
   const cors = new Set(options.corsOrigins ?? []);
   const { node } = deps;
   const metrics = deps.metrics ?? createRpcMetrics(node, new Set(Object.keys(methods)));
-  const waiters = createTxWaiters(node, options.maxTxWaiters ?? 10_000);
+  const waiters = createTxWaiters(node, o.maxTxWaiters);
   const connections = new Set<Connection>();
   const streams = new Set<Stream>();
   const stats = { httpRequests: 0, errors: 0 };
@@ -185,7 +203,7 @@ export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps):
 
   const handlers: Handlers = createHandlers(node, {
     waiters,
-    defaultWaitMs: options.defaultWaitMs ?? 30_000,
+    defaultWaitMs,
     stats: () => ({
       httpRequests: stats.httpRequests,
       wsConnections: connections.size,
@@ -436,7 +454,7 @@ export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps):
     const handler = handlers[name] as (p: unknown) => unknown;
     const timeout =
       name === 'tx_wait'
-        ? ((params as ParamsOf<'tx_wait'>).timeoutMs ?? options.defaultWaitMs ?? 30_000) + requestTimeoutMs
+        ? ((params as ParamsOf<'tx_wait'>).timeoutMs ?? defaultWaitMs) + requestTimeoutMs
         : requestTimeoutMs;
     return withTimeout(
       Promise.resolve().then(() => handler(params)),
@@ -678,12 +696,12 @@ export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps):
     },
     async start() {
       const s = createServer({
-        headersTimeout: options.headersTimeoutMs ?? 10_000,
-        requestTimeout: options.bodyTimeoutMs ?? 30_000,
-        connectionsCheckingInterval: options.connectionsCheckingIntervalMs ?? 1_000,
-        keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
+        headersTimeout: o.headersTimeoutMs,
+        requestTimeout: o.bodyTimeoutMs,
+        connectionsCheckingInterval: o.connectionsCheckingIntervalMs,
+        keepAliveTimeout: o.keepAliveTimeoutMs,
       });
-      s.maxConnections = options.maxConnections ?? 1024;
+      s.maxConnections = o.maxConnections;
       s.on('request', onRequest);
       s.on('upgrade', onUpgrade);
       s.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -701,7 +719,7 @@ export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps):
       });
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
-        s.listen(options.port ?? 8545, host, () => {
+        s.listen(o.port, host, () => {
           s.off('error', reject);
           resolve();
         });
@@ -716,7 +734,7 @@ export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps):
           log('error', 'rpc: commit listener failed', { error: String(err) });
         }
       });
-      const pingMs = options.wsPingIntervalMs ?? 30_000;
+      const pingMs = o.wsPingIntervalMs;
       pingTimer = setInterval(() => {
         for (const c of connections) {
           if (!c.alive) {

@@ -1,3 +1,6 @@
+import { initCommand } from './init.ts';
+import { keysCommand } from './keys.ts';
+
 /** A CLI subcommand. */
 export interface Command {
   readonly name: string;
@@ -7,4 +10,4 @@ export interface Command {
 }
 
 /** Every subcommand, in the order `trellis help` lists them. */
-export const commands: Command[] = [];
+export const commands: Command[] = [initCommand, keysCommand];

@@ -3,6 +3,7 @@
  * `commands.ts`; each returns a process exit code.
  */
 import { commands } from './commands.ts';
+import { CliError } from './parse.ts';
 
 /** Runs the CLI with the given arguments (without `node` and the script path). */
 export async function main(argv: string[]): Promise<number> {
@@ -21,8 +22,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const e = err as Error & { code?: string };
     console.error(`trellis ${name}: ${e.message}${e.code === undefined ? '' : ` [${e.code}]`}`);
+    if (err instanceof CliError && typeof err.meta['usage'] === 'string')
+      console.error(`\n${err.meta['usage']}`);
     if (process.env['TRELLIS_DEBUG'] !== undefined) console.error(e.stack);
-    return 1;
+    // Operator mistakes carry their own exit code (2 for usage errors).
+    return err instanceof CliError ? err.exitCode : 1;
   }
 }
 

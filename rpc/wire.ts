@@ -8,7 +8,7 @@
  * - integers are JSON numbers only when they are safe integers (|n| ≤ 2^53-1); larger integers are
  *   decimal strings, inside contract values tagged as `{"$bigint": "…"}`;
  * - contract values (arguments, return values, event data) map bytes to `{"$bytes": "0x…"}` and
- *   bigints to `{"$bigint": "…"}`; an object whose only key is one of the tags is wrapped as
+ *   bigints to `{"$bigint": "…"}`; an object whose only key starts with `$` is wrapped as
  *   `{"$object": {…}}`, so the mapping is a bijection.
  */
 import { fromHex, toHex, type Bytes } from '../core/bytes.ts';
@@ -199,8 +199,6 @@ export function bigDecimal(): WireType<bigint> {
   };
 }
 
-const TAGS = new Set(['$bytes', '$bigint', '$object']);
-
 function valueFromJson(json: unknown, path: string, depth: number): unknown {
   if (depth > MAX_VALUE_DEPTH) {
     throw new RpcError('INVALID_PARAMS', `${path}: nested deeper than ${MAX_VALUE_DEPTH}`, { path });
@@ -257,7 +255,7 @@ export function valueToJson(v: Value): Json {
   const out: { [key: string]: Json } = {};
   const keys = Object.keys(v);
   for (const k of keys) out[k] = valueToJson(v[k]!);
-  return keys.length === 1 && TAGS.has(keys[0]!) ? { $object: out } : out;
+  return keys.length === 1 && keys[0]!.startsWith('$') ? { $object: out } : out;
 }
 
 /** Parses the JSON form of a contract value; the result is canonical (core/codec.ts). */

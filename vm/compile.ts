@@ -210,7 +210,12 @@ function entryCheck(gas: number, units: number): N {
   });
   return {
     type: 'IfStatement',
-    test: { type: 'BinaryExpression', operator: '|', left: dec('__G', 'g', gas), right: dec('__S', 's', units) },
+    test: {
+      type: 'BinaryExpression',
+      operator: '|',
+      left: dec('__G', 'g', gas),
+      right: dec('__S', 's', units),
+    },
     consequent: exprStmt(call('__oog', [])),
     alternate: null,
   };
@@ -372,7 +377,11 @@ function checkLoadTime(node: N, info: ModuleInfo, r: Reporter): void {
 /** Class checks for classes evaluated at load time (static parts run then). */
 function checkLoadTimeClass(node: N, info: ModuleInfo, r: Reporter): void {
   const sup = node.superClass as N | null;
-  if (sup !== null && sup.type !== 'Identifier' && !(sup.type === 'MemberExpression' && isGlobalMember(sup, info))) {
+  if (
+    sup !== null &&
+    sup.type !== 'Identifier' &&
+    !(sup.type === 'MemberExpression' && isGlobalMember(sup, info))
+  ) {
     r.add('MODULE_SHAPE', sup, 'a module-level class may only extend a named class');
   }
   for (const m of (node.body as N).body as N[]) {
@@ -427,10 +436,15 @@ function checkEverywhere(root: N, r: Reporter): void {
         const name = node.name as string;
         const isPropertyName =
           parent !== null &&
-          (((parent.type === 'MemberExpression' || parent.type === 'MethodDefinition' || parent.type === 'PropertyDefinition') &&
+          (((parent.type === 'MemberExpression' ||
+            parent.type === 'MethodDefinition' ||
+            parent.type === 'PropertyDefinition') &&
             key === (parent.type === 'MemberExpression' ? 'property' : 'key') &&
             parent.computed === false) ||
-            (parent.type === 'Property' && key === 'key' && parent.computed === false && parent.shorthand !== true) ||
+            (parent.type === 'Property' &&
+              key === 'key' &&
+              parent.computed === false &&
+              parent.shorthand !== true) ||
             parent.type === 'LabeledStatement' ||
             parent.type === 'BreakStatement' ||
             parent.type === 'ContinueStatement' ||
@@ -461,7 +475,8 @@ function checkEverywhere(root: N, r: Reporter): void {
       case 'FunctionDeclaration':
       case 'FunctionExpression':
       case 'ArrowFunctionExpression':
-        if (node.async === true) r.add('FORBIDDEN', node, 'contract code is synchronous: async functions are not allowed');
+        if (node.async === true)
+          r.add('FORBIDDEN', node, 'contract code is synchronous: async functions are not allowed');
         if (node.generator === true) r.add('FORBIDDEN', node, 'generator functions are not allowed');
         if ((node.params as N[]).length > VmLimits.maxLiteralArgs) {
           r.add('FORBIDDEN', node, `more than ${VmLimits.maxLiteralArgs} parameters`);
@@ -469,7 +484,11 @@ function checkEverywhere(root: N, r: Reporter): void {
         for (const p of node.params as N[]) {
           const inner = p.type === 'AssignmentPattern' ? (p.left as N) : p;
           if (containsRestArrayPattern(inner)) {
-            r.add('FORBIDDEN', p, 'array rest patterns are only allowed in declarations and assignments, not parameters');
+            r.add(
+              'FORBIDDEN',
+              p,
+              'array rest patterns are only allowed in declarations and assignments, not parameters',
+            );
           }
         }
         break;
@@ -507,7 +526,9 @@ function checkEverywhere(root: N, r: Reporter): void {
             if (containsRestArrayPattern(target)) {
               r.add('FORBIDDEN', target, 'array rest patterns are only allowed at the top of a declaration');
             }
-          } else if ((target.elements as Array<N | null>).some((e) => e !== null && containsRestArrayPattern(e))) {
+          } else if (
+            (target.elements as Array<N | null>).some((e) => e !== null && containsRestArrayPattern(e))
+          ) {
             r.add('FORBIDDEN', target, 'nested array rest patterns are not allowed');
           }
         }
@@ -527,7 +548,11 @@ function checkEverywhere(root: N, r: Reporter): void {
           (left.property as N).type === 'PrivateIdentifier' &&
           !isPure(left.object as N)
         ) {
-          r.add('FORBIDDEN', node, 'compound assignment to a private field of a computed object: assign it to a local first');
+          r.add(
+            'FORBIDDEN',
+            node,
+            'compound assignment to a private field of a computed object: assign it to a local first',
+          );
         }
         break;
       }
@@ -553,10 +578,14 @@ function checkEverywhere(root: N, r: Reporter): void {
 function containsRestArrayPattern(p: N): boolean {
   switch (p.type) {
     case 'ArrayPattern':
-      return (p.elements as Array<N | null>).some((e) => e !== null && (e.type === 'RestElement' || containsRestArrayPattern(e)));
+      return (p.elements as Array<N | null>).some(
+        (e) => e !== null && (e.type === 'RestElement' || containsRestArrayPattern(e)),
+      );
     case 'ObjectPattern':
       return (p.properties as N[]).some((q) =>
-        q.type === 'RestElement' ? containsRestArrayPattern(q.argument as N) : containsRestArrayPattern(q.value as N),
+        q.type === 'RestElement'
+          ? containsRestArrayPattern(q.argument as N)
+          : containsRestArrayPattern(q.value as N),
       );
     case 'AssignmentPattern':
       return containsRestArrayPattern(p.left as N);
@@ -595,7 +624,12 @@ const COMPARE_HELPERS: ReadonlyMap<string, string> = new Map([
 
 /** Evaluating it twice has no effect and gives the same value. */
 function isPure(n: N): boolean {
-  return n.type === 'Identifier' || n.type === 'ThisExpression' || n.type === 'Super' || (n.type === 'Literal' && (n as { regex?: unknown }).regex === undefined);
+  return (
+    n.type === 'Identifier' ||
+    n.type === 'ThisExpression' ||
+    n.type === 'Super' ||
+    (n.type === 'Literal' && (n as { regex?: unknown }).regex === undefined)
+  );
 }
 
 /** An operand whose comparison cannot be long: a literal, a typeof, a constant template. */
@@ -677,7 +711,11 @@ function checkModule(program: N, r: Reporter): ModuleInfo {
         for (const d of decl.declarations as N[]) {
           const target = d.id as N;
           if (target.type !== 'Identifier') {
-            r.add('MODULE_SHAPE', target, 'module-level destructuring is not allowed (it runs code at load time)');
+            r.add(
+              'MODULE_SHAPE',
+              target,
+              'module-level destructuring is not allowed (it runs code at load time)',
+            );
             continue;
           }
           const name = target.name as string;
@@ -734,7 +772,8 @@ function checkModule(program: N, r: Reporter): ModuleInfo {
     }
   }
   for (const [name, local] of info.exports) {
-    if (!info.bindings.includes(local)) r.add('MODULE_SHAPE', program, `export "${name}" names nothing declared`);
+    if (!info.bindings.includes(local))
+      r.add('MODULE_SHAPE', program, `export "${name}" names nothing declared`);
   }
   // Load-time safety of every initializer and module-level class.
   for (const stmt of program.body as N[]) {
@@ -773,19 +812,31 @@ function exportTable(which: 'methods' | 'views', info: ModuleInfo, program: N, r
   if (local === undefined) return [];
   const init = info.constInits.get(local);
   if (init === undefined || init.type !== 'ObjectExpression') {
-    r.add('MODULE_SHAPE', init ?? program, `"${which}" must be a const object literal ({ name(ctx, args) { ... }, ... })`);
+    r.add(
+      'MODULE_SHAPE',
+      init ?? program,
+      `"${which}" must be a const object literal ({ name(ctx, args) { ... }, ... })`,
+    );
     return [];
   }
   const names: string[] = [];
   for (const p of init.properties as N[]) {
     if (p.type !== 'Property' || p.computed === true || p.kind !== 'init') {
-      r.add('MODULE_SHAPE', p, `entries of "${which}" must be plain named functions (no spread, computed names or accessors)`);
+      r.add(
+        'MODULE_SHAPE',
+        p,
+        `entries of "${which}" must be plain named functions (no spread, computed names or accessors)`,
+      );
       continue;
     }
     const key = p.key as N;
-    const name = (key.type === 'Identifier' ? key.name : key.value) as unknown;
+    const name = key.type === 'Identifier' ? key.name : key.value;
     if (typeof name !== 'string' || !NAME_RE.test(name)) {
-      r.add('MODULE_SHAPE', key, `"${String(name)}" is not a valid ${which === 'methods' ? 'method' : 'view'} name (${NAME_RE.source})`);
+      r.add(
+        'MODULE_SHAPE',
+        key,
+        `"${String(name)}" is not a valid ${which === 'methods' ? 'method' : 'view'} name (${NAME_RE.source})`,
+      );
       continue;
     }
     const value = p.value as N;
@@ -858,7 +909,8 @@ function instrument(program: N, info: ModuleInfo, costs: Costs): N {
       case 'ArrowFunctionExpression': {
         const units = fnUnits(node);
         const body = node.body as N;
-        const inner = body.type === 'BlockStatement' ? (body.body as N[]) : [{ type: 'ReturnStatement', argument: body }];
+        const inner =
+          body.type === 'BlockStatement' ? (body.body as N[]) : [{ type: 'ReturnStatement', argument: body }];
         node.body = block([
           entryCheck(fnGas(node), units),
           {
@@ -866,7 +918,12 @@ function instrument(program: N, info: ModuleInfo, costs: Costs): N {
             block: block(inner),
             handler: null,
             finalizer: block([
-              exprStmt({ type: 'AssignmentExpression', operator: '+=', left: member(id('__S'), 's'), right: num(units) }),
+              exprStmt({
+                type: 'AssignmentExpression',
+                operator: '+=',
+                left: member(id('__S'), 's'),
+                right: num(units),
+              }),
             ]),
           },
         ]);
@@ -879,7 +936,10 @@ function instrument(program: N, info: ModuleInfo, costs: Costs): N {
       case 'WhileStatement':
       case 'DoWhileStatement': {
         const body = node.body as N;
-        node.body = block([gasCheck(loopGas(node)), ...(body.type === 'BlockStatement' ? (body.body as N[]) : [body])]);
+        node.body = block([
+          gasCheck(loopGas(node)),
+          ...(body.type === 'BlockStatement' ? (body.body as N[]) : [body]),
+        ]);
         if (node.type === 'ForInStatement') node.right = call('__fin', [node.right as N]);
         return node;
       }
@@ -899,7 +959,8 @@ function instrument(program: N, info: ModuleInfo, costs: Costs): N {
       }
       case 'TryStatement': {
         const fin = node.finalizer as N | null;
-        if (fin !== null) node.finalizer = block([exprStmt(call('__ck', [num(Gas.catchFinally)])), ...(fin.body as N[])]);
+        if (fin !== null)
+          node.finalizer = block([exprStmt(call('__ck', [num(Gas.catchFinally)])), ...(fin.body as N[])]);
         return node;
       }
       case 'BinaryExpression': {
@@ -916,12 +977,18 @@ function instrument(program: N, info: ModuleInfo, costs: Costs): N {
         const opIndex = COMPOUND_OPS.get(node.operator as string);
         const left = node.left as N;
         if (opIndex === undefined) {
-          if (node.operator === '=' && arrayPatternHasRest(left)) node.right = call('__spr', [node.right as N]);
+          if (node.operator === '=' && arrayPatternHasRest(left))
+            node.right = call('__spr', [node.right as N]);
           return node;
         }
         const helper = COMPOUND_HELPER[opIndex]!;
         if (left.type === 'Identifier') {
-          return { type: 'AssignmentExpression', operator: '=', left, right: call(helper, [{ ...left }, node.right as N]) };
+          return {
+            type: 'AssignmentExpression',
+            operator: '=',
+            left,
+            right: call(helper, [{ ...left }, node.right as N]),
+          };
         }
         // left is a member expression (compound assignment admits nothing else)
         const obj = left.object as N;
@@ -939,7 +1006,10 @@ function instrument(program: N, info: ModuleInfo, costs: Costs): N {
         return call('__cm2', [call('__cm1', [obj, keyExpr]), node.right as N, num(opIndex)]);
       }
       case 'TemplateLiteral':
-        if ((node.expressions as N[]).length > 0 && !(parent?.type === 'TaggedTemplateExpression' && key === 'quasi')) {
+        if (
+          (node.expressions as N[]).length > 0 &&
+          !(parent?.type === 'TaggedTemplateExpression' && key === 'quasi')
+        ) {
           return call('__str', [node]);
         }
         return node;
@@ -971,7 +1041,13 @@ function instrument(program: N, info: ModuleInfo, costs: Costs): N {
   const rest: N[] = [];
   for (const stmt of body) {
     const decl = stmt.type === 'ExportNamedDeclaration' ? (stmt.declaration as N | null) : stmt;
-    if (decl === null || decl === undefined || stmt.type === 'ImportDeclaration' || stmt.type === 'EmptyStatement') continue;
+    if (
+      decl === null ||
+      decl === undefined ||
+      stmt.type === 'ImportDeclaration' ||
+      stmt.type === 'EmptyStatement'
+    )
+      continue;
     if (decl.type === 'ExpressionStatement') continue; // directives
     if (decl.type === 'FunctionDeclaration') {
       hoisted.push(constDecl((decl.id as N).name as string, { ...decl, type: 'FunctionExpression' }));
@@ -1088,7 +1164,12 @@ function compileToCode(source: string): { code: string; info: ModuleInfo } {
     }) as unknown as N;
   } catch (err) {
     if (err instanceof RangeError) {
-      r.list.push({ code: 'TOO_DEEP', message: `source nests more than ${VmLimits.maxAstDepth} levels deep`, line: 1, column: 1 });
+      r.list.push({
+        code: 'TOO_DEEP',
+        message: `source nests more than ${VmLimits.maxAstDepth} levels deep`,
+        line: 1,
+        column: 1,
+      });
     } else {
       const e = err as SyntaxError & { loc?: Loc };
       r.list.push({
@@ -1109,7 +1190,7 @@ function compileToCode(source: string): { code: string; info: ModuleInfo } {
   }
   const costs = measure(program);
   const out = instrument(program, info, costs);
-  return { code: generate(out as never), info };
+  return { code: generate(out), info };
 }
 
 /**
@@ -1160,7 +1241,12 @@ export function decodeArtifact(bytes: Uint8Array): Artifact {
   const f = readArray(unpackCanonical(bytes, 'artifact'), 7, 'artifact');
   if (f[0] !== ARTIFACT_TAG || f[1] !== VM_VERSION) {
     throw new CompileError([
-      { code: 'LOAD_FAILED', message: `artifact is not a ${ARTIFACT_TAG} for VM version ${VM_VERSION}`, line: 0, column: 0 },
+      {
+        code: 'LOAD_FAILED',
+        message: `artifact is not a ${ARTIFACT_TAG} for VM version ${VM_VERSION}`,
+        line: 0,
+        column: 0,
+      },
     ]);
   }
   const names = (v: unknown, what: string): string[] =>

@@ -2,13 +2,7 @@ import { TrellisError } from '../core/errors.ts';
 
 /** Reasons a contract source is refused at deploy (and by `trellis contract check`). */
 export type CompileErrorCode =
-  | 'TOO_LARGE'
-  | 'TOO_DEEP'
-  | 'TYPESCRIPT'
-  | 'SYNTAX'
-  | 'FORBIDDEN'
-  | 'MODULE_SHAPE'
-  | 'LOAD_FAILED';
+  'TOO_LARGE' | 'TOO_DEEP' | 'TYPESCRIPT' | 'SYNTAX' | 'FORBIDDEN' | 'MODULE_SHAPE' | 'LOAD_FAILED';
 
 /** One problem found in a contract source, with its 1-based line and column. */
 export interface Diagnostic {
@@ -37,13 +31,7 @@ export class CompileError extends TrellisError<CompileErrorCode> {
 }
 
 /** Reasons the VM gives up on a block locally. */
-export type VmFaultCode =
-  | 'MEMORY_LIMIT'
-  | 'TIMEOUT'
-  | 'NATIVE_STACK'
-  | 'ISOLATE'
-  | 'HOST'
-  | 'STATE';
+export type VmFaultCode = 'MEMORY_LIMIT' | 'TIMEOUT' | 'NATIVE_STACK' | 'ISOLATE' | 'HOST' | 'STATE';
 
 /**
  * A local fault of this node while executing: the isolate hit its memory limit or wall-clock

@@ -18,7 +18,18 @@ import {
 import { compileContract, decodeArtifact, type Artifact, type CompiledContract } from './compile.ts';
 import { CompileError, ExecutorError, VmFault } from './errors.ts';
 import { Gas, VmLimits } from './gasTable.ts';
-import { HostOp, InvokeKind, createSandbox, decodeFlush, type GuestFlush, type HostHandler, type InvokeKindCode, type LoadedContract, type Sandbox, type SandboxOptions } from './sandbox.ts';
+import {
+  HostOp,
+  InvokeKind,
+  createSandbox,
+  decodeFlush,
+  type GuestFlush,
+  type HostHandler,
+  type InvokeKindCode,
+  type LoadedContract,
+  type Sandbox,
+  type SandboxOptions,
+} from './sandbox.ts';
 import {
   SystemContract,
   addSchedule,
@@ -61,7 +72,8 @@ export interface LifecycleRequest {
 export type LifecyclePolicy = (request: LifecycleRequest) => boolean;
 
 /** The header fields execution depends on (the roots are filled in after). */
-export type ExecutionHeader = Pick<BlockHeader, 'chainId' | 'height' | 'timestamp'> & Partial<Pick<BlockHeader, 'proposer'>>;
+export type ExecutionHeader = Pick<BlockHeader, 'chainId' | 'height' | 'timestamp'> &
+  Partial<Pick<BlockHeader, 'proposer'>>;
 
 /** A block to execute. */
 export interface BlockInput {
@@ -163,7 +175,12 @@ interface CallOutcome {
   readonly message: string;
 }
 
-const failed = (status: CallOutcome['status'], gasUsed: number, code: string, message: string): CallOutcome => ({
+const failed = (
+  status: CallOutcome['status'],
+  gasUsed: number,
+  code: string,
+  message: string,
+): CallOutcome => ({
   status,
   gasUsed,
   ret: null,
@@ -173,8 +190,12 @@ const failed = (status: CallOutcome['status'], gasUsed: number, code: string, me
 });
 
 /** Deploy arguments: `{ source: string, initArgs?: Value }` (upgrade: `migrateArgs`). */
-function lifecycleArgs(args: Value, hook: 'initArgs' | 'migrateArgs'): { source: string; hookArgs: Value } | null {
-  if (args === null || typeof args !== 'object' || Array.isArray(args) || args instanceof Uint8Array) return null;
+function lifecycleArgs(
+  args: Value,
+  hook: 'initArgs' | 'migrateArgs',
+): { source: string; hookArgs: Value } | null {
+  if (args === null || typeof args !== 'object' || Array.isArray(args) || args instanceof Uint8Array)
+    return null;
   const source = args['source'];
   if (typeof source !== 'string') return null;
   for (const k of Object.keys(args)) if (k !== 'source' && k !== hook) return null;
@@ -245,7 +266,8 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     if (hit !== undefined) return hit;
     const bytes = state.get(SystemContract.artifact, hash);
     if (bytes === undefined) throw new VmFault('STATE', `artifact ${key} is missing from state`, {});
-    if (toHex(sha256(bytes)) !== key) throw new VmFault('STATE', `artifact ${key} does not match its hash`, {});
+    if (toHex(sha256(bytes)) !== key)
+      throw new VmFault('STATE', `artifact ${key} does not match its hash`, {});
     return remember(artifacts, key, decodeArtifact(bytes));
   };
 
@@ -258,7 +280,10 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
   /** Applies a frame's buffered writes, events and schedules; returns [code, message] on refusal. */
   const applyFlush = (run: TxRun, frame: Frame, flush: GuestFlush): [string, string] | null => {
     const { state } = run;
-    if (!frame.writable && (flush.writes.length > 0 || flush.events.length > 0 || flush.schedules.length > 0)) {
+    if (
+      !frame.writable &&
+      (flush.writes.length > 0 || flush.events.length > 0 || flush.schedules.length > 0)
+    ) {
       throw new VmFault('HOST', 'a read-only frame sent writes', { contract: frame.contract });
     }
     for (const [k, v] of flush.writes) {
@@ -266,7 +291,8 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       const key = Buffer.from(k, 'utf8');
       if (key.length > VmLimits.maxKeyBytes) throw new VmFault('HOST', 'oversized key from the guest', {});
       if (v === null) state.delete(frame.contract, key);
-      else if (v instanceof Uint8Array && v.length <= VmLimits.maxValueBytes) state.set(frame.contract, key, Uint8Array.from(v));
+      else if (v instanceof Uint8Array && v.length <= VmLimits.maxValueBytes)
+        state.set(frame.contract, key, Uint8Array.from(v));
       else throw new VmFault('HOST', 'malformed value from the guest', {});
     }
     for (const [name, data] of flush.events) {
@@ -286,11 +312,19 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       run.liveEvents++;
     }
     for (const [time, method, args, gas] of flush.schedules) {
-      if (typeof time !== 'number' || typeof method !== 'string' || !(args instanceof Uint8Array) || typeof gas !== 'number') {
+      if (
+        typeof time !== 'number' ||
+        typeof method !== 'string' ||
+        !(args instanceof Uint8Array) ||
+        typeof gas !== 'number'
+      ) {
         throw new VmFault('HOST', 'malformed schedule from the guest', {});
       }
       if (pendingCount(state, frame.contract) >= VmLimits.maxPendingSchedules) {
-        return ['SCHEDULE_LIMIT', `${frame.contract} already has ${VmLimits.maxPendingSchedules} pending callbacks`];
+        return [
+          'SCHEDULE_LIMIT',
+          `${frame.contract} already has ${VmLimits.maxPendingSchedules} pending callbacks`,
+        ];
       }
       addSchedule(state, frame.contract, time, method, Uint8Array.from(args), gas);
     }
@@ -339,18 +373,31 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
               readOnly: g === true || !frame.writable,
             });
             if (out.status === 'ok') frame.events.push(...out.events);
-            return [out.status, out.gasUsed, out.ret === null ? null : latin1(out.ret), out.code, out.message];
+            return [
+              out.status,
+              out.gasUsed,
+              out.ret === null ? null : latin1(out.ret),
+              out.code,
+              out.message,
+            ];
           }
           case HostOp.hash:
             return latin1(sha256(Buffer.from(a as string, 'latin1')));
           case HostOp.verify:
-            return verify(Buffer.from(a as string, 'latin1'), Buffer.from(b as string, 'latin1'), Buffer.from(c as string, 'latin1'));
+            return verify(
+              Buffer.from(a as string, 'latin1'),
+              Buffer.from(b as string, 'latin1'),
+              Buffer.from(c as string, 'latin1'),
+            );
           default:
             return -1;
         }
       } catch (err) {
         // Never throw into the guest: remember the fault and let the guest unwind.
-        run.fault ??= err instanceof VmFault ? err : new VmFault('STATE', `host call failed: ${(err as Error).message}`, {});
+        run.fault ??=
+          err instanceof VmFault
+            ? err
+            : new VmFault('STATE', `host call failed: ${(err as Error).message}`, {});
         return -1;
       }
     };
@@ -372,10 +419,13 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
   /** Runs one call frame in its own checkpoint. */
   const callContract = (run: TxRun, req: CallRequest): CallOutcome => {
     const { state } = run;
-    if (!Number.isSafeInteger(req.gas) || req.gas < 0) return failed('out-of-gas', 0, 'OUT_OF_GAS', 'no gas for the call');
+    if (!Number.isSafeInteger(req.gas) || req.gas < 0)
+      return failed('out-of-gas', 0, 'OUT_OF_GAS', 'no gas for the call');
     const entry = NAME_RE.test(req.contract) ? readCodeEntry(state, req.contract) : undefined;
-    if (entry === undefined) return failed('reverted', 0, 'NO_CONTRACT', `no contract named "${req.contract}"`);
-    if (entry.frozen && req.hook === undefined) return failed('reverted', 0, 'FROZEN', `${req.contract} is frozen`);
+    if (entry === undefined)
+      return failed('reverted', 0, 'NO_CONTRACT', `no contract named "${req.contract}"`);
+    if (entry.frozen && req.hook === undefined)
+      return failed('reverted', 0, 'FROZEN', `${req.contract} is frozen`);
     if (run.stack.includes(req.contract)) {
       return failed('reverted', 0, 'REENTRANCY', `${req.contract} is already on the call stack`);
     }
@@ -387,7 +437,13 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     if (req.hook !== undefined) kind = req.hook;
     else if (artifact.views.includes(req.method)) kind = InvokeKind.view;
     else if (artifact.methods.includes(req.method)) {
-      if (req.readOnly) return failed('reverted', 0, 'READ_ONLY', `${req.contract}.${req.method} may write state; a view cannot call it`);
+      if (req.readOnly)
+        return failed(
+          'reverted',
+          0,
+          'READ_ONLY',
+          `${req.contract}.${req.method} may write state; a view cannot call it`,
+        );
       kind = InvokeKind.method;
     } else return failed('reverted', 0, 'NO_METHOD', `${req.contract} has no method or view "${req.method}"`);
     const loaded = loadContract(req.contract, entry.artifactHash, artifact);
@@ -422,14 +478,19 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       );
       if (run.fault !== null) throw run.fault;
       if (r.status === 3) {
-        throw new VmFault(r.code === 'NATIVE_STACK' ? 'NATIVE_STACK' : 'ISOLATE', `local fault in ${req.contract}: ${r.code} ${r.message}`, {});
+        throw new VmFault(
+          r.code === 'NATIVE_STACK' ? 'NATIVE_STACK' : 'ISOLATE',
+          `local fault in ${req.contract}: ${r.code} ${r.message}`,
+          {},
+        );
       }
       const gasUsed = r.status === 2 ? req.gas : req.gas - Math.min(r.gasLeft, req.gas);
       if (r.status === 0) {
         const refused = applyFlush(run, frame, r.flush);
-        outcome = refused === null
-          ? { status: 'ok', gasUsed, ret: r.ret, events: frame.events, code: '', message: '' }
-          : failed('reverted', gasUsed, refused[0], refused[1]);
+        outcome =
+          refused === null
+            ? { status: 'ok', gasUsed, ret: r.ret, events: frame.events, code: '', message: '' }
+            : failed('reverted', gasUsed, refused[0], refused[1]);
       } else outcome = failed(r.status === 2 ? 'out-of-gas' : 'reverted', gasUsed, r.code, r.message);
     } finally {
       loaded.handler = previous;
@@ -471,10 +532,21 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       try {
         returnValue = decodeValue(o.ret, 'return value');
       } catch (err) {
-        throw new VmFault('HOST', `guest encoded a non-canonical return value: ${(err as Error).message}`, {});
+        throw new VmFault(
+          'HOST',
+          `guest encoded a non-canonical return value: ${(err as Error).message}`,
+          {},
+        );
       }
     }
-    return { status: o.status, gasUsed: baseGas + o.gasUsed, returnValue, events: o.events, code: o.code, message: o.message };
+    return {
+      status: o.status,
+      gasUsed: baseGas + o.gasUsed,
+      returnValue,
+      events: o.events,
+      code: o.code,
+      message: o.message,
+    };
   };
 
   const lifecycle = (
@@ -488,7 +560,12 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     policy: LifecyclePolicy,
   ): TxOutcome => {
     const { state } = run;
-    const fail = (status: 'reverted' | 'out-of-gas', used: number, code: string, message: string): TxOutcome => ({
+    const fail = (
+      status: 'reverted' | 'out-of-gas',
+      used: number,
+      code: string,
+      message: string,
+    ): TxOutcome => ({
       status,
       gasUsed: used,
       returnValue: null,
@@ -498,11 +575,18 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     });
     const parsed = lifecycleArgs(args, kind === 'deploy' ? 'initArgs' : 'migrateArgs');
     if (parsed === null) {
-      return fail('reverted', 0, 'BAD_ARGS', `${kind} arguments must be { source: string, ${kind === 'deploy' ? 'initArgs' : 'migrateArgs'}?: value }`);
+      return fail(
+        'reverted',
+        0,
+        'BAD_ARGS',
+        `${kind} arguments must be { source: string, ${kind === 'deploy' ? 'initArgs' : 'migrateArgs'}?: value }`,
+      );
     }
     const existing = readCodeEntry(state, contract);
-    if (kind === 'deploy' && existing !== undefined) return fail('reverted', 0, 'CONTRACT_EXISTS', `${contract} already exists`);
-    if (kind === 'upgrade' && existing === undefined) return fail('reverted', 0, 'NO_CONTRACT', `no contract named "${contract}"`);
+    if (kind === 'deploy' && existing !== undefined)
+      return fail('reverted', 0, 'CONTRACT_EXISTS', `${contract} already exists`);
+    if (kind === 'upgrade' && existing === undefined)
+      return fail('reverted', 0, 'NO_CONTRACT', `no contract named "${contract}"`);
     if (!policy({ kind, sender, contract, state })) {
       return fail('reverted', 0, 'UNAUTHORIZED', `${sender} may not ${kind} ${contract}`);
     }
@@ -528,8 +612,14 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     writeCodeEntry(state, contract, entry);
     const artifact = artifactOf(state, c.artifactHash);
     const loaded = loadContract(contract, c.artifactHash, artifact);
-    if (typeof loaded === 'string') return fail('reverted', cost, 'LOAD_FAILED', `module failed to load: ${loaded}`);
-    const returnValue: Value = { artifactHash: c.artifactHash, contract, sourceHash: c.sourceHash, version: entry.version };
+    if (typeof loaded === 'string')
+      return fail('reverted', cost, 'LOAD_FAILED', `module failed to load: ${loaded}`);
+    const returnValue: Value = {
+      artifactHash: c.artifactHash,
+      contract,
+      sourceHash: c.sourceHash,
+      version: entry.version,
+    };
     const hook = kind === 'deploy' ? artifact.hasInit : artifact.hasMigrate;
     if (!hook) return { status: 'ok', gasUsed: cost, returnValue, events: [], code: '', message: '' };
     let hookArgs: string;
@@ -562,7 +652,8 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     const { tx } = stx;
     const reject = (code: string, message: string): Receipt =>
       toReceipt(stx.hash, { status: 'rejected', gasUsed: 0, returnValue: null, events: [], code, message });
-    if (tx.chainId !== header.chainId) return reject('WRONG_CHAIN', `chainId "${tx.chainId}", block is "${header.chainId}"`);
+    if (tx.chainId !== header.chainId)
+      return reject('WRONG_CHAIN', `chainId "${tx.chainId}", block is "${header.chainId}"`);
     if (!Number.isSafeInteger(tx.gasLimit) || tx.gasLimit > VmLimits.maxTxGas) {
       return reject('GAS_LIMIT', `gasLimit above the maximum of ${VmLimits.maxTxGas}`);
     }
@@ -604,7 +695,14 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
             args = latin1(encodeValue(tx.args));
           } catch (err) {
             if (!(err instanceof CodecError)) throw err;
-            o = { status: 'reverted', gasUsed: 0, returnValue: null, events: [], code: 'BAD_ARGS', message: err.message };
+            o = {
+              status: 'reverted',
+              gasUsed: 0,
+              returnValue: null,
+              events: [],
+              code: 'BAD_ARGS',
+              message: err.message,
+            };
             break;
           }
           o = fromCall(
@@ -629,14 +727,42 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         case 'unfreeze': {
           const entry = readCodeEntry(state, tx.contract);
           if (entry === undefined) {
-            o = { status: 'reverted', gasUsed: 0, returnValue: null, events: [], code: 'NO_CONTRACT', message: `no contract named "${tx.contract}"` };
+            o = {
+              status: 'reverted',
+              gasUsed: 0,
+              returnValue: null,
+              events: [],
+              code: 'NO_CONTRACT',
+              message: `no contract named "${tx.contract}"`,
+            };
           } else if (!policy({ kind: tx.kind, sender, contract: tx.contract, state })) {
-            o = { status: 'reverted', gasUsed: 0, returnValue: null, events: [], code: 'UNAUTHORIZED', message: `${sender} may not ${tx.kind} ${tx.contract}` };
+            o = {
+              status: 'reverted',
+              gasUsed: 0,
+              returnValue: null,
+              events: [],
+              code: 'UNAUTHORIZED',
+              message: `${sender} may not ${tx.kind} ${tx.contract}`,
+            };
           } else if (gas < Gas.lifecycle) {
-            o = { status: 'out-of-gas', gasUsed: gas, returnValue: null, events: [], code: 'OUT_OF_GAS', message: `${tx.kind} needs ${Gas.lifecycle} gas` };
+            o = {
+              status: 'out-of-gas',
+              gasUsed: gas,
+              returnValue: null,
+              events: [],
+              code: 'OUT_OF_GAS',
+              message: `${tx.kind} needs ${Gas.lifecycle} gas`,
+            };
           } else {
             writeCodeEntry(state, tx.contract, { ...entry, frozen: tx.kind === 'freeze' });
-            o = { status: 'ok', gasUsed: Gas.lifecycle, returnValue: { contract: tx.contract, frozen: tx.kind === 'freeze' }, events: [], code: '', message: '' };
+            o = {
+              status: 'ok',
+              gasUsed: Gas.lifecycle,
+              returnValue: { contract: tx.contract, frozen: tx.kind === 'freeze' },
+              events: [],
+              code: '',
+              message: '',
+            };
           }
           break;
         }
@@ -691,7 +817,11 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     executeBlock(input) {
       if (closed) throw new ExecutorError('CLOSED', 'executor is closed', {});
       const { state, header, txs } = input;
-      if (!Number.isSafeInteger(header.height) || !Number.isSafeInteger(header.timestamp) || header.timestamp < 0) {
+      if (
+        !Number.isSafeInteger(header.height) ||
+        !Number.isSafeInteger(header.timestamp) ||
+        header.timestamp < 0
+      ) {
         throw new ExecutorError('BAD_INPUT', 'header height and timestamp must be non-negative integers', {});
       }
       if (txs.length > Limits.maxBlockTxs) {
@@ -731,7 +861,13 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         args = latin1(encodeValue(req.args ?? null));
       } catch (err) {
         if (!(err instanceof CodecError)) throw err;
-        return { status: 'reverted', gasUsed: 0, returnValue: null, errorCode: 'BAD_ARGS', error: err.message };
+        return {
+          status: 'reverted',
+          gasUsed: 0,
+          returnValue: null,
+          errorCode: 'BAD_ARGS',
+          error: err.message,
+        };
       }
       const state = readOnlyView(req.state);
       const run: TxRun = {
@@ -747,10 +883,24 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       };
       const entry = NAME_RE.test(req.contract) ? readCodeEntry(state, req.contract) : undefined;
       if (entry !== undefined && !artifactOf(state, entry.artifactHash).views.includes(req.method)) {
-        return { status: 'reverted', gasUsed: 0, returnValue: null, errorCode: 'NO_VIEW', error: `${req.contract} has no view "${req.method}"` };
+        return {
+          status: 'reverted',
+          gasUsed: 0,
+          returnValue: null,
+          errorCode: 'NO_VIEW',
+          error: `${req.contract} has no view "${req.method}"`,
+        };
       }
       const o = fromCall(
-        callContract(run, { contract: req.contract, method: req.method, args, gas, stackUnits: VmLimits.stackUnits, sender: req.sender ?? '', readOnly: true }),
+        callContract(run, {
+          contract: req.contract,
+          method: req.method,
+          args,
+          gas,
+          stackUnits: VmLimits.stackUnits,
+          sender: req.sender ?? '',
+          readOnly: true,
+        }),
         0,
       );
       return {

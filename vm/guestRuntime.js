@@ -117,7 +117,10 @@ function limit(what) {
   abort(4, 'VM_LIMIT', what);
 }
 function isNativeStackOverflow(e) {
-  return e instanceof RangeErrorC && getOwnPropertyDescriptor(e, 'message')?.value === 'Maximum call stack size exceeded';
+  return (
+    e instanceof RangeErrorC &&
+    getOwnPropertyDescriptor(e, 'message')?.value === 'Maximum call stack size exceeded'
+  );
 }
 /** Entry of every catch and finally block in contract code. */
 function ck(n, e) {
@@ -164,7 +167,10 @@ function mul(a, b) {
 }
 function pow(a, b) {
   if (typeof a === 'bigint' && typeof b === 'bigint' && (a > 1n || a < -1n)) {
-    if (b > RealBigInt(LIM.maxBigIntBits) || RealBigInt(bitLength(a)) * b > RealBigInt(LIM.maxBigIntBits) + 64n) {
+    if (
+      b > RealBigInt(LIM.maxBigIntBits) ||
+      RealBigInt(bitLength(a)) * b > RealBigInt(LIM.maxBigIntBits) + 64n
+    ) {
       limit(`BigInt wider than ${LIM.maxBigIntBits} bits`);
     }
   }
@@ -173,7 +179,8 @@ function pow(a, b) {
   return r;
 }
 function shl(a, b) {
-  if (typeof b === 'bigint' && b > RealBigInt(LIM.maxBigIntBits)) limit(`BigInt wider than ${LIM.maxBigIntBits} bits`);
+  if (typeof b === 'bigint' && b > RealBigInt(LIM.maxBigIntBits))
+    limit(`BigInt wider than ${LIM.maxBigIntBits} bits`);
   const r = a << b;
   if (typeof r === 'bigint') checkBig(r);
   return r;
@@ -238,7 +245,16 @@ function cm2(i, r, op) {
   const k = cmStack[i + 1];
   const old = cmStack[i + 2];
   cmStack.length = i;
-  const v = op === 0 ? add(old, r) : op === 1 ? sub(old, r) : op === 2 ? mul(old, r) : op === 3 ? pow(old, r) : shl(old, r);
+  const v =
+    op === 0
+      ? add(old, r)
+      : op === 1
+        ? sub(old, r)
+        : op === 2
+          ? mul(old, r)
+          : op === 3
+            ? pow(old, r)
+            : shl(old, r);
   o[k] = v;
   return v;
 }
@@ -401,9 +417,11 @@ function replace(obj, name, make) {
 }
 /** A non-constructible method named `name`. */
 function method(name, fn) {
-  return { [name](...args) {
-    return apply(fn, this, args);
-  } }[name];
+  return {
+    [name](...args) {
+      return apply(fn, this, args);
+    },
+  }[name];
 }
 function relIndex(v, len, dflt) {
   if (v === undefined) return dflt;
@@ -503,12 +521,22 @@ const arrayJoin = method('join', function (sep) {
     S.s += LIM.stackUnitsPerFrame;
   }
 });
-defineProperty(ArrayProto, 'join', { value: arrayJoin, writable: true, enumerable: false, configurable: true });
+defineProperty(ArrayProto, 'join', {
+  value: arrayJoin,
+  writable: true,
+  enumerable: false,
+  configurable: true,
+});
 
 // The species-creating methods are reimplemented without species (they always build plain
 // arrays), because the metered Array constructor below disables V8's species fast path.
 function defineArrayMethod(name, fn) {
-  defineProperty(ArrayProto, name, { value: method(name, fn), writable: true, enumerable: false, configurable: true });
+  defineProperty(ArrayProto, name, {
+    value: method(name, fn),
+    writable: true,
+    enumerable: false,
+    configurable: true,
+  });
 }
 defineArrayMethod('map', function (fn, thisArg) {
   const o = thisObject(this, 'Array.prototype.map');
@@ -549,7 +577,12 @@ defineArrayMethod('splice', function (start, deleteCount, ...items) {
   const len = toLength(o.length);
   const from = relIndex(start, len, 0);
   const argc = arguments.length;
-  const del = argc === 0 ? 0 : argc === 1 ? len - from : mathMin(mathMax(mathTrunc(NumberC(deleteCount)) || 0, 0), len - from);
+  const del =
+    argc === 0
+      ? 0
+      : argc === 1
+        ? len - from
+        : mathMin(mathMax(mathTrunc(NumberC(deleteCount)) || 0, 0), len - from);
   const ins = items.length;
   charge((len - from + ins) * PER_ELEMENT);
   const removed = newArray(del);
@@ -667,7 +700,11 @@ const ArrayW = function Array(...args) {
     if (n > LIM.maxArrayLength) limit(`array longer than ${LIM.maxArrayLength}`);
     if (n > 0) charge(mathFloor(n) * PER_ELEMENT);
   } else charge(args.length * PER_ELEMENT);
-  return construct(RealArray, args, new.target === undefined || new.target === ArrayW ? RealArray : new.target);
+  return construct(
+    RealArray,
+    args,
+    new.target === undefined || new.target === ArrayW ? RealArray : new.target,
+  );
 };
 ArrayW.prototype = ArrayProto;
 defineProperty(ArrayW, 'prototype', { writable: false });
@@ -681,7 +718,12 @@ ArrayW.of = method('of', (...items) => {
   return items;
 });
 defineProperty(ArrayW, Symbol.species, getOwnPropertyDescriptor(RealArray, Symbol.species));
-defineProperty(ArrayProto, 'constructor', { value: ArrayW, writable: true, enumerable: false, configurable: true });
+defineProperty(ArrayProto, 'constructor', {
+  value: ArrayW,
+  writable: true,
+  enumerable: false,
+  configurable: true,
+});
 G_.Array = ArrayW;
 
 // Typed arrays and buffers allocate eagerly: sizes are capped and charged.
@@ -724,7 +766,12 @@ for (const name of [
   setPrototypeOf(Wrapped, TypedArray);
   defineProperty(Wrapped, 'prototype', { value: Real.prototype, writable: false });
   defineProperty(Wrapped, 'BYTES_PER_ELEMENT', { value: per });
-  defineProperty(Real.prototype, 'constructor', { value: Wrapped, writable: true, enumerable: false, configurable: true });
+  defineProperty(Real.prototype, 'constructor', {
+    value: Wrapped,
+    writable: true,
+    enumerable: false,
+    configurable: true,
+  });
   G_[name] = Wrapped;
 }
 replace(TypedArray, 'from', (orig) =>
@@ -768,8 +815,13 @@ for (const name of [
   replace(TypedArrayProto, name, (orig) =>
     method(name, function (...args) {
       const n = isTypedArray(this) ? taLength.call(this) : 0;
-      const extra = name === 'set' && args[0] !== null && typeof args[0] === 'object' ? toLength(args[0].length) : 0;
-      charge((n + extra) * (name === 'sort' || name === 'toSorted' ? 1 + (n > 1 ? 32 - Math.clz32(n) : 0) : 1) * PER_ELEMENT);
+      const extra =
+        name === 'set' && args[0] !== null && typeof args[0] === 'object' ? toLength(args[0].length) : 0;
+      charge(
+        (n + extra) *
+          (name === 'sort' || name === 'toSorted' ? 1 + (n > 1 ? 32 - Math.clz32(n) : 0) : 1) *
+          PER_ELEMENT,
+      );
       const r = apply(orig, this, args);
       if (typeof r === 'string') chargeString(r.length);
       return r;
@@ -781,19 +833,30 @@ const ArrayBufferW = function ArrayBuffer(...args) {
   const n = mathTrunc(NumberC(args[0])) || 0;
   bufferCap(n);
   const opts = args[1];
-  if (opts !== null && typeof opts === 'object' && opts.maxByteLength !== undefined) bufferCap(NumberC(opts.maxByteLength));
+  if (opts !== null && typeof opts === 'object' && opts.maxByteLength !== undefined)
+    bufferCap(NumberC(opts.maxByteLength));
   charge(mathMax(n, 0) * PER_ELEMENT);
   return construct(RealArrayBuffer, args, new.target === ArrayBufferW ? RealArrayBuffer : new.target);
 };
 defineProperty(ArrayBufferW, 'prototype', { value: RealArrayBuffer.prototype, writable: false });
 ArrayBufferW.isView = isView;
 defineProperty(ArrayBufferW, Symbol.species, getOwnPropertyDescriptor(RealArrayBuffer, Symbol.species));
-defineProperty(RealArrayBuffer.prototype, 'constructor', { value: ArrayBufferW, writable: true, enumerable: false, configurable: true });
+defineProperty(RealArrayBuffer.prototype, 'constructor', {
+  value: ArrayBufferW,
+  writable: true,
+  enumerable: false,
+  configurable: true,
+});
 G_.ArrayBuffer = ArrayBufferW;
 for (const name of ['slice', 'transfer', 'transferToFixedLength', 'resize']) {
   replace(RealArrayBuffer.prototype, name, (orig) =>
     method(name, function (...args) {
-      const n = name === 'slice' ? this.byteLength : args[0] === undefined ? this.byteLength : mathTrunc(NumberC(args[0])) || 0;
+      const n =
+        name === 'slice'
+          ? this.byteLength
+          : args[0] === undefined
+            ? this.byteLength
+            : mathTrunc(NumberC(args[0])) || 0;
       bufferCap(n);
       charge(mathMax(n, 0) * PER_ELEMENT);
       return apply(orig, this, args);
@@ -819,10 +882,23 @@ for (const [name, Real] of [
   if (hasOwn(Real, 'groupBy')) Wrapped.groupBy = Real.groupBy;
   const species = getOwnPropertyDescriptor(Real, Symbol.species);
   if (species !== undefined) defineProperty(Wrapped, Symbol.species, species);
-  defineProperty(Real.prototype, 'constructor', { value: Wrapped, writable: true, enumerable: false, configurable: true });
+  defineProperty(Real.prototype, 'constructor', {
+    value: Wrapped,
+    writable: true,
+    enumerable: false,
+    configurable: true,
+  });
   G_[name] = Wrapped;
 }
-for (const name of ['union', 'intersection', 'difference', 'symmetricDifference', 'isSubsetOf', 'isSupersetOf', 'isDisjointFrom']) {
+for (const name of [
+  'union',
+  'intersection',
+  'difference',
+  'symmetricDifference',
+  'isSubsetOf',
+  'isSupersetOf',
+  'isDisjointFrom',
+]) {
   replace(RealSet.prototype, name, (orig) =>
     method(name, function (other) {
       const a = this instanceof RealSet ? this.size : 0;
@@ -877,7 +953,8 @@ const boundArgs = new RealWeakMap();
 replace(FunctionProto, 'apply', () =>
   method('apply', function (thisArg, list) {
     if (list === undefined || list === null) return apply(this, thisArg, []);
-    if (toLength(ObjectC(list).length) > LIM.maxCallArgs) limit(`more than ${LIM.maxCallArgs} call arguments`);
+    if (toLength(ObjectC(list).length) > LIM.maxCallArgs)
+      limit(`more than ${LIM.maxCallArgs} call arguments`);
     return apply(this, thisArg, list);
   }),
 );
@@ -885,7 +962,8 @@ replace(FunctionProto, 'bind', () =>
   method('bind', function (thisArg, ...args) {
     const prior = boundArgs.get(this) ?? [0, 0];
     const total = prior[0] + args.length;
-    if (total > LIM.maxBoundArgs || prior[1] >= 64) limit(`more than ${LIM.maxBoundArgs} bound arguments or 64 chained binds`);
+    if (total > LIM.maxBoundArgs || prior[1] >= 64)
+      limit(`more than ${LIM.maxBoundArgs} bound arguments or 64 chained binds`);
     const bound = apply(origBind, this, [thisArg, ...args]);
     boundArgs.set(bound, [total, prior[1] + 1]);
     return bound;
@@ -893,13 +971,15 @@ replace(FunctionProto, 'bind', () =>
 );
 replace(Reflect, 'apply', () =>
   method('apply', (fn, thisArg, list) => {
-    if (toLength(ObjectC(list).length) > LIM.maxCallArgs) limit(`more than ${LIM.maxCallArgs} call arguments`);
+    if (toLength(ObjectC(list).length) > LIM.maxCallArgs)
+      limit(`more than ${LIM.maxCallArgs} call arguments`);
     return apply(fn, thisArg, list);
   }),
 );
 replace(Reflect, 'construct', () =>
   method('construct', (fn, list, ...rest) => {
-    if (toLength(ObjectC(list).length) > LIM.maxCallArgs) limit(`more than ${LIM.maxCallArgs} call arguments`);
+    if (toLength(ObjectC(list).length) > LIM.maxCallArgs)
+      limit(`more than ${LIM.maxCallArgs} call arguments`);
     return apply(construct, undefined, [fn, list, ...rest]);
   }),
 );
@@ -990,7 +1070,8 @@ function substitution(matched, s, position, replacement) {
 }
 // replace and replaceAll, for string patterns (regular expressions do not exist in contracts).
 function stringReplace(self, search, replacement, all) {
-  if (self === null || self === undefined) throw new TypeErrorC('String.prototype.replace called on null or undefined');
+  if (self === null || self === undefined)
+    throw new TypeErrorC('String.prototype.replace called on null or undefined');
   if (search !== null && search !== undefined) {
     const custom = search[SymReplace];
     if (custom !== undefined && custom !== null) return apply(custom, search, [self, replacement]);
@@ -1006,8 +1087,10 @@ function stringReplace(self, search, replacement, all) {
   const step = mathMax(pattern.length, 1);
   while (pos >= 0) {
     charge(PER_ELEMENT);
-    const piece = fn === null ? substitution(pattern, s, pos, rep) : `${apply(fn, undefined, [pattern, pos, s])}`;
-    if (out.length + (pos - last) + piece.length > MAX_STRING) limit(`string longer than ${MAX_STRING} characters`);
+    const piece =
+      fn === null ? substitution(pattern, s, pos, rep) : `${apply(fn, undefined, [pattern, pos, s])}`;
+    if (out.length + (pos - last) + piece.length > MAX_STRING)
+      limit(`string longer than ${MAX_STRING} characters`);
     out += apply(strSlice, s, [last, pos]) + piece;
     last = pos + pattern.length;
     if (!all) break;
@@ -1043,7 +1126,14 @@ replace(StringC, 'raw', (orig) =>
     return r;
   }),
 );
-for (const name of ['encodeURI', 'encodeURIComponent', 'decodeURI', 'decodeURIComponent', 'parseInt', 'parseFloat']) {
+for (const name of [
+  'encodeURI',
+  'encodeURIComponent',
+  'decodeURI',
+  'decodeURIComponent',
+  'parseInt',
+  'parseFloat',
+]) {
   replace(G_, name, (orig) =>
     method(name, (...args) => {
       if (typeof args[0] === 'string') charge(args[0].length >>> CHAR_SHIFT);
@@ -1057,7 +1147,8 @@ for (const name of ['encodeURI', 'encodeURIComponent', 'decodeURI', 'decodeURICo
 // BigInt: parsing long strings and the asIntN/asUintN widths are bounded.
 const BigIntW = function BigInt(v) {
   if (new.target !== undefined) throw new TypeErrorC('BigInt is not a constructor');
-  if (typeof v === 'string' && v.length > LIM.maxBigIntBits + 8) limit(`BigInt wider than ${LIM.maxBigIntBits} bits`);
+  if (typeof v === 'string' && v.length > LIM.maxBigIntBits + 8)
+    limit(`BigInt wider than ${LIM.maxBigIntBits} bits`);
   return checkBig(RealBigInt(v));
 };
 defineProperty(BigIntW, 'prototype', { value: RealBigInt.prototype, writable: false });
@@ -1067,7 +1158,12 @@ for (const name of ['asIntN', 'asUintN']) {
     return (name === 'asIntN' ? bigAsIntN : bigAsUintN)(bits, v);
   });
 }
-defineProperty(RealBigInt.prototype, 'constructor', { value: BigIntW, writable: true, enumerable: false, configurable: true });
+defineProperty(RealBigInt.prototype, 'constructor', {
+  value: BigIntW,
+  writable: true,
+  enumerable: false,
+  configurable: true,
+});
 G_.BigInt = BigIntW;
 
 // ---------------------------------------------------------------------------------------------
@@ -1129,7 +1225,9 @@ function encInt(n) {
 }
 function encBig(v) {
   const u = v < 0n ? bigAsUintN(64, v) : v;
-  return (v >= 9223372036854775808n ? '\xcf' : '\xd3') + u32(NumberC(u >> 32n)) + u32(NumberC(u & 0xffffffffn));
+  return (
+    (v >= 9223372036854775808n ? '\xcf' : '\xd3') + u32(NumberC(u >> 32n)) + u32(NumberC(u & 0xffffffffn))
+  );
 }
 function utf8Encode(s) {
   const n = s.length;
@@ -1190,10 +1288,12 @@ function enc(v, path, depth) {
     case 'number':
       // ±2^53 is an integer core/codec.ts accepts (as a bigint); every other unsafe number is not.
       if (v === 9007199254740992 || v === -9007199254740992) return encBig(RealBigInt(v));
-      if (!isSafeInteger(v)) badValue(path, 'only safe integers are allowed (use minor units, or bigint beyond 2^53)');
+      if (!isSafeInteger(v))
+        badValue(path, 'only safe integers are allowed (use minor units, or bigint beyond 2^53)');
       return encInt(v === 0 ? 0 : v);
     case 'bigint':
-      if (v < -9223372036854775808n || v > 18446744073709551615n) badValue(path, 'integers must fit in 64 bits');
+      if (v < -9223372036854775808n || v > 18446744073709551615n)
+        badValue(path, 'integers must fit in 64 bits');
       return v >= -9007199254740991n && v <= 9007199254740991n ? encInt(NumberC(v)) : encBig(v);
     case 'string':
       return encStr(v, path);
@@ -1212,7 +1312,8 @@ function enc(v, path, depth) {
         return out;
       }
       const proto = getPrototypeOf(v);
-      if (proto !== ObjectProto && proto !== null) badValue(path, 'expected a plain object, an array, bytes or a primitive');
+      if (proto !== ObjectProto && proto !== null)
+        badValue(path, 'expected a plain object, an array, bytes or a primitive');
       const ks = objectKeys(v);
       let j = 0;
       while (j < ks.length && isIndexKey(ks[j])) j++;
@@ -1258,9 +1359,14 @@ function utf8Decode(start, end) {
     let cp;
     if (c < 128) cp = c;
     else if (c < 224) cp = ((c & 31) << 6) | (dsrc.charCodeAt(i++) & 63);
-    else if (c < 240) cp = ((c & 15) << 12) | ((dsrc.charCodeAt(i++) & 63) << 6) | (dsrc.charCodeAt(i++) & 63);
+    else if (c < 240)
+      cp = ((c & 15) << 12) | ((dsrc.charCodeAt(i++) & 63) << 6) | (dsrc.charCodeAt(i++) & 63);
     else {
-      cp = ((c & 7) << 18) | ((dsrc.charCodeAt(i++) & 63) << 12) | ((dsrc.charCodeAt(i++) & 63) << 6) | (dsrc.charCodeAt(i++) & 63);
+      cp =
+        ((c & 7) << 18) |
+        ((dsrc.charCodeAt(i++) & 63) << 12) |
+        ((dsrc.charCodeAt(i++) & 63) << 6) |
+        (dsrc.charCodeAt(i++) & 63);
       cp -= 0x10000;
       out += fromCharCode(0xd800 + (cp >> 10), 0xdc00 + (cp & 1023));
       continue;
@@ -1379,7 +1485,15 @@ function arrayHeader(n) {
 }
 function rawStr(s) {
   const n = s.length;
-  return (n < 32 ? fromCharCode(160 | n) : n < 256 ? '\xd9' + fromCharCode(n) : n < 65536 ? '\xda' + u16(n) : '\xdb' + u32(n)) + s;
+  return (
+    (n < 32
+      ? fromCharCode(160 | n)
+      : n < 256
+        ? '\xd9' + fromCharCode(n)
+        : n < 65536
+          ? '\xda' + u16(n)
+          : '\xdb' + u32(n)) + s
+  );
 }
 function rawBin(b) {
   const n = b.length;
@@ -1408,7 +1522,8 @@ let events = [];
 let schedules = [];
 
 function checkName(s, what) {
-  if (typeof s !== 'string' || s.length === 0 || s.length > 64) throw new TypeErrorC(`${what} must be a name of 1 to 64 characters`);
+  if (typeof s !== 'string' || s.length === 0 || s.length > 64)
+    throw new TypeErrorC(`${what} must be a name of 1 to 64 characters`);
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     const alpha = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
@@ -1473,7 +1588,8 @@ const stateApi = freeze({
     const v = encodeValue(value, 'value');
     charge(GAS.stateSet + (kb + v.length) * GAS.statePerByte);
     dirtyBytes += kb + v.length;
-    if (dirtyBytes > LIM.maxWriteBytesPerCall) limit(`more than ${LIM.maxWriteBytesPerCall} bytes of writes in one call`);
+    if (dirtyBytes > LIM.maxWriteBytesPerCall)
+      limit(`more than ${LIM.maxWriteBytesPerCall} bytes of writes in one call`);
     known.set(key, v);
     dirty.set(key, v);
   },
@@ -1491,7 +1607,13 @@ const stateApi = freeze({
       throw new RangeErrorC(`range limit must be an integer from 1 to ${LIM.maxRangeLimit}`);
     }
     charge(GAS.stateRange);
-    const r = hostCall(3, curWritable ? takeFlush() : '', prefix, limitCount, after === undefined ? null : after);
+    const r = hostCall(
+      3,
+      curWritable ? takeFlush() : '',
+      prefix,
+      limitCount,
+      after === undefined ? null : after,
+    );
     if (isArray(r) && r[0] === 'abort') abort(3, r[1], r[2]);
     if (typeof r !== 'string') fault('STATE');
     charge(r.length * GAS.statePerByte);
@@ -1537,12 +1659,24 @@ function callContract(contract, methodName, args, options) {
     if (!isSafeInteger(g) || g < 0) throw new RangeErrorC('gasLimit must be a non-negative integer');
     gas = mathMin(g, G.g);
   }
-  const r = hostCall(4, curWritable ? takeFlush() : '', contract, methodName, a, gas, S.s - LIM.stackUnitsPerCall, !curWritable);
+  // A callee that ran out of all the gas its caller had leaves the caller out of gas too.
+  const everything = gas === G.g;
+  const r = hostCall(
+    4,
+    curWritable ? takeFlush() : '',
+    contract,
+    methodName,
+    a,
+    gas,
+    S.s - LIM.stackUnitsPerCall,
+    !curWritable,
+  );
   if (!isArray(r)) fault('CALL');
   const [status, used, ret, code, message] = r;
   if (typeof used !== 'number') fault('CALL');
   charge(used);
   if (status === 'fault') abort(5, code, message);
+  if (status === 'out-of-gas' && everything) abort(1, 'OUT_OF_GAS', 'out of gas');
   if (status === 'abort') abort(3, code, message);
   if (status !== 'ok') {
     const err = new ErrorC(`${contract}.${methodName}: ${message}`);
@@ -1554,9 +1688,11 @@ function callContract(contract, methodName, args, options) {
 }
 function schedule(time, methodName, args, options) {
   requireWritable('schedule');
-  if (!isSafeInteger(time) || time < 0) throw new RangeErrorC('schedule time must be a non-negative integer (milliseconds)');
+  if (!isSafeInteger(time) || time < 0)
+    throw new RangeErrorC('schedule time must be a non-negative integer (milliseconds)');
   checkName(methodName, 'method');
-  if (!methodTable.has(methodName)) throw new TypeErrorC(`schedule: "${methodName}" is not a method of this contract`);
+  if (!methodTable.has(methodName))
+    throw new TypeErrorC(`schedule: "${methodName}" is not a method of this contract`);
   let gas = LIM.defaultScheduleGas;
   if (options !== undefined && options !== null && options.gasLimit !== undefined) {
     gas = options.gasLimit;
@@ -1613,7 +1749,8 @@ function verifyEd25519(signature, message, publicKey) {
 }
 function hexToLatin1(hex) {
   let out = '';
-  for (let i = 2; i < hex.length; i += 2) out += fromCharCode(NumberC(`0x${apply(strSlice, hex, [i, i + 2])}`));
+  for (let i = 2; i < hex.length; i += 2)
+    out += fromCharCode(NumberC(`0x${apply(strSlice, hex, [i, i + 2])}`));
   return out;
 }
 function random(label) {
@@ -1699,10 +1836,14 @@ function describe(e) {
     const msg = m !== undefined && typeof m.value === 'string' ? m.value : '';
     const c = getOwnPropertyDescriptor(e, 'code');
     const code = c !== undefined && typeof c.value === 'string' ? c.value : '';
-    return [code, `${apply(strSlice, name, [0, 64])}${msg === '' ? '' : ': '}${apply(strSlice, msg, [0, 512])}`];
+    return [
+      code,
+      `${apply(strSlice, name, [0, 64])}${msg === '' ? '' : ': '}${apply(strSlice, msg, [0, 512])}`,
+    ];
   }
   if (typeof e === 'string') return ['', `thrown string: ${apply(strSlice, e, [0, 512])}`];
-  if (typeof e === 'number' || typeof e === 'boolean' || e === null || e === undefined) return ['', `thrown ${e}`];
+  if (typeof e === 'number' || typeof e === 'boolean' || e === null || e === undefined)
+    return ['', `thrown ${e}`];
   return ['', `thrown ${typeof e}`];
 }
 
@@ -1810,7 +1951,8 @@ function invoke(kind, name, args, contract, sender, origin, txHash, height, time
     }
   }
   if (G.g < 0) return result(2, 'OUT_OF_GAS', 'out of gas', '', '');
-  if (abortKind !== 0) return result(abortKind === 5 ? 3 : abortKind === 1 ? 2 : 1, abortCode, abortMessage, '', '');
+  if (abortKind !== 0)
+    return result(abortKind === 5 ? 3 : abortKind === 1 ? 2 : 1, abortCode, abortMessage, '', '');
   return result(0, '', '', ret, kind === 1 ? '' : takeFlush());
 }
 

@@ -69,7 +69,10 @@ export function createMemoryState(entries: Iterable<[string, Bytes, Bytes]> = []
     range(contract, prefix, limit, after) {
       const out: Array<[Bytes, Bytes]> = [];
       const rows = [...visible().values()]
-        .filter(([c, k]) => c === contract && startsWith(k, prefix) && (after === undefined || compareBytes(k, after) > 0))
+        .filter(
+          ([c, k]) =>
+            c === contract && startsWith(k, prefix) && (after === undefined || compareBytes(k, after) > 0),
+        )
         .sort((a, b) => compareBytes(a[1], b[1]));
       for (const [, k, v] of rows) {
         if (out.length >= limit) break;

@@ -38,7 +38,16 @@ export const HostOp = {
 } as const;
 
 /** What answers a guest's host calls while a contract runs: set by the executor per call. */
-export type HostHandler = (op: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown, g: unknown) => unknown;
+export type HostHandler = (
+  op: number,
+  a: unknown,
+  b: unknown,
+  c: unknown,
+  d: unknown,
+  e: unknown,
+  f: unknown,
+  g: unknown,
+) => unknown;
 
 /** Which entry point to run. */
 export const InvokeKind = { method: 0, view: 1, init: 2, migrate: 3 } as const;
@@ -125,7 +134,8 @@ function faultOf(err: unknown, isolate: IvmModule.Isolate | null): VmFault {
   if (/memory limit/i.test(message) || isolate?.isDisposed === true) {
     return new VmFault('MEMORY_LIMIT', `contract isolate hit its memory limit: ${message}`, {});
   }
-  if (/timed out/i.test(message)) return new VmFault('TIMEOUT', `contract call exceeded the wall-clock backstop: ${message}`, {});
+  if (/timed out/i.test(message))
+    return new VmFault('TIMEOUT', `contract call exceeded the wall-clock backstop: ${message}`, {});
   return new VmFault('ISOLATE', `contract isolate failed: ${message}`, {});
 }
 
@@ -178,7 +188,16 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     try {
       context = iso.createContextSync();
       const slotRef: { current: Slot | null } = { current: null };
-      const dispatch = (op: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown, g: unknown): unknown => {
+      const dispatch = (
+        op: number,
+        a: unknown,
+        b: unknown,
+        c: unknown,
+        d: unknown,
+        e: unknown,
+        f: unknown,
+        g: unknown,
+      ): unknown => {
         const handler = slotRef.current?.handler ?? null;
         if (handler === null) return -1;
         return handler(op, a, b, c, d, e, f, g);
@@ -188,16 +207,24 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
         [new ivm.Callback(dispatch), new ivm.ExternalCopy(GUEST_CONFIG).copyInto()],
         { result: { reference: true }, timeout: callTimeoutMs },
       ) as IvmModule.Reference<Record<string, unknown>>;
-      const loadRef = runtime.getSync('load', { reference: true }) as IvmModule.Reference<(f: unknown) => string>;
-      const invoke = runtime.getSync('invoke', { reference: true }) as IvmModule.Reference<(...args: unknown[]) => string>;
+      const loadRef = runtime.getSync('load', { reference: true }) as IvmModule.Reference<
+        (f: unknown) => string
+      >;
+      const invoke = runtime.getSync('invoke', { reference: true }) as IvmModule.Reference<
+        (...args: unknown[]) => string
+      >;
       runtime.release();
       const script = iso.compileScriptSync(code, { filename: `contract:${key}` });
-      const factory = script.runSync(context, { reference: true, timeout: callTimeoutMs }) as IvmModule.Reference<unknown>;
+      const factory = script.runSync(context, {
+        reference: true,
+        timeout: callTimeoutMs,
+      }) as IvmModule.Reference<unknown>;
       script.release();
       const error = loadRef.applySync(undefined, [factory.derefInto()], { timeout: callTimeoutMs });
       factory.release();
       loadRef.release();
-      if (error === 'NATIVE_STACK') throw new VmFault('NATIVE_STACK', "V8's own stack overflowed while loading a contract", {});
+      if (error === 'NATIVE_STACK')
+        throw new VmFault('NATIVE_STACK', "V8's own stack overflowed while loading a contract", {});
       if (error !== '') {
         context.release();
         return error;
@@ -227,16 +254,37 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     try {
       raw = slot.invoke.applySync(
         undefined,
-        [r.kind, r.method, r.args, r.contract, r.sender, r.origin, r.txHash, r.height, r.time, r.scheduled, r.gas, r.stackUnits],
+        [
+          r.kind,
+          r.method,
+          r.args,
+          r.contract,
+          r.sender,
+          r.origin,
+          r.txHash,
+          r.height,
+          r.time,
+          r.scheduled,
+          r.gas,
+          r.stackUnits,
+        ],
         timeout ? { timeout: callTimeoutMs } : undefined,
       );
     } catch (err) {
       if (err instanceof VmFault) throw err;
       return fail(err);
     }
-    if (catastrophe !== null) fail(new VmFault('ISOLATE', `isolate reported a catastrophic error: ${catastrophe}`, {}));
+    if (catastrophe !== null)
+      fail(new VmFault('ISOLATE', `isolate reported a catastrophic error: ${catastrophe}`, {}));
     if (typeof raw !== 'string') fail(new VmFault('ISOLATE', 'guest returned no result', {}));
-    const v = envelope.unpack(Buffer.from(raw, 'latin1')) as [number, number, Uint8Array | null, [unknown[], unknown[], unknown[]], string, string];
+    const v = envelope.unpack(Buffer.from(raw, 'latin1')) as [
+      number,
+      number,
+      Uint8Array | null,
+      [unknown[], unknown[], unknown[]],
+      string,
+      string,
+    ];
     const [status, gasLeft, ret, [writes, events, schedules], code, message] = v;
     return {
       status: status as 0 | 1 | 2 | 3,
@@ -271,7 +319,11 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
 /** Decodes a flush string a guest sent with a nested call or range scan. */
 export function decodeFlush(s: string): GuestFlush {
   if (s === '') return { writes: [], events: [], schedules: [] };
-  const [writes, events, schedules] = envelope.unpack(Buffer.from(s, 'latin1')) as [unknown[], unknown[], unknown[]];
+  const [writes, events, schedules] = envelope.unpack(Buffer.from(s, 'latin1')) as [
+    unknown[],
+    unknown[],
+    unknown[],
+  ];
   return {
     writes: writes as GuestFlush['writes'],
     events: events as GuestFlush['events'],

@@ -1,5 +1,14 @@
 import { concatBytes, type Bytes } from '../core/bytes.ts';
-import { decodeValue, encodeValue, pack, readArray, readBytes, readString, readUint, unpackCanonical } from '../core/codec.ts';
+import {
+  decodeValue,
+  encodeValue,
+  pack,
+  readArray,
+  readBytes,
+  readString,
+  readUint,
+  unpackCanonical,
+} from '../core/codec.ts';
 import { sha256 } from '../core/hash.ts';
 import type { StateReader, StateView } from '../core/stateView.ts';
 

@@ -214,14 +214,31 @@ const emptyValue: Codec<null> = { encode: () => new Uint8Array(0), decode: () =>
 // Keys of the secondary event indexes: length-prefixed names, then the event position, so one
 // contract's (or one contract-and-name's) events form one contiguous, ordered key range.
 
+/**
+ * Encoded name prefixes, cached because every event of a block builds two index keys from the
+ * same few contract and event names. Bounded: cleared when full, since names come from contracts.
+ */
+const MAX_CACHED_PREFIXES = 4096;
+const prefixCache = new Map<string, Bytes>();
+
 function namePrefix(names: readonly string[]): Bytes {
-  const parts: number[] = [];
-  for (const n of names) {
-    const b = Buffer.from(n, 'utf8');
-    if (b.length > 255) throw new StorageError('BAD_QUERY', `name "${n}" is longer than 255 bytes`, {});
-    parts.push(b.length, ...b);
+  const id = names.join('\u0000');
+  const cached = prefixCache.get(id);
+  if (cached !== undefined) return cached;
+  const encoded = names.map((n) => Buffer.from(n, 'utf8'));
+  const out = new Uint8Array(encoded.reduce((sum, b) => sum + 1 + b.length, 0));
+  let at = 0;
+  for (const [i, b] of encoded.entries()) {
+    if (b.length > 255) {
+      throw new StorageError('BAD_QUERY', `name "${names[i]}" is longer than 255 bytes`, {});
+    }
+    out[at] = b.length;
+    out.set(b, at + 1);
+    at += 1 + b.length;
   }
-  return Uint8Array.from(parts);
+  if (prefixCache.size >= MAX_CACHED_PREFIXES) prefixCache.clear();
+  prefixCache.set(id, out);
+  return out;
 }
 
 interface IndexedEvent {

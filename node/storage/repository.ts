@@ -171,9 +171,17 @@ export function writeHeight(out: Uint8Array, offset: number, height: number): vo
   if (!Number.isSafeInteger(height) || height < 0 || height > MAX_HEIGHT) {
     throw new StorageError('BAD_QUERY', `height ${height}: expected a non-negative safe integer`, { height });
   }
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  view.setUint32(offset, Math.floor(height / 0x1_0000_0000));
-  view.setUint32(offset + 4, height >>> 0);
+  // Byte writes rather than a DataView per call: keys are built for every index of every block.
+  const hi = Math.floor(height / 0x1_0000_0000);
+  const lo = height >>> 0;
+  out[offset] = hi >>> 24;
+  out[offset + 1] = (hi >>> 16) & 0xff;
+  out[offset + 2] = (hi >>> 8) & 0xff;
+  out[offset + 3] = hi & 0xff;
+  out[offset + 4] = lo >>> 24;
+  out[offset + 5] = (lo >>> 16) & 0xff;
+  out[offset + 6] = (lo >>> 8) & 0xff;
+  out[offset + 7] = lo & 0xff;
 }
 
 /** Reads an 8-byte big-endian height at `offset`. */
@@ -191,7 +199,10 @@ export function writeIndex(out: Uint8Array, offset: number, index: number): void
       index,
     });
   }
-  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(offset, index);
+  out[offset] = index >>> 24;
+  out[offset + 1] = (index >>> 16) & 0xff;
+  out[offset + 2] = (index >>> 8) & 0xff;
+  out[offset + 3] = index & 0xff;
 }
 
 /** Reads a 4-byte big-endian index at `offset`. */

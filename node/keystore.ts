@@ -540,3 +540,28 @@ export function resolvePassphrase(source: PassphraseSource = {}): string | undef
     throw new KeystoreError('BAD_PASSPHRASE', `${PASSPHRASE_ENV} is set but empty`, {});
   return fromEnv;
 }
+
+/** The parts of a node config that say where its key is and how it is protected. */
+export interface NodeKeySettings {
+  readonly keyFile: string;
+  readonly passphraseFile?: string;
+  readonly allowUnencryptedKey: boolean;
+}
+
+/**
+ * Loads a node's key as its config describes: the passphrase from `passphraseFile` or
+ * TRELLIS_PASSPHRASE; an unencrypted key only when the config allows it.
+ */
+export async function loadNodeKey(
+  settings: NodeKeySettings,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<KeyPair> {
+  const passphrase = resolvePassphrase({
+    ...(settings.passphraseFile === undefined ? {} : { passphraseFile: settings.passphraseFile }),
+    env,
+  });
+  return loadKeyFile(settings.keyFile, {
+    ...(passphrase === undefined ? {} : { passphrase }),
+    allowUnencrypted: settings.allowUnencryptedKey,
+  });
+}

@@ -138,7 +138,11 @@ export interface BlockStore {
    * Validates and commits the next block in one atomic batch: block by height and hash,
    * certificate, receipts, tx index, events and their indexes, head pointer, and `extraOps`.
    * Calls are serialised. Throws StorageError (nothing written) if the block does not extend the
-   * head, the certificate is not for it, or the receipts do not match it.
+   * head, the certificate is not for it, or the receipts do not match it (a transaction without a
+   * receipt, or receipts whose Merkle root of encodeReceipt bytes is not header.receiptsRoot).
+   * It does not verify certificate signatures (that needs the validator set: see
+   * core checkCertificate) nor look up earlier blocks for a repeated tx hash (nonces rule that
+   * out before execution; a repeat would re-point the tx index).
    */
   commitBlock(input: CommitInput): Promise<ChainHead>;
   getBlockByHeight(height: number): Promise<Block | undefined>;

@@ -11,6 +11,7 @@ import {
   KeystoreError,
   PASSPHRASE_ENV,
   loadKeyFile,
+  loadNodeKey,
   readKeyFileInfo,
   resolvePassphrase,
   saveKeyFile,
@@ -198,5 +199,31 @@ describe('passphrase sources', () => {
     expect(code(() => resolvePassphrase({ passphraseFile: file }))).toBe('BAD_PASSPHRASE');
     expect(code(() => resolvePassphrase({ passphraseFile: join(dir, 'nope') }))).toBe('BAD_PASSPHRASE');
     expect(code(() => resolvePassphrase({ env: { [PASSPHRASE_ENV]: '' } }))).toBe('BAD_PASSPHRASE');
+  });
+});
+
+describe('node keys', () => {
+  it('load as the node config describes', async () => {
+    const key = generateKeyPair();
+    const enc = path();
+    const pass = join(dir, 'node-pass.txt');
+    writeFileSync(pass, 'node secret\n');
+    await saveKeyFile(enc, key, { passphrase: 'node secret', scrypt: FAST });
+    const viaFile = await loadNodeKey({ keyFile: enc, passphraseFile: pass, allowUnencryptedKey: false }, {});
+    expect(toHex(viaFile.publicKey)).toBe(toHex(key.publicKey));
+    const viaEnv = await loadNodeKey(
+      { keyFile: enc, allowUnencryptedKey: false },
+      { [PASSPHRASE_ENV]: 'node secret' },
+    );
+    expect(toHex(viaEnv.publicKey)).toBe(toHex(key.publicKey));
+    expect(await codeOf(loadNodeKey({ keyFile: enc, allowUnencryptedKey: false }, {}))).toBe('NO_PASSPHRASE');
+    const dev = path();
+    await saveKeyFile(dev, key, { unencrypted: true });
+    expect(await codeOf(loadNodeKey({ keyFile: dev, allowUnencryptedKey: false }, {}))).toBe(
+      'UNENCRYPTED_NOT_ALLOWED',
+    );
+    expect(toHex((await loadNodeKey({ keyFile: dev, allowUnencryptedKey: true }, {})).publicKey)).toBe(
+      toHex(key.publicKey),
+    );
   });
 });

@@ -13,7 +13,7 @@ import {
   type ConsensusConfig,
   type ConsensusOptions,
 } from './config.ts';
-import type { ConsensusErrorCode } from './errors.ts';
+import { ConsensusError, type ConsensusErrorCode } from './errors.ts';
 import {
   addressKey,
   checkProposalJustification,
@@ -360,6 +360,16 @@ function describeMessage(m: ConsensusMessage): Record<string, unknown> {
 // Height and round lifecycle
 
 function freshHeight(config: ConsensusConfig, start: HeightStart, nowMs: number): Draft {
+  // The driver supplies these from its own committed chain; a bad value is a driver bug, not peer input.
+  if (!Number.isSafeInteger(start.height) || start.height < 1) {
+    throw new ConsensusError(
+      'BAD_CONFIG',
+      `height start: height must be a positive integer, got ${start.height}`,
+    );
+  }
+  if (start.validators.length === 0) {
+    throw new ConsensusError('BAD_CONFIG', `height start: empty validator set at height ${start.height}`);
+  }
   const quorum = quorumFor(config, start.validators.length);
   return {
     config,
@@ -1108,7 +1118,8 @@ export function startConsensus(
 /**
  * The consensus transition function: pure, synchronous and total. Returns the next state and the
  * outputs to perform in order. Never throws on peer input; a state it cannot continue from (a
- * quorum committed a block that fails local execution) becomes step `halted`.
+ * quorum committed a block that fails local execution) becomes step `halted`. It throws only on a
+ * driver bug: a `committed` input whose HeightStart has no validators or a bad height.
  */
 export function step(state: ConsensusState, input: ConsensusInput): StepResult {
   const s: Draft = { ...state };

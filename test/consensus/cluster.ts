@@ -14,6 +14,11 @@ import {
   type ConsensusState,
 } from '../../consensus/stateMachine.ts';
 import type { ConsensusOptions } from '../../consensus/config.ts';
+import {
+  createValidatorSchedule,
+  validatorsAt,
+  type ValidatorSchedule,
+} from '../../consensus/validatorSet.ts';
 import { GENESIS_STATE_ROOT, buildBlock, executionResult, fakeExecute } from '../sim/harness/fakeChain.ts';
 import { CHAIN, GENESIS_HASH, GENESIS_TIME, keyOf, optionsFor } from './helpers.ts';
 
@@ -48,9 +53,12 @@ export class Cluster {
   private seq = 0;
 
   readonly validators: readonly Validator[];
+  /** Which set certifies which height; defaults to all nodes at every height. */
+  readonly schedule: ValidatorSchedule;
 
-  private constructor(validators: readonly Validator[]) {
+  private constructor(validators: readonly Validator[], schedule: ValidatorSchedule) {
     this.validators = validators;
+    this.schedule = schedule;
   }
 
   /** `mute[i]` lists message types node i never sends (to provoke round changes). */
@@ -58,8 +66,9 @@ export class Cluster {
     validators: readonly Validator[],
     extra: Partial<ConsensusOptions> = {},
     mute: Record<number, readonly string[]> = {},
+    schedule: ValidatorSchedule = createValidatorSchedule(validators),
   ): Promise<Cluster> {
-    const c = new Cluster(validators);
+    const c = new Cluster(validators, schedule);
     const initial: (readonly ConsensusOutput[])[] = [];
     for (const v of validators) {
       const safety = await openSafetyRules(
@@ -70,7 +79,7 @@ export class Cluster {
         height: 1,
         prevHash: GENESIS_HASH,
         prevTimestamp: GENESIS_TIME,
-        validators,
+        validators: validatorsAt(schedule, 1),
       });
       initial.push(r.outputs);
       c.nodes.push({
@@ -128,7 +137,7 @@ export class Cluster {
             round: o.round,
             prevHash: o.prevHash,
             proposer: o.proposer,
-            validators: this.validators,
+            validators: validatorsAt(this.schedule, o.height),
             timestamp: Math.max(o.minTimestamp, GENESIS_TIME + this.now),
             parentStateRoot: node.head.stateRoot,
             txs: [Uint8Array.from([o.height, o.round, index])],
@@ -155,7 +164,7 @@ export class Cluster {
               height: o.height + 1,
               prevHash: o.blockHash,
               prevTimestamp: o.block.header.timestamp,
-              validators: this.validators,
+              validators: validatorsAt(this.schedule, o.height + 1),
             },
           });
           break;

@@ -2,7 +2,14 @@
 // it re-executed, carries locks across rounds, rejects bad peer input without changing state, and
 // never mutates the state it was given.
 import { describe, expect, it } from 'vitest';
-import { checkCertificate, hashHeader, validatorOf, type Validator } from '../../core/types.ts';
+import { toHex } from '../../core/bytes.ts';
+import {
+  checkCertificate,
+  hashHeader,
+  hashValidators,
+  validatorOf,
+  type Validator,
+} from '../../core/types.ts';
 import { sha256 } from '../../core/hash.ts';
 import { keyPairFromSecret } from '../../core/keys.ts';
 import { encodeConsensusMessage, type ConsensusMessage } from '../../consensus/messages.ts';
@@ -20,7 +27,12 @@ import {
   type ConsensusOutput,
   type ConsensusState,
 } from '../../consensus/stateMachine.ts';
-import { proposerOf } from '../../consensus/validatorSet.ts';
+import {
+  applyValidatorChange,
+  createValidatorSchedule,
+  proposerOf,
+  validatorsAt,
+} from '../../consensus/validatorSet.ts';
 import { Cluster } from './cluster.ts';
 import {
   CHAIN,
@@ -138,6 +150,35 @@ describe('a four-validator cluster', () => {
     const first = c.nodes[0]!.commits[0]!;
     expect(first.certificate.round).toBe(1);
     expect(Buffer.compare(first.block.header.proposer, proposerOf(vs, 1, 1).address)).toBe(0);
+  });
+
+  it('carries on across a validator-set change: a fifth validator joins at height 3', async () => {
+    const five = validatorsOf(5);
+    const change = applyValidatorChange(
+      createValidatorSchedule(vs),
+      { effectiveHeight: 3, validators: five },
+      { currentHeight: 0, reachable: new Set(five.map((v) => toHex(v.address))), minDelayHeights: 2 },
+    );
+    if (!change.ok) throw change.error;
+    // All five nodes run; the fifth is an observer until height 3.
+    const c = await Cluster.create(five, {}, {}, change.schedule);
+    await c.runUntilHeight(5);
+    expect(c.agree()).toBe(true);
+    const joiner = toHex(five[4]!.address);
+    for (const { block, hash, certificate } of c.nodes[0]!.commits) {
+      const h = block.header.height;
+      const set = validatorsAt(change.schedule, h);
+      expect(checkCertificate(certificate, CHAIN, hash, h, set)).toBeNull();
+      expect(Buffer.compare(block.header.validatorsHash, hashValidators(set))).toBe(0);
+      const signers = certificate.signatures.map((x) => toHex(x.validator));
+      if (h < 3) expect(signers).not.toContain(joiner);
+    }
+    // The joiner signs once it is a validator, and never before.
+    const joinerSigns = c.nodes[4]!.outputs.filter((o) => o.kind === 'sign').map((o) =>
+      o.kind === 'sign' ? o.request.height : 0,
+    );
+    expect(joinerSigns.length).toBeGreaterThan(0);
+    expect(Math.min(...joinerSigns)).toBeGreaterThanOrEqual(3);
   });
 
   it('works with seven validators (f = 2)', async () => {
@@ -493,6 +534,11 @@ describe('heights', () => {
     const req = outputsOf(again.outputs, 'sign')[0]?.request;
     expect(req?.type === 'roundChange' && req.prepared?.round).toBe(2);
     expect((await rules.sign(req!)).ok).toBe(true);
+  });
+
+  it('refuses an empty validator set or a bad height (a driver bug, reported loudly)', () => {
+    expect(() => startConsensus(optionsFor(vs[0]!), startOf([]))).toThrow(/empty validator set/);
+    expect(() => startConsensus(optionsFor(vs[0]!), startOf(vs, 0))).toThrow(/positive integer/);
   });
 
   it('an observer follows but never signs or builds', async () => {

@@ -1,35 +1,53 @@
 /**
- * Typed contract proxies. The types come from the contract's own TypeScript: pass the module
- * (`typeof import('…/token.ts')`) or any interface of its methods, and every exported function
- * becomes `methods.<name>(args)` (a signed transaction, awaited to its receipt) and
- * `views.<name>(args)` (a read-only call). A method's arguments are its last parameter (so both
- * `transfer(args)` and `transfer(ctx, args)` work) and its result is its awaited return type.
+ * Typed contract proxies. The types come from the contract's own TypeScript (contracts/api.ts):
+ * pass the module, `client.contract<typeof import('…/counter.ts')>('counter', wallet)`, and its
+ * `methods` export becomes `proxy.methods.<name>(args)` (a signed transaction, awaited to its
+ * receipt) and its `views` export `proxy.views.<name>(args)` (a read-only call). A function's
+ * arguments are its second parameter (the first is the context) and its result its return type.
  */
 import type { Value } from '../../core/codec.ts';
 import type { ReceiptView, TrellisClient } from './client.ts';
 import { SdkError } from './errors.ts';
 import type { Wallet } from './wallet.ts';
 
-/** Anything whose function-valued members are contract methods (a module namespace, an interface). */
-export type ContractShape = object;
+/** A contract module's type, or any object with `methods` and/or `views` of that shape. */
+export type ContractShape = { readonly methods?: object; readonly views?: object };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyFn = (...args: any[]) => unknown;
 
-/** The names of a shape's methods. */
-export type MethodNames<C> = { [K in keyof C]: C[K] extends AnyFn ? K : never }[keyof C] & string;
+/** The `methods` export of a contract type. */
+export type MethodsOf<C> = C extends { readonly methods: infer M } ? M : Record<never, never>;
+/** The `views` export of a contract type. */
+export type ViewsOf<C> = C extends { readonly views: infer V } ? V : Record<never, never>;
 
-/** The arguments of a contract method: its last parameter (undefined when it takes none). */
+/** The names of the functions of an object type. */
+export type FunctionNames<T> = { [K in keyof T]: T[K] extends AnyFn ? K : never }[keyof T] & string;
+
+/**
+ * The arguments of a contract function `(ctx, args) => result`: its second parameter, undefined
+ * when it takes none, possibly undefined when optional.
+ */
 export type MethodArgs<F> = F extends (...args: infer P) => unknown
-  ? P extends []
+  ? P extends [] | [unknown]
     ? undefined
-    : P extends [...unknown[], infer A]
+    : P extends [unknown, infer A, ...unknown[]]
       ? A
-      : Value
+      : P extends [unknown, (infer A)?]
+        ? A | undefined
+        : Value
   : never;
 
-/** The result of a contract method: its awaited return type. */
-export type MethodResult<F> = F extends (...args: never[]) => infer R ? Awaited<R> : never;
+/** The result of a contract function: its awaited return type (void becomes null). */
+export type MethodResult<F> = F extends (...args: never[]) => infer R
+  ? Awaited<R> extends void
+    ? null
+    : Awaited<R>
+  : never;
+
+/** The parameters of a proxy function: `args` may be left out when the contract takes none. */
+export type ProxyParams<F, O> =
+  undefined extends MethodArgs<F> ? [args?: MethodArgs<F>, options?: O] : [args: MethodArgs<F>, options?: O];
 
 /** Options of one transaction. */
 export interface SendOptions {
@@ -53,17 +71,15 @@ export interface ContractProxy<C> {
   readonly name: string;
   /** Transactions: signed by the proxy's wallet, resolved with the receipt. */
   readonly methods: {
-    readonly [K in MethodNames<C>]: (
-      args: MethodArgs<C[K]>,
-      options?: SendOptions,
-    ) => Promise<TxOutcome<MethodResult<C[K]>>>;
+    readonly [K in FunctionNames<MethodsOf<C>>]: (
+      ...params: ProxyParams<MethodsOf<C>[K], SendOptions>
+    ) => Promise<TxOutcome<MethodResult<MethodsOf<C>[K]>>>;
   };
   /** Read-only calls on the committed state (at `height` when given). */
   readonly views: {
-    readonly [K in MethodNames<C>]: (
-      args: MethodArgs<C[K]>,
-      options?: { height?: number },
-    ) => Promise<MethodResult<C[K]>>;
+    readonly [K in FunctionNames<ViewsOf<C>>]: (
+      ...params: ProxyParams<ViewsOf<C>[K], { height?: number }>
+    ) => Promise<MethodResult<ViewsOf<C>[K]>>;
   };
 }
 

@@ -4,6 +4,8 @@ import { toHex, utf8, type Bytes } from '../../core/bytes.ts';
 import { decodeValue, encodeValue } from '../../core/codec.ts';
 import { addressOf, sign } from '../../core/keys.ts';
 import { encodeCommitVote, validatorOf, type CommitCertificate } from '../../core/types.ts';
+import type { Context, ViewContext } from '../../contracts/api.ts';
+import type * as CounterModule from '../../contracts/examples/counter.ts';
 import type { NodeApi } from '../../rpc/nodeApi.ts';
 import { createClient } from '../../rpc/sdk/client.ts';
 import { SdkError } from '../../rpc/sdk/errors.ts';
@@ -13,11 +15,15 @@ import { createRpcServer } from '../../rpc/server.ts';
 import { startHarness, type Harness } from './harness.ts';
 import { seededKey, validatorSet } from './testNode.ts';
 
-/** The harness token contract, as a contract author would type it. */
+/** The harness token contract, typed as a contract module (contracts/api.ts) would be. */
 interface TokenContract {
-  mint(args: { to: Bytes; amount: number }): null;
-  transfer(args: { to: Bytes; amount: number | bigint }): boolean;
-  balanceOf(args: { owner: Bytes }): number | bigint;
+  methods: {
+    mint(ctx: Context, args: { to: Bytes; amount: number }): null;
+    transfer(ctx: Context, args: { to: Bytes; amount: number | bigint }): boolean;
+  };
+  views: {
+    balanceOf(ctx: ViewContext, args: { owner: Bytes }): number | bigint;
+  };
 }
 
 let h: Harness | undefined;
@@ -93,6 +99,17 @@ describe('wallet', () => {
     expect(tooMuch.receipt.errorCode).toBe('INSUFFICIENT');
     // Types follow the contract: these lines do not compile.
     const typeChecks = () => {
+      const counter = h!.clients[0]!.contract<typeof import('../../contracts/examples/counter.ts')>(
+        'counter',
+        wallet,
+      );
+      void counter.methods.increment({ name: 'a', by: 2 });
+      void counter.views.get({ name: 'a' }).then((n: number) => n);
+      void counter.views.list({});
+      // @ts-expect-error: `name` is missing
+      void counter.methods.increment({ by: 2 });
+      // @ts-expect-error: `get` is a view, not a method
+      void counter.methods.get({ name: 'a' }); // eslint-disable-line @typescript-eslint/no-unsafe-call
       // @ts-expect-error: `amount` is missing
       void token.methods.transfer({ to: bob });
       // @ts-expect-error: no such method

@@ -99,10 +99,7 @@ describe('wallet', () => {
     expect(tooMuch.receipt.errorCode).toBe('INSUFFICIENT');
     // Types follow the contract: these lines do not compile.
     const typeChecks = () => {
-      const counter = h!.clients[0]!.contract<typeof import('../../contracts/examples/counter.ts')>(
-        'counter',
-        wallet,
-      );
+      const counter = h!.clients[0]!.contract<typeof CounterModule>('counter', wallet);
       void counter.methods.increment({ name: 'a', by: 2 });
       void counter.views.get({ name: 'a' }).then((n: number) => n);
       void counter.views.list({});

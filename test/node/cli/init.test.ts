@@ -17,7 +17,7 @@ describe('trellis init', () => {
   const dir = join(tmp, 'net');
 
   it('writes a 4-validator network that loads back and validates', async () => {
-    const run = await runTrellis(['init', '--validators', '4', '--dir', dir]);
+    const run = await runTrellis(['init', '--validators', '4', '--dir', dir], {}, 'npx');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/UNENCRYPTED development keys/);
@@ -64,7 +64,7 @@ describe('trellis init', () => {
   it('refuses to overwrite an existing network unless --force', async () => {
     const layout = networkLayout(dir);
     const before = readFileSync(layout.genesisFile, 'utf8');
-    const again = await runTrellis(['init', '--validators', '4', '--dir', dir]);
+    const again = await runTrellis(['init', '--validators', '4', '--dir', dir], {}, 'npx');
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/already holds a network.*refusing to overwrite.*--force.*\[EXISTS\]/s);
     expect(readFileSync(layout.genesisFile, 'utf8')).toBe(before);

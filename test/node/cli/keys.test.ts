@@ -16,7 +16,11 @@ describe('trellis keys', () => {
     const out = join(tmp, 'a.json');
     const pass = join(tmp, 'pass');
     writeFileSync(pass, 'hunter2\n');
-    const made = await runTrellis(['keys', 'new', '--out', out, '--passphrase-file', pass, '--json']);
+    const made = await runTrellis(
+      ['keys', 'new', '--out', out, '--passphrase-file', pass, '--json'],
+      {},
+      'npx',
+    );
     expect(made.code).toBe(0);
     const summary = JSON.parse(made.stdout) as { address: string; publicKey: string; encrypted: boolean };
     expect(summary.encrypted).toBe(true);

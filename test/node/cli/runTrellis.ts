@@ -1,5 +1,8 @@
-// Runs the real `trellis` bin through npx, as an operator would, and captures its output.
+// Runs the real `trellis` bin, as an operator would, and captures its output: through npx (the
+// documented way), or straight through the bin script with this Node.js (same code, without
+// npx's second of start-up, for the many small argument checks).
 import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root, where `npx trellis` resolves the package's own bin. */
@@ -12,12 +15,24 @@ export interface TrellisRun {
   readonly stderr: string;
 }
 
-/** Runs `npx trellis ...args` in the repository root; TRELLIS_PASSPHRASE only when given. */
-export function runTrellis(args: string[], env: Record<string, string> = {}): Promise<TrellisRun> {
+/** How to start the bin. */
+export type Launcher = 'npx' | 'bin';
+
+/**
+ * Runs `npx trellis ...args` (or `node bin/trellis.js ...args`) in the repository root;
+ * TRELLIS_PASSPHRASE is set only when `env` gives it.
+ */
+export function runTrellis(
+  args: string[],
+  env: Record<string, string> = {},
+  launcher: Launcher = 'bin',
+): Promise<TrellisRun> {
   const base = { ...process.env };
   delete base['TRELLIS_PASSPHRASE'];
   return new Promise((resolve, reject) => {
-    const child = spawn('npx', ['trellis', ...args], {
+    const [command, prefix] =
+      launcher === 'npx' ? ['npx', ['trellis']] : [process.execPath, [join(REPO_ROOT, 'bin', 'trellis.js')]];
+    const child = spawn(command, [...prefix, ...args], {
       cwd: REPO_ROOT,
       env: { ...base, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

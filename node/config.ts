@@ -70,8 +70,8 @@ export interface NodeConfigJson {
   keyFile: string;
   passphraseFile?: string;
   allowUnencryptedKey?: boolean;
-  p2p: Endpoint;
-  rpc: Endpoint;
+  p2p: { host: string; port: number };
+  rpc: { host: string; port: number };
   logLevel?: LogLevel;
 }
 

@@ -120,7 +120,7 @@ export interface GenesisJson {
     p2p: string[];
     rpcPort?: number;
   }>;
-  consensus: ConsensusParams;
+  consensus: { -readonly [K in keyof ConsensusParams]: ConsensusParams[K] };
   contracts: Array<{ name: string; source?: string; sourcePath?: string; initArgs?: Value }>;
 }
 

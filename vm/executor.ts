@@ -23,6 +23,7 @@ import {
   InvokeKind,
   createSandbox,
   decodeFlush,
+  decodeGuestValue,
   type GuestFlush,
   type HostHandler,
   type InvokeKindCode,
@@ -122,6 +123,29 @@ export interface ViewResult {
   readonly error: string;
 }
 
+/**
+ * One contract call outside any transaction (no nonce, no receipt, no txBase): for tools, tests
+ * and benchmarks. Writes are applied to `state` when the call succeeds. Consecutive direct calls on
+ * the same state object share contexts' read caches: between them, change that state only through
+ * this executor (or pass a different state object).
+ */
+export interface DirectCallRequest {
+  readonly state: StateView;
+  readonly contract: string;
+  readonly method: string;
+  readonly args?: Value;
+  /** Shown to the contract as ctx.sender and ctx.origin. */
+  readonly sender: string;
+  readonly height: number;
+  readonly time: number;
+  readonly gasLimit?: number;
+}
+
+/** A direct call's outcome. */
+export interface DirectCallResult extends ViewResult {
+  readonly events: readonly Event[];
+}
+
 /** Options of {@link createExecutor}. */
 export interface ExecutorOptions {
   /** Genesis admins (0x-hex addresses): the default policy lets exactly them run lifecycle transactions. */
@@ -137,6 +161,8 @@ export interface Executor {
   executeBlock(input: BlockInput): BlockResult;
   /** Runs a view against committed state. Throws VmFault on a local fault. */
   view(request: ViewRequest): ViewResult;
+  /** Runs one call outside any transaction (see {@link DirectCallRequest}). Throws VmFault on a local fault. */
+  runCall(request: DirectCallRequest): DirectCallResult;
   /** Compiles a source as a deploy would (cached); throws CompileError. */
   compile(source: string): CompiledContract;
   /** Releases the isolate. */
@@ -202,6 +228,8 @@ function lifecycleArgs(
   return { source, hookArgs: args[hook] ?? null };
 }
 
+const ZERO_HASH_HEX = toHex(new Uint8Array(32));
+
 function latin1(b: Bytes): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 }
@@ -240,6 +268,20 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
   const defaultPolicy: LifecyclePolicy = options.policy ?? ((r) => admins.has(r.sender));
   const sandbox: Sandbox = createSandbox(options.sandbox);
   let closed = false;
+  /**
+   * Read-cache session. Each contract context keeps the values it read or wrote between calls
+   * while this number stays the same (vm/guestRuntime.js). It changes whenever the executor is
+   * entered (the state may be another one) and whenever it reverts a checkpoint (undoing writes a
+   * context remembers). Between those, only a contract's own frames write its keys, so a cached
+   * value is always the value in state. Gas is charged per read whether it hits or not.
+   */
+  let session = 0;
+  const revertState = (state: StateView): void => {
+    session++;
+    state.revert();
+  };
+  /** The state of the previous runCall, if no other entry point ran since. */
+  let lastDirectState: StateView | null = null;
 
   /** Compiled sources by source hash; bounded (least recently used first out). */
   const compiled = new Map<string, CompiledContract>();
@@ -260,7 +302,16 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     return remember(compiled, key, compileContract(source));
   };
 
+  /** Artifacts by the identity of their (cached) hash bytes: no hex conversion per call. */
+  const artifactByHash = new WeakMap<Bytes, Artifact>();
   const artifactOf = (state: StateReader, hash: Bytes): Artifact => {
+    const same = artifactByHash.get(hash);
+    if (same !== undefined) return same;
+    const found = artifactByHex(state, hash);
+    artifactByHash.set(hash, found);
+    return found;
+  };
+  const artifactByHex = (state: StateReader, hash: Bytes): Artifact => {
     const key = toHex(hash);
     const hit = artifacts.get(key);
     if (hit !== undefined) return hit;
@@ -271,8 +322,16 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     return remember(artifacts, key, decodeArtifact(bytes));
   };
 
-  const loadContract = (name: string, hash: Bytes, artifact: Artifact): LoadedContract | string =>
-    sandbox.load(`${name}:${toHex(hash)}`, artifact.code);
+  /** Context keys by registry entry (entries are cached objects, so this hits on every call). */
+  const contextKeys = new WeakMap<Bytes, string>();
+  const loadContract = (name: string, hash: Bytes, artifact: Artifact): LoadedContract | string => {
+    let key = contextKeys.get(hash);
+    if (key === undefined || !key.startsWith(`${name}:`)) {
+      key = `${name}:${toHex(hash)}`;
+      contextKeys.set(hash, key);
+    }
+    return sandbox.load(key, artifact.code);
+  };
 
   // -------------------------------------------------------------------------------------------
   // Calls
@@ -304,7 +363,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       }
       let value: Value;
       try {
-        value = decodeValue(data, 'event data');
+        value = decodeGuestValue(data);
       } catch (err) {
         throw new VmFault('HOST', `guest encoded a non-canonical event: ${(err as Error).message}`, {});
       }
@@ -326,7 +385,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
           `${frame.contract} already has ${VmLimits.maxPendingSchedules} pending callbacks`,
         ];
       }
-      addSchedule(state, frame.contract, time, method, Uint8Array.from(args), gas);
+      addSchedule(state, frame.contract, time, method, args, gas);
     }
     return null;
   };
@@ -473,6 +532,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
           scheduled: run.scheduled,
           gas: req.gas,
           stackUnits: req.stackUnits,
+          cacheSession: session,
         },
         top,
       );
@@ -498,7 +558,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     }
     if (outcome.status === 'ok') state.commit();
     else {
-      state.revert();
+      revertState(state);
       run.liveEvents -= frame.events.length;
     }
     return outcome;
@@ -530,7 +590,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     let returnValue: Value = null;
     if (o.status === 'ok' && o.ret !== null) {
       try {
-        returnValue = decodeValue(o.ret, 'return value');
+        returnValue = decodeGuestValue(o.ret);
       } catch (err) {
         throw new VmFault(
           'HOST',
@@ -768,11 +828,11 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         }
       }
     } catch (err) {
-      state.revert();
+      revertState(state);
       throw err;
     }
     if (o.status === 'ok') state.commit();
-    else state.revert();
+    else revertState(state);
     return toReceipt(stx.hash, { ...o, gasUsed: Math.min(tx.gasLimit, Gas.txBase + o.gasUsed) });
   };
 
@@ -829,6 +889,8 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       }
       const policy = input.policy ?? defaultPolicy;
       const depth = state.depth;
+      session++;
+      lastDirectState = null;
       let current: Bytes | null = null;
       try {
         const receipts = executeScheduled(state, header);
@@ -848,7 +910,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         sandbox.recycleIfLarge();
         return { receipts, scheduled, events, stateRoot: state.root(), receiptsRoot, gasUsed };
       } catch (err) {
-        while (state.depth > depth) state.revert();
+        while (state.depth > depth) revertState(state);
         return withTxHash(err, current);
       }
     },
@@ -870,11 +932,13 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         };
       }
       const state = readOnlyView(req.state);
+      session++;
+      lastDirectState = null;
       const run: TxRun = {
         state,
         height: req.height,
         time: req.time,
-        txHashHex: toHex(new Uint8Array(32)),
+        txHashHex: ZERO_HASH_HEX,
         origin: req.sender ?? '',
         scheduled: false,
         stack: [],
@@ -910,6 +974,65 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         errorCode: o.code,
         error: truncate(o.message, Limits.maxErrorLength),
       };
+    },
+
+    runCall(req) {
+      if (closed) throw new ExecutorError('CLOSED', 'executor is closed', {});
+      let args: string;
+      try {
+        args = latin1(encodeValue(req.args ?? null));
+      } catch (err) {
+        if (!(err instanceof CodecError)) throw err;
+        return {
+          status: 'reverted',
+          gasUsed: 0,
+          returnValue: null,
+          events: [],
+          errorCode: 'BAD_ARGS',
+          error: err.message,
+        };
+      }
+      const run: TxRun = {
+        state: req.state,
+        height: req.height,
+        time: req.time,
+        txHashHex: ZERO_HASH_HEX,
+        origin: req.sender,
+        scheduled: false,
+        stack: [],
+        liveEvents: 0,
+        fault: null,
+      };
+      const depth = req.state.depth;
+      // Consecutive direct calls on the same state share a read-cache session (the caller changes
+      // that state only through the executor in between, see DirectCallRequest).
+      if (req.state !== lastDirectState) session++;
+      lastDirectState = req.state;
+      try {
+        const o = fromCall(
+          callContract(run, {
+            contract: req.contract,
+            method: req.method,
+            args,
+            gas: Math.min(req.gasLimit ?? VmLimits.maxTxGas, VmLimits.maxTxGas),
+            stackUnits: VmLimits.stackUnits,
+            sender: req.sender,
+            readOnly: false,
+          }),
+          0,
+        );
+        return {
+          status: o.status as DirectCallResult['status'],
+          gasUsed: o.gasUsed,
+          returnValue: o.returnValue,
+          events: o.status === 'ok' ? o.events : [],
+          errorCode: o.code,
+          error: truncate(o.message, Limits.maxErrorLength),
+        };
+      } catch (err) {
+        while (req.state.depth > depth) revertState(req.state);
+        throw err;
+      }
     },
 
     compile,

@@ -68,6 +68,7 @@ const FunctionProto = Function.prototype;
 const origBind = FunctionProto.bind;
 const origSort = ArrayProto.sort;
 const origJoin = ArrayProto.join;
+const strSliceArray = ArrayProto.slice;
 const strIsWellFormed = StringProto.isWellFormed;
 const strSlice = StringProto.slice;
 const strIndexOf = StringProto.indexOf;
@@ -78,6 +79,10 @@ const mathFloor = Math.floor;
 const mathMin = Math.min;
 const mathMax = Math.max;
 const mathTrunc = Math.trunc;
+// The runtime's own ASCII test (a linear character class). Regular expressions are removed for
+// contracts; this one is private to the runtime and the RegExp constructor is unreachable.
+const NON_ASCII = /[^\x00-\x7f]/;
+const regexTest = RegExp.prototype.test;
 
 // ---------------------------------------------------------------------------------------------
 // 2. Per-invocation state and the helpers instrumented code calls
@@ -133,6 +138,7 @@ const MAX_STRING = LIM.maxStringLength;
 const FREE_STRING = GAS.freeStringLength;
 const CHAR_SHIFT = GAS.charShift;
 const MAX_BIG = 1n << RealBigInt(LIM.maxBigIntBits);
+const MIN_BIG = -MAX_BIG;
 const PER_ELEMENT = GAS.perElement;
 
 function chargeString(n) {
@@ -142,7 +148,7 @@ function chargeString(n) {
   }
 }
 function checkBig(r) {
-  if (r > MAX_BIG || r < -MAX_BIG) limit(`BigInt wider than ${LIM.maxBigIntBits} bits`);
+  if (r > MAX_BIG || r < MIN_BIG) limit(`BigInt wider than ${LIM.maxBigIntBits} bits`);
   return r;
 }
 function bitLength(b) {
@@ -1035,7 +1041,7 @@ for (const name of ['padStart', 'padEnd']) {
   );
 }
 function substitution(matched, s, position, replacement) {
-  if (apply(strIndexOf, replacement, ['$']) < 0) return replacement;
+  if (strIndexOf.call(replacement, '$') < 0) return replacement;
   let out = '';
   const m = replacement.length;
   for (let i = 0; i < m; i++) {
@@ -1053,12 +1059,12 @@ function substitution(matched, s, position, replacement) {
         continue;
       }
       if (d === 96) {
-        out += apply(strSlice, s, [0, position]);
+        out += strSlice.call(s, 0, position);
         i++;
         continue;
       }
       if (d === 39) {
-        out += apply(strSlice, s, [position + matched.length]);
+        out += strSlice.call(s, position + matched.length);
         i++;
         continue;
       }
@@ -1083,7 +1089,7 @@ function stringReplace(self, search, replacement, all) {
   charge((s.length + pattern.length) >>> CHAR_SHIFT);
   let out = '';
   let last = 0;
-  let pos = apply(strIndexOf, s, [pattern, 0]);
+  let pos = strIndexOf.call(s, pattern, 0);
   const step = mathMax(pattern.length, 1);
   while (pos >= 0) {
     charge(PER_ELEMENT);
@@ -1091,12 +1097,12 @@ function stringReplace(self, search, replacement, all) {
       fn === null ? substitution(pattern, s, pos, rep) : `${apply(fn, undefined, [pattern, pos, s])}`;
     if (out.length + (pos - last) + piece.length > MAX_STRING)
       limit(`string longer than ${MAX_STRING} characters`);
-    out += apply(strSlice, s, [last, pos]) + piece;
+    out += strSlice.call(s, last, pos) + piece;
     last = pos + pattern.length;
     if (!all) break;
-    pos = pos + step > s.length ? -1 : apply(strIndexOf, s, [pattern, pos + step]);
+    pos = pos + step > s.length ? -1 : strIndexOf.call(s, pattern, pos + step);
   }
-  out += apply(strSlice, s, [last]);
+  out += strSlice.call(s, last);
   if (out.length > MAX_STRING) limit(`string longer than ${MAX_STRING} characters`);
   chargeString(out.length);
   return out;
@@ -1230,11 +1236,11 @@ function encBig(v) {
   );
 }
 function utf8Encode(s) {
+  if (!regexTest.call(NON_ASCII, s)) return s;
   const n = s.length;
   let i = 0;
   while (i < n && s.charCodeAt(i) < 128) i++;
-  if (i === n) return s;
-  let out = apply(strSlice, s, [0, i]);
+  let out = strSlice.call(s, 0, i);
   for (; i < n; i++) {
     const c = s.charCodeAt(i);
     if (c < 128) out += fromCharCode(c);
@@ -1246,8 +1252,8 @@ function utf8Encode(s) {
   }
   return out;
 }
-function encStr(s, path) {
-  if (!apply(strIsWellFormed, s, [])) badValue(path, 'string contains a lone surrogate');
+function encStr(s) {
+  if (!strIsWellFormed.call(s)) encFail('string contains a lone surrogate');
   const b = utf8Encode(s);
   const n = b.length;
   if (n < 32) return fromCharCode(160 | n) + b;
@@ -1278,9 +1284,33 @@ function isIndexKey(k) {
   }
   return NumberC(k) <= 4294967294;
 }
+// Where the encoder is, for error messages only: built into a string when something is wrong.
+let encRoot = '';
+const encPath = [];
+function encFail(message) {
+  badValue(`${encRoot}${apply(origJoin, encPath, [''])}`, message);
+}
+/** Sorts keys[from..] in place (code unit order), as core/codec.ts orders object keys. */
+function sortTail(keys, from) {
+  const n = keys.length;
+  if (n - from > 16) {
+    const tail = apply(origSort, apply(strSliceArray, keys, [from]), []);
+    for (let i = from; i < n; i++) keys[i] = tail[i - from];
+    return;
+  }
+  for (let i = from + 1; i < n; i++) {
+    const k = keys[i];
+    let j = i - 1;
+    while (j >= from && keys[j] > k) {
+      keys[j + 1] = keys[j];
+      j--;
+    }
+    keys[j + 1] = k;
+  }
+}
 /** Encodes a canonical value; charges one element per node. Aborts with BAD_VALUE otherwise. */
-function enc(v, path, depth) {
-  if (depth > LIM.maxValueDepth) badValue(path, `nested deeper than ${LIM.maxValueDepth}`);
+function enc(v, depth) {
+  if (depth > LIM.maxValueDepth) encFail(`nested deeper than ${LIM.maxValueDepth}`);
   charge(PER_ELEMENT);
   switch (typeof v) {
     case 'boolean':
@@ -1289,14 +1319,13 @@ function enc(v, path, depth) {
       // ±2^53 is an integer core/codec.ts accepts (as a bigint); every other unsafe number is not.
       if (v === 9007199254740992 || v === -9007199254740992) return encBig(RealBigInt(v));
       if (!isSafeInteger(v))
-        badValue(path, 'only safe integers are allowed (use minor units, or bigint beyond 2^53)');
+        encFail('only safe integers are allowed (use minor units, or bigint beyond 2^53)');
       return encInt(v === 0 ? 0 : v);
     case 'bigint':
-      if (v < -9223372036854775808n || v > 18446744073709551615n)
-        badValue(path, 'integers must fit in 64 bits');
+      if (v < -9223372036854775808n || v > 18446744073709551615n) encFail('integers must fit in 64 bits');
       return v >= -9007199254740991n && v <= 9007199254740991n ? encInt(NumberC(v)) : encBig(v);
     case 'string':
-      return encStr(v, path);
+      return encStr(v);
     case 'object': {
       if (v === null) return '\xc0';
       if (isBytes(v)) {
@@ -1306,34 +1335,41 @@ function enc(v, path, depth) {
       }
       if (isArray(v)) {
         const n = toLength(v.length);
-        if (n > LIM.maxValueBytes) badValue(path, 'array too long');
+        if (n > LIM.maxValueBytes) encFail('array too long');
         let out = n < 16 ? fromCharCode(144 | n) : n < 65536 ? '\xdc' + u16(n) : '\xdd' + u32(n);
-        for (let i = 0; i < n; i++) out += enc(v[i], `${path}[${i}]`, depth + 1);
+        for (let i = 0; i < n; i++) {
+          encPath.push(`[${i}]`);
+          out += enc(v[i], depth + 1);
+          encPath.pop();
+        }
         return out;
       }
       const proto = getPrototypeOf(v);
       if (proto !== ObjectProto && proto !== null)
-        badValue(path, 'expected a plain object, an array, bytes or a primitive');
+        encFail('expected a plain object, an array, bytes or a primitive');
       const ks = objectKeys(v);
       let j = 0;
       while (j < ks.length && isIndexKey(ks[j])) j++;
-      const named = apply(origSort, ks.slice(j), []);
+      sortTail(ks, j);
       const n = ks.length;
       let out = n < 16 ? fromCharCode(128 | n) : n < 65536 ? '\xde' + u16(n) : '\xdf' + u32(n);
       for (let i = 0; i < n; i++) {
-        const k = i < j ? ks[i] : named[i - j];
-        if (k === '__proto__') badValue(path, 'the key "__proto__" is not allowed');
-        const child = `${path}.${k}`;
-        out += encStr(k, child) + enc(v[k], child, depth + 1);
+        const k = ks[i];
+        encPath.push(`.${k}`);
+        if (k === '__proto__') encFail('the key "__proto__" is not allowed');
+        out += encStr(k) + enc(v[k], depth + 1);
+        encPath.pop();
       }
       return out;
     }
     default:
-      return badValue(path, `${typeof v} cannot be encoded (use null for nothing)`);
+      return encFail(`${typeof v} cannot be encoded (use null for nothing)`);
   }
 }
 function encodeValue(v, path) {
-  const out = enc(v, path, 0);
+  encRoot = path;
+  encPath.length = 0;
+  const out = enc(v, 0);
   if (out.length > LIM.maxValueBytes) badValue(path, `encoded value larger than ${LIM.maxValueBytes} bytes`);
   return out;
 }
@@ -1350,10 +1386,11 @@ function rd(n) {
   return v;
 }
 function utf8Decode(start, end) {
+  const whole = strSlice.call(dsrc, start, end);
+  if (!regexTest.call(NON_ASCII, whole)) return whole;
   let i = start;
   while (i < end && dsrc.charCodeAt(i) < 128) i++;
-  if (i === end) return apply(strSlice, dsrc, [start, end]);
-  let out = apply(strSlice, dsrc, [start, i]);
+  let out = strSlice.call(dsrc, start, i);
   while (i < end) {
     const c = dsrc.charCodeAt(i++);
     let cp;
@@ -1480,26 +1517,6 @@ function decodeValue(s) {
     dpos = savePos;
   }
 }
-function arrayHeader(n) {
-  return n < 16 ? fromCharCode(144 | n) : n < 65536 ? '\xdc' + u16(n) : '\xdd' + u32(n);
-}
-function rawStr(s) {
-  const n = s.length;
-  return (
-    (n < 32
-      ? fromCharCode(160 | n)
-      : n < 256
-        ? '\xd9' + fromCharCode(n)
-        : n < 65536
-          ? '\xda' + u16(n)
-          : '\xdb' + u32(n)) + s
-  );
-}
-function rawBin(b) {
-  const n = b.length;
-  return (n < 256 ? '\xc4' + fromCharCode(n) : n < 65536 ? '\xc5' + u16(n) : '\xc6' + u32(n)) + b;
-}
-
 // ---------------------------------------------------------------------------------------------
 // 6. The contract API (ctx)
 
@@ -1513,8 +1530,26 @@ let loaded = false;
 let curContract = '';
 let curWritable = false;
 let curTxHash = '';
-/** Values known in this call: key → encoded value or null (absent). */
+/**
+ * Values known to this context: key → encoded value or null (absent). Kept between calls while the
+ * host's cache session stays the same (it changes on every revert and every new execution), and
+ * bounded; gas is charged per read either way, so hits and misses give identical results.
+ */
 const known = new RealMap();
+/** Decoded primitive values of `known` entries (objects are decoded afresh: callers may mutate them). */
+const knownDecoded = new RealMap();
+let knownBytes = 0;
+let cacheSession = -1;
+function remember(key, v) {
+  if (knownBytes > LIM.maxWriteBytesPerCall || known.size >= 65536) {
+    known.clear();
+    knownDecoded.clear();
+    knownBytes = 0;
+  }
+  knownBytes += key.length + (v === null ? 0 : v.length);
+  known.set(key, v);
+  knownDecoded.delete(key);
+}
 /** Writes not yet sent to the host: key → encoded value or null (delete). */
 const dirty = new RealMap();
 let dirtyBytes = 0;
@@ -1531,12 +1566,15 @@ function checkName(s, what) {
     if (!ok) throw new TypeErrorC(`${what} "${s}" must match [A-Za-z_][A-Za-z0-9_.-]*`);
   }
 }
+/** Validates a state key; returns its length in UTF-16 units (what gas is charged by). */
 function checkKey(key, what) {
   if (typeof key !== 'string') throw new TypeErrorC(`${what} must be a string`);
-  if (!apply(strIsWellFormed, key, [])) throw new TypeErrorC(`${what} contains a lone surrogate`);
-  const b = utf8Encode(key);
-  if (b.length > LIM.maxKeyBytes) throw new TypeErrorC(`${what} longer than ${LIM.maxKeyBytes} bytes`);
-  return b.length;
+  if (!strIsWellFormed.call(key)) throw new TypeErrorC(`${what} contains a lone surrogate`);
+  // A UTF-16 unit is at most 3 UTF-8 bytes: short keys need no encoding to be checked.
+  if (key.length * 3 > LIM.maxKeyBytes && utf8Encode(key).length > LIM.maxKeyBytes) {
+    throw new TypeErrorC(`${what} longer than ${LIM.maxKeyBytes} bytes`);
+  }
+  return key.length;
 }
 function requireWritable(what) {
   if (!curWritable) abort(3, 'READ_ONLY', `${what} is not allowed in a view`);
@@ -1544,19 +1582,27 @@ function requireWritable(what) {
 function fault(code) {
   abort(5, code, 'the host failed');
 }
-/** The pending writes, events and schedules as one encoded flush; clears them. */
+/** A length-prefixed field of the host envelope: `<UTF-16 length>,<text>`. */
+function fld(x) {
+  return `${x.length},${x}`;
+}
+/**
+ * The pending writes, events and schedules as one envelope string (see vm/sandbox.ts
+ * parseFlush); clears them. Keys travel as JavaScript strings, values as latin1 canonical bytes,
+ * and an empty value field means a deletion (no canonical value is empty).
+ */
 function takeFlush() {
-  let w = arrayHeader(dirty.size);
-  for (const [k, v] of dirty) w += '\x92' + rawStr(utf8Encode(k)) + (v === null ? '\xc0' : rawBin(v));
-  let e = arrayHeader(events.length);
-  for (let i = 0; i < events.length; i++) e += events[i];
-  let s = arrayHeader(schedules.length);
-  for (let i = 0; i < schedules.length; i++) s += schedules[i];
+  let out = fld(`${dirty.size}`);
+  for (const [k, v] of dirty) out += fld(k) + fld(v === null ? '' : v);
+  out += fld(`${events.length}`);
+  for (let i = 0; i < events.length; i++) out += events[i];
+  out += fld(`${schedules.length}`);
+  for (let i = 0; i < schedules.length; i++) out += schedules[i];
   dirty.clear();
   dirtyBytes = 0;
   events = [];
   schedules = [];
-  return '\x93' + w + e + s;
+  return out;
 }
 
 const stateApi = freeze({
@@ -1567,11 +1613,18 @@ const stateApi = freeze({
     if (v === undefined) {
       v = hostCall(1, key);
       if (typeof v === 'number') fault('STATE');
-      known.set(key, v);
+      remember(key, v);
     }
     if (v === null) return undefined;
     charge(v.length * GAS.statePerByte);
-    return decodeValue(v);
+    const cached = knownDecoded.get(key);
+    if (cached !== undefined) {
+      charge(v.length * GAS.codecPerByte); // what decodeValue charges
+      return cached;
+    }
+    const value = decodeValue(v);
+    if (typeof value !== 'object' || value === null) knownDecoded.set(key, value);
+    return value;
   },
   has(key) {
     const kb = checkKey(key, 'state key');
@@ -1590,14 +1643,14 @@ const stateApi = freeze({
     dirtyBytes += kb + v.length;
     if (dirtyBytes > LIM.maxWriteBytesPerCall)
       limit(`more than ${LIM.maxWriteBytesPerCall} bytes of writes in one call`);
-    known.set(key, v);
+    remember(key, v);
     dirty.set(key, v);
   },
   delete(key) {
     requireWritable('state.delete');
     const kb = checkKey(key, 'state key');
     charge(GAS.stateDelete + kb * GAS.statePerByte);
-    known.set(key, null);
+    remember(key, null);
     dirty.set(key, null);
   },
   range(prefix, limitCount, after) {
@@ -1633,7 +1686,7 @@ const stateApi = freeze({
     for (let i = 0; i < n; i++) {
       charge(GAS.stateRangePerEntry);
       const v = bytesToLatin1(rows[i][1]);
-      known.set(rows[i][0], v);
+      remember(rows[i][0], v);
       out[i] = [rows[i][0], decodeValue(v)];
     }
     return out;
@@ -1646,7 +1699,7 @@ function emit(name, data) {
   const v = encodeValue(data === undefined ? null : data, 'event data');
   charge(GAS.emit + v.length * GAS.emitPerByte);
   if (events.length >= 1024) limit('more than 1024 events in one call');
-  events.push('\x92' + rawStr(name) + rawBin(v));
+  events.push(fld(name) + fld(v));
 }
 function callContract(contract, methodName, args, options) {
   checkName(contract, 'contract');
@@ -1703,7 +1756,7 @@ function schedule(time, methodName, args, options) {
   const a = encodeValue(args === undefined ? null : args, 'schedule arguments');
   charge(GAS.schedule + a.length * GAS.schedulePerByte);
   if (schedules.length >= 256) limit('more than 256 schedules in one call');
-  schedules.push('\x94' + encInt(time) + rawStr(methodName) + rawBin(a) + encInt(gas));
+  schedules.push(fld(`${time}`) + fld(methodName) + fld(a) + fld(`${gas}`));
 }
 function revert(code, message) {
   let c = 'REVERT';
@@ -1715,12 +1768,12 @@ function revert(code, message) {
       c = 'REVERT';
     }
   }
-  const m = typeof message === 'string' ? apply(strSlice, message, [0, 512]) : '';
+  const m = typeof message === 'string' ? strSlice.call(message, 0, 512) : '';
   abort(3, c, m);
 }
 function toLatin1(data, what) {
   if (typeof data === 'string') {
-    if (!apply(strIsWellFormed, data, [])) throw new TypeErrorC(`${what} contains a lone surrogate`);
+    if (!strIsWellFormed.call(data)) throw new TypeErrorC(`${what} contains a lone surrogate`);
     return utf8Encode(data);
   }
   if (isBytes(data)) return bytesToLatin1(data);
@@ -1749,8 +1802,7 @@ function verifyEd25519(signature, message, publicKey) {
 }
 function hexToLatin1(hex) {
   let out = '';
-  for (let i = 2; i < hex.length; i += 2)
-    out += fromCharCode(NumberC(`0x${apply(strSlice, hex, [i, i + 2])}`));
+  for (let i = 2; i < hex.length; i += 2) out += fromCharCode(NumberC(`0x${strSlice.call(hex, i, i + 2)}`));
   return out;
 }
 function random(label) {
@@ -1836,12 +1888,9 @@ function describe(e) {
     const msg = m !== undefined && typeof m.value === 'string' ? m.value : '';
     const c = getOwnPropertyDescriptor(e, 'code');
     const code = c !== undefined && typeof c.value === 'string' ? c.value : '';
-    return [
-      code,
-      `${apply(strSlice, name, [0, 64])}${msg === '' ? '' : ': '}${apply(strSlice, msg, [0, 512])}`,
-    ];
+    return [code, `${strSlice.call(name, 0, 64)}${msg === '' ? '' : ': '}${strSlice.call(msg, 0, 512)}`];
   }
-  if (typeof e === 'string') return ['', `thrown string: ${apply(strSlice, e, [0, 512])}`];
+  if (typeof e === 'string') return ['', `thrown string: ${strSlice.call(e, 0, 512)}`];
   if (typeof e === 'number' || typeof e === 'boolean' || e === null || e === undefined)
     return ['', `thrown ${e}`];
   return ['', `thrown ${typeof e}`];
@@ -1869,23 +1918,35 @@ function load(factory) {
 }
 
 // Status codes in the result: 0 ok, 1 reverted, 2 out of gas, 3 local fault.
+// The result envelope: status digit, then fields gasLeft, return value (latin1 canonical bytes,
+// '' for none), error code, error message, then the flush.
 function result(status, code, message, ret, flush) {
-  return (
-    '\x96' +
-    encInt(status) +
-    encInt(G.g < 0 ? 0 : G.g) +
-    (ret === '' ? '\xc0' : rawBin(ret)) +
-    (flush === '' ? '\x93\x90\x90\x90' : flush) +
-    rawStr(utf8Encode(code)) +
-    rawStr(utf8Encode(message))
-  );
+  return `${status}${fld(`${G.g < 0 ? 0 : G.g}`)}${fld(ret)}${fld(code)}${fld(message)}${flush === '' ? '1,01,01,0' : flush}`;
 }
 
 /**
- * Runs one call. `kind`: 0 method, 1 view, 2 init, 3 migrate. Returns the encoded result:
- * [status, gasLeft, returnValue, [writes, events, schedules], errorCode, error].
+ * Runs one call. `head` packs the call's fields, separated by \x01: kind (0 method, 1 view,
+ * 2 init, 3 migrate), name, contract, sender, origin, txHash, height, time, scheduled (0/1).
+ * Returns the encoded result: [status, gasLeft, returnValue, [writes, events, schedules], errorCode, error].
  */
-function invoke(kind, name, args, contract, sender, origin, txHash, height, time, scheduled, gas, stack) {
+function invoke(head, args, gas, stack, session) {
+  const q1 = strIndexOf.call(head, '\x01');
+  const q2 = strIndexOf.call(head, '\x01', q1 + 1);
+  const q3 = strIndexOf.call(head, '\x01', q2 + 1);
+  const q4 = strIndexOf.call(head, '\x01', q3 + 1);
+  const q5 = strIndexOf.call(head, '\x01', q4 + 1);
+  const q6 = strIndexOf.call(head, '\x01', q5 + 1);
+  const q7 = strIndexOf.call(head, '\x01', q6 + 1);
+  const q8 = strIndexOf.call(head, '\x01', q7 + 1);
+  const kind = head.charCodeAt(0) - 48;
+  const name = strSlice.call(head, q1 + 1, q2);
+  const contract = strSlice.call(head, q2 + 1, q3);
+  const sender = strSlice.call(head, q3 + 1, q4);
+  const origin = strSlice.call(head, q4 + 1, q5);
+  const txHash = strSlice.call(head, q5 + 1, q6);
+  const height = NumberC(strSlice.call(head, q6 + 1, q7));
+  const time = NumberC(strSlice.call(head, q7 + 1, q8));
+  const scheduled = head.charCodeAt(q8 + 1) === 49;
   G.g = gas;
   S.s = stack;
   abortKind = 0;
@@ -1893,11 +1954,16 @@ function invoke(kind, name, args, contract, sender, origin, txHash, height, time
   abortMessage = '';
   cmStack.length = 0;
   joining.length = 0;
-  known.clear();
-  dirty.clear();
+  if (session !== cacheSession) {
+    known.clear();
+    knownDecoded.clear();
+    knownBytes = 0;
+    cacheSession = session;
+  }
+  if (dirty.size > 0) dirty.clear();
   dirtyBytes = 0;
-  events = [];
-  schedules = [];
+  if (events.length > 0) events = [];
+  if (schedules.length > 0) schedules = [];
   curContract = contract;
   curTxHash = txHash;
   curWritable = kind !== 1;
@@ -1914,7 +1980,8 @@ function invoke(kind, name, args, contract, sender, origin, txHash, height, time
   let ret = '';
   try {
     const a = args === '' ? null : decodeValue(args);
-    const ctx = freeze({
+    // A fresh object per call (so nothing can be left on it); its members are shared and frozen.
+    const ctx = {
       contract,
       sender,
       origin,
@@ -1931,7 +1998,7 @@ function invoke(kind, name, args, contract, sender, origin, txHash, height, time
       verifyEd25519,
       random,
       gasLeft,
-    });
+    };
     const r = fn(ctx, a);
     if (abortKind === 0 && G.g >= 0) ret = encodeValue(r === undefined ? null : r, 'return value');
   } catch (e) {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type IvmModule from 'isolated-vm';
 import { Unpackr } from 'msgpackr';
+import { canonicalValue, type Value } from '../core/codec.ts';
 import { VmFault } from './errors.ts';
 import { GUEST_CONFIG, VmLimits } from './gasTable.ts';
 
@@ -69,6 +70,8 @@ export interface InvokeRequest {
   readonly scheduled: boolean;
   readonly gas: number;
   readonly stackUnits: number;
+  /** Read-cache session of the executor (see `session` in vm/executor.ts). */
+  readonly cacheSession: number;
 }
 
 /** The writes, events and schedules a call buffered, as the guest sent them. */
@@ -252,22 +255,11 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     const slot = contract as Slot;
     let raw: string;
     try {
+      // One packed string costs less to copy across than many separate arguments.
+      const head = `${r.kind}\x01${r.method}\x01${r.contract}\x01${r.sender}\x01${r.origin}\x01${r.txHash}\x01${r.height}\x01${r.time}\x01${r.scheduled ? 1 : 0}`;
       raw = slot.invoke.applySync(
         undefined,
-        [
-          r.kind,
-          r.method,
-          r.args,
-          r.contract,
-          r.sender,
-          r.origin,
-          r.txHash,
-          r.height,
-          r.time,
-          r.scheduled,
-          r.gas,
-          r.stackUnits,
-        ],
+        [head, r.args, r.gas, r.stackUnits, r.cacheSession],
         timeout ? { timeout: callTimeoutMs } : undefined,
       );
     } catch (err) {
@@ -276,25 +268,19 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     }
     if (catastrophe !== null)
       fail(new VmFault('ISOLATE', `isolate reported a catastrophic error: ${catastrophe}`, {}));
-    if (typeof raw !== 'string') fail(new VmFault('ISOLATE', 'guest returned no result', {}));
-    const v = envelope.unpack(Buffer.from(raw, 'latin1')) as [
-      number,
-      number,
-      Uint8Array | null,
-      [unknown[], unknown[], unknown[]],
-      string,
-      string,
-    ];
-    const [status, gasLeft, ret, [writes, events, schedules], code, message] = v;
+    if (typeof raw !== 'string') return fail(new VmFault('ISOLATE', 'guest returned no result', {}));
+    const reader = new EnvelopeReader(raw, 1);
+    const status = raw.charCodeAt(0) - 48;
+    if (status < 0 || status > 3) return fail(new VmFault('ISOLATE', 'malformed result from the guest', {}));
+    const gasLeft = Number(reader.field());
+    const ret = reader.field();
+    const code = reader.field();
+    const message = reader.field();
     return {
       status: status as 0 | 1 | 2 | 3,
       gasLeft,
-      ret,
-      flush: {
-        writes: writes as GuestFlush['writes'],
-        events: events as GuestFlush['events'],
-        schedules: schedules as GuestFlush['schedules'],
-      },
+      ret: ret === '' ? null : Buffer.from(ret, 'latin1'),
+      flush: readFlush(reader),
       code,
       message,
     };
@@ -316,17 +302,77 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   };
 }
 
+/**
+ * Decodes canonical value bytes the guest runtime encoded. The runtime's encoder is byte-identical
+ * to core/codec.ts (property-tested), so this skips the re-encoding check of `decodeValue` and only
+ * normalises the decoded structure with `canonicalValue`.
+ */
+export function decodeGuestValue(bytes: Uint8Array): Value {
+  return canonicalValue(envelope.unpack(bytes), 'guest value');
+}
+
+/**
+ * Reads the guest's envelope: length-prefixed fields `<UTF-16 length>,<text>` (see takeFlush in
+ * vm/guestRuntime.js). Anything malformed is a fault of the runtime, never of a contract.
+ */
+class EnvelopeReader {
+  private readonly text: string;
+  private pos: number;
+  constructor(text: string, start: number) {
+    this.text = text;
+    this.pos = start;
+  }
+  field(): string {
+    const comma = this.text.indexOf(',', this.pos);
+    const length = Number(this.text.slice(this.pos, comma));
+    const end = comma + 1 + length;
+    if (comma < 0 || !Number.isSafeInteger(length) || length < 0 || end > this.text.length) {
+      throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
+    }
+    this.pos = end;
+    return this.text.slice(comma + 1, end);
+  }
+  count(max: number): number {
+    const n = Number(this.field());
+    if (!Number.isSafeInteger(n) || n < 0 || n > max)
+      throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
+    return n;
+  }
+  get done(): boolean {
+    return this.pos === this.text.length;
+  }
+}
+
+/** Bytes of a latin1 string (a fresh copy: the state may keep it). */
+function bytesOf(s: string): Uint8Array {
+  return Buffer.from(s, 'latin1');
+}
+
+function readFlush(r: EnvelopeReader): GuestFlush {
+  const writes: Array<[string, Uint8Array | null]> = [];
+  for (let n = r.count(VmLimits.maxWriteBytesPerCall); n > 0; n--) {
+    const key = r.field();
+    const value = r.field();
+    writes.push([key, value === '' ? null : bytesOf(value)]);
+  }
+  const events: Array<[string, Uint8Array]> = [];
+  for (let n = r.count(1024); n > 0; n--) {
+    const name = r.field();
+    events.push([name, bytesOf(r.field())]);
+  }
+  const schedules: Array<[number, string, Uint8Array, number]> = [];
+  for (let n = r.count(256); n > 0; n--) {
+    const time = Number(r.field());
+    const method = r.field();
+    const args = bytesOf(r.field());
+    schedules.push([time, method, args, Number(r.field())]);
+  }
+  if (!r.done) throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
+  return { writes, events, schedules };
+}
+
 /** Decodes a flush string a guest sent with a nested call or range scan. */
 export function decodeFlush(s: string): GuestFlush {
   if (s === '') return { writes: [], events: [], schedules: [] };
-  const [writes, events, schedules] = envelope.unpack(Buffer.from(s, 'latin1')) as [
-    unknown[],
-    unknown[],
-    unknown[],
-  ];
-  return {
-    writes: writes as GuestFlush['writes'],
-    events: events as GuestFlush['events'],
-    schedules: schedules as GuestFlush['schedules'],
-  };
+  return readFlush(new EnvelopeReader(s, 0));
 }

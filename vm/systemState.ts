@@ -59,14 +59,21 @@ export function nameKey(name: string): Bytes {
 
 /** Decoded registry entries by their exact bytes: lookups happen on every call. Bounded. */
 const entryCache = new Map<string, CodeEntry>();
+/** The same, by the identity of the bytes object (in-memory states return the same one). */
+const entryByObject = new WeakMap<Bytes, CodeEntry>();
 
 /** Reads a contract's registry entry, or undefined when no such contract exists. */
 export function readCodeEntry(state: StateReader, name: string): CodeEntry | undefined {
   const bytes = state.get(SystemContract.code, nameKey(name));
   if (bytes === undefined) return undefined;
+  const same = entryByObject.get(bytes);
+  if (same !== undefined) return same;
   const id = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
   const hit = entryCache.get(id);
-  if (hit !== undefined) return hit;
+  if (hit !== undefined) {
+    entryByObject.set(bytes, hit);
+    return hit;
+  }
   const v = decodeValue(bytes, 'code entry') as Record<string, unknown>;
   const entry: CodeEntry = {
     admin: readString(v['admin'], 'code.admin', 64),
@@ -78,6 +85,7 @@ export function readCodeEntry(state: StateReader, name: string): CodeEntry | und
   };
   if (entryCache.size >= 4096) entryCache.clear();
   entryCache.set(id, entry);
+  entryByObject.set(bytes, entry);
   return entry;
 }
 

@@ -1,0 +1,152 @@
+/**
+ * Contract VM throughput: a receivable-style transfer (2 state reads, 2 writes, 1 event) next to
+ * a bare isolated-vm `applySync` round trip, measured in the same run on the same machine.
+ *
+ *   npm run bench:vm           (BENCH_VM_ROUNDS=n for more rounds; default 15)
+ *
+ * Figures for the transfer:
+ * - call: one contract call through the executor (`runCall`: registry lookup, isolate round trip,
+ *   two host reads, applying two writes and one event, checkpoint), no transaction envelope;
+ * - block: `executeBlock` over pre-signed transactions (nonce check and update, gas, receipts,
+ *   receipts root and state root included): what a validator does per transaction.
+ * Times are CPU time of the main thread (isolated-vm runs synchronous calls on it), in interleaved
+ * rounds: the best round shows the least disturbed cost, the median the typical one, and the
+ * ratios compare rounds run side by side. State is vm/memoryState.ts (in memory); the node's authenticated tree adds its own cost.
+ */
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import type IvmModule from 'isolated-vm';
+import type { SignedTransaction } from '../core/types.ts';
+import { createTestChain } from '../vm/testing.ts';
+
+process.removeAllListeners('warning');
+const require = createRequire(import.meta.url);
+const ivm = require('isolated-vm') as typeof IvmModule;
+const ROUNDS = Number(process.env['BENCH_VM_ROUNDS'] ?? 15);
+
+/**
+ * Runs `fn(n)` and returns nanoseconds of this thread's CPU time per unit. CPU time rather than
+ * wall time, because the machine may be shared: time spent waiting for a core is not the VM's.
+ * (isolated-vm runs synchronous calls on the calling thread, so guest time is included.)
+ */
+function cpuNow(): number {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) * 1000;
+}
+function time(n: number, fn: (n: number) => void): number {
+  const start = cpuNow();
+  fn(n);
+  return (cpuNow() - start) / n;
+}
+
+// 1. Bare isolated-vm round trip: a guest function taking and returning a short string.
+const isolate = new ivm.Isolate({ memoryLimit: 128 });
+const context = isolate.createContextSync();
+const echo = context.evalClosureSync('return (s) => s;', [], {
+  result: { reference: true },
+}) as IvmModule.Reference<(s: string) => string>;
+const bare = (n: number): void => {
+  for (let i = 0; i < n; i++) echo.applySync(undefined, ['transfer 0x1234567890 42']);
+};
+
+// 2. The receivable contract, with 64 funded holders.
+const source = readFileSync(new URL('../contracts/examples/receivable.ts', import.meta.url), 'utf8');
+const chain = createTestChain({ blockTimeMs: 1 });
+chain.deploy('rcv', source);
+const holders = Array.from({ length: 64 }, (_, i) => chain.account(`holder${i}`));
+for (const h of holders) chain.call('rcv', 'issue', { to: h.address, amount: 10n ** 15n });
+const to = chain.account('receiver').address;
+let i = 0;
+const call = (n: number): void => {
+  for (let k = 0; k < n; k++, i++) {
+    const r = chain.executor.runCall({
+      state: chain.state,
+      contract: 'rcv',
+      method: 'transfer',
+      args: { to, amount: 1 + (i % 7) },
+      sender: holders[i % holders.length]!.address,
+      height: 1,
+      time: 1,
+      gasLimit: 100_000,
+    });
+    if (r.status !== 'ok') throw new Error(`transfer failed: ${r.error}`);
+  }
+};
+
+// 3. Whole blocks of pre-signed transfer transactions (signing is not timed).
+const BLOCK = 1_000;
+let height = 10;
+const nextBlock = (): SignedTransaction[] =>
+  Array.from({ length: BLOCK }, (_, k) =>
+    chain.sign({
+      contract: 'rcv',
+      method: 'transfer',
+      args: { to, amount: 1 + (k % 7) },
+      from: holders[k % holders.length]!.name,
+      gasLimit: 100_000,
+    }),
+  );
+const block = (txs: SignedTransaction[]): number => {
+  const start = cpuNow();
+  const r = chain.executor.executeBlock({
+    state: chain.state,
+    header: { chainId: 'trellis-test', height: height++, timestamp: 2_000_000_000_000 + height },
+    txs,
+  });
+  const ns = (cpuNow() - start) / txs.length;
+  const bad = r.receipts.find((x) => x.status !== 'ok');
+  if (bad !== undefined) throw new Error(`transfer failed: ${bad.errorCode} ${bad.error}`);
+  return ns;
+};
+
+// Warm everything up, then interleave.
+bare(20_000);
+call(10_000);
+block(nextBlock());
+const samples = {
+  bare: [] as number[],
+  call: [] as number[],
+  block: [] as number[],
+  callRatio: [] as number[],
+  blockRatio: [] as number[],
+};
+for (let r = 0; r < ROUNDS; r++) {
+  const txs = nextBlock();
+  const b1 = time(5_000, bare);
+  const c = time(2_000, call);
+  const k = block(txs);
+  const b2 = time(5_000, bare);
+  const b = Math.min(b1, b2);
+  samples.bare.push(b);
+  samples.call.push(c);
+  samples.block.push(k);
+  samples.callRatio.push(c / b);
+  samples.blockRatio.push(k / b);
+}
+const best = (x: number[]): number => Math.min(...x);
+const median = (x: number[]): number => [...x].sort((a, b) => a - b)[x.length >> 1]!;
+const row = (name: string, x: number[]): void => {
+  const f = (ns: number): string =>
+    `${(ns / 1000).toFixed(2).padStart(7)} µs ${Math.round(1e9 / ns)
+      .toLocaleString('en-US')
+      .padStart(9)}/s`;
+  console.log(`${name.padEnd(40)} best ${f(best(x))}   median ${f(median(x))}`);
+};
+console.log(
+  `node ${process.version}, isolated-vm ${(require('isolated-vm/package.json') as { version: string }).version}, ${ROUNDS} rounds`,
+);
+row('bare isolated-vm applySync round trip', samples.bare);
+row('transfer: one contract call (runCall)', samples.call);
+row(`transfer: executeBlock (${BLOCK} tx/block)`, samples.block);
+console.log(
+  `call  / bare: best ${best(samples.callRatio).toFixed(2)}x, median ${median(samples.callRatio).toFixed(2)}x   (target <= 5x)`,
+);
+console.log(
+  `block / bare: best ${best(samples.blockRatio).toFixed(2)}x, median ${median(samples.blockRatio).toFixed(2)}x`,
+);
+console.log(
+  `transfers/s (median): call ${Math.round(1e9 / median(samples.call)).toLocaleString('en-US')}, block ${Math.round(1e9 / median(samples.block)).toLocaleString('en-US')}   (target >= 30,000)`,
+);
+chain.close();
+context.release();
+isolate.dispose();

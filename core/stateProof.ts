@@ -2,7 +2,7 @@ import { bytesEqual, type Bytes } from './bytes.ts';
 import { pack, readArray, readBytes, readList, readUint, unpackCanonical } from './codec.ts';
 import { CodecError, TrellisError } from './errors.ts';
 import { HASH_BYTES, sha256 } from './hash.ts';
-import { NAME_RE } from './types.ts';
+import { NAME_RE, SYSTEM_NAME_RE } from './types.ts';
 
 /**
  * The hashing rules of Trellis's authenticated state, and proof verification as a pure function
@@ -68,7 +68,7 @@ export class StateError extends TrellisError<StateErrorCode> {}
 
 /** Throws StateError unless `contract` is a valid contract name. */
 export function assertContract(contract: unknown): asserts contract is string {
-  if (typeof contract !== 'string' || !NAME_RE.test(contract)) {
+  if (typeof contract !== 'string' || !(NAME_RE.test(contract) || SYSTEM_NAME_RE.test(contract))) {
     throw new StateError('BAD_CONTRACT', `contract: expected a name matching ${NAME_RE.source}`, {
       contract: typeof contract === 'string' ? contract.slice(0, 80) : typeof contract,
     });
@@ -157,10 +157,10 @@ export function stateInternalHashAt(
     const b = buffers[i];
     if (b === undefined) internalScratch.set(EMPTY_STATE_ROOT, 1 + i * HASH_BYTES);
     else {
-      // A byte loop, not set(subarray): 32 bytes copy faster than a view is allocated.
+      // Buffer#copy avoids allocating a view per child; plain Uint8Arrays take the slow path.
       const o = offsets[i]!;
-      const t = 1 + i * HASH_BYTES;
-      for (let j = 0; j < HASH_BYTES; j++) internalScratch[t + j] = b[o + j]!;
+      if (Buffer.isBuffer(b)) b.copy(internalScratch, 1 + i * HASH_BYTES, o, o + HASH_BYTES);
+      else internalScratch.set(b.subarray(o, o + HASH_BYTES), 1 + i * HASH_BYTES);
     }
   }
   return sha256(internalScratch);

@@ -45,6 +45,12 @@ export const Limits = {
 /** Names of contracts, methods and events: short, ASCII, no surprises in logs or keys. */
 export const NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
+/**
+ * Names of the VM's own state namespaces (`$code`, `$nonce`, ...): a '$' no user contract name can
+ * start with, so transactions can never address them.
+ */
+export const SYSTEM_NAME_RE = /^\$[a-z][a-z0-9_]{0,31}$/;
+
 /** What a transaction does. */
 export const TX_KINDS = ['call', 'deploy', 'upgrade', 'freeze', 'unfreeze'] as const;
 export type TxKind = (typeof TX_KINDS)[number];

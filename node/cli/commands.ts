@@ -1,5 +1,7 @@
 import { initCommand } from './init.ts';
 import { keysCommand } from './keys.ts';
+import { startCommand } from './start.ts';
+import { upCommand } from './up.ts';
 import { rpcCommands } from './rpcCommands.ts';
 
 /** A CLI subcommand. */
@@ -11,4 +13,4 @@ export interface Command {
 }
 
 /** Every subcommand, in the order `trellis help` lists them. */
-export const commands: Command[] = [initCommand, keysCommand, ...rpcCommands];
+export const commands: Command[] = [initCommand, keysCommand, startCommand, upCommand, ...rpcCommands];

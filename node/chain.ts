@@ -1,0 +1,504 @@
+import { bytesEqual, toHex, utf8, type Bytes } from '../core/bytes.ts';
+import { pack, readArray, readBytes, unpackCanonical } from '../core/codec.ts';
+import { TrellisError } from '../core/errors.ts';
+import { sha256 } from '../core/hash.ts';
+import { addressOf, keyPairFromSecret } from '../core/keys.ts';
+import { merkleRoot } from '../core/merkle.ts';
+import {
+  checkCertificate,
+  decodeBlock,
+  decodeCertificate,
+  decodeSignedTx,
+  hashHeader,
+  signTx,
+  verifyTx,
+  type Block,
+  type BlockHeader,
+  type CommitCertificate,
+  type Receipt,
+  type SignedTransaction,
+  type Validator,
+} from '../core/types.ts';
+import type { ExecutionResult, HeightStart } from '../consensus/stateMachine.ts';
+import { createValidatorSchedule, validatorsAt, type ValidatorSchedule } from '../consensus/validatorSet.ts';
+import { VmFault } from '../vm/errors.ts';
+import { readNonce } from '../vm/systemState.ts';
+import type { BlockResult, Executor, LifecyclePolicy } from '../vm/executor.ts';
+import { genesisHash, genesisValidatorSet, type Genesis } from './genesis.ts';
+import { createMempool, type Mempool, type MempoolOptions } from './mempool.ts';
+import type { StateStore } from './state/stateStore.ts';
+import type { StateStoreView } from './state/stateView.ts';
+import type { BlockStore } from './storage/blockStore.ts';
+import type { KvStore } from './storage/kv.ts';
+
+/** Why the chain refused a block or could not go on. */
+export type ChainErrorCode = 'BAD_SYNC_ENTRY' | 'STATE_MISMATCH' | 'GENESIS_FAILED';
+
+/** Raised by the chain engine. STATE_MISMATCH is a broken invariant: the node stops. */
+export class ChainError extends TrellisError<ChainErrorCode> {}
+
+/** The committed tip with what the next height needs. */
+export interface ChainTip {
+  readonly height: number;
+  /** The head block's header; undefined before the first block. */
+  readonly header?: BlockHeader;
+  readonly hash: Bytes;
+  readonly timestamp: number;
+  readonly stateRoot: Bytes;
+}
+
+/** What a commit hands to listeners (RPC subscriptions, metrics). */
+export interface CommittedBlock {
+  readonly block: Block;
+  readonly hash: Bytes;
+  readonly certificate: CommitCertificate;
+  readonly receipts: readonly Receipt[];
+  readonly txs: readonly SignedTransaction[];
+}
+
+/** Options of the chain engine. */
+export interface ChainOptions {
+  readonly genesis: Genesis;
+  readonly mempool?: Partial<Omit<MempoolOptions, 'chainId'>>;
+  /** Lifecycle policy for blocks after genesis (default: the genesis organisations' admins). */
+  readonly policy?: LifecyclePolicy;
+}
+
+/** What the chain engine is built from. */
+export interface ChainDeps {
+  readonly kv: KvStore;
+  readonly blocks: BlockStore;
+  readonly state: StateStore;
+  readonly executor: Executor;
+  readonly log: (
+    level: 'debug' | 'info' | 'warn' | 'error',
+    event: string,
+    fields?: Record<string, unknown>,
+  ) => void;
+}
+
+/** Parameters of a block the proposer builds (from the consensus `buildProposal` output). */
+export interface BuildParams {
+  readonly height: number;
+  readonly round: number;
+  readonly prevHash: Bytes;
+  readonly proposer: Bytes;
+  readonly validatorsHash: Bytes;
+  readonly timestamp: number;
+}
+
+interface Executed {
+  readonly view: StateStoreView;
+  readonly result: BlockResult;
+  readonly txs: readonly SignedTransaction[];
+}
+
+/**
+ * Executed-but-uncommitted blocks of the current height, by hash. A height sees one proposal per
+ * round at most, and rounds are bounded by the consensus module; this bound stops anything more.
+ */
+const MAX_EXECUTED_PER_HEIGHT = 16;
+/** Transactions whose signatures were verified, by hash and signature; bounded, oldest dropped. */
+const MAX_VERIFIED_CACHE = 100_000;
+
+/** The key that signs the genesis deployments: derived from the chainId, so every node derives it. */
+export function genesisDeployerKey(chainId: string): { secretKey: Bytes; publicKey: Bytes; address: string } {
+  const kp = keyPairFromSecret(sha256(utf8(`trellis.genesis.deployer:${chainId}`)));
+  return { ...kp, address: toHex(addressOf(kp.publicKey)) };
+}
+
+/** Encodes a (block, certificate) pair as block sync carries it. */
+export function encodeSyncEntry(blockBytes: Bytes, certificateBytes: Bytes): Bytes {
+  return pack([blockBytes, certificateBytes]);
+}
+
+/**
+ * The chain engine: the committed chain (blocks, state, receipts) and the execution of the next
+ * height. It executes proposals on overlays of the committed state ("execute, then vote"), keeps
+ * them until one commits, and commits block, certificate, receipts, indexes, state changes and head
+ * in one atomic batch. Block-sync entries go through the same commit path after their certificate
+ * and their re-execution are checked.
+ */
+export interface Chain {
+  readonly chainId: string;
+  readonly genesis: Genesis;
+  readonly genesisHash: Bytes;
+  readonly mempool: Mempool;
+  readonly blocks: BlockStore;
+  readonly state: StateStore;
+  readonly executor: Executor;
+  tip(): ChainTip;
+  /** What consensus needs to start the next height. */
+  nextHeightStart(): HeightStart;
+  /** The validator set that certifies `height`. */
+  validatorsAt(height: number): readonly Validator[];
+  /** Executes a proposed block on the committed state and compares its roots ("execute, then vote"). */
+  executeProposal(block: Block): ExecutionResult;
+  /** Builds and executes a candidate block from the mempool. */
+  buildProposal(params: BuildParams): Block;
+  /** Commits a decided block; false if it does not extend the tip (already committed by sync). */
+  commit(block: Block, certificate: CommitCertificate): Promise<boolean>;
+  /** Verifies and commits a block-sync entry; false if it does not extend the tip. */
+  applySyncEntry(entry: Bytes): Promise<boolean>;
+  /** A block-sync entry for `height`, or undefined. */
+  syncEntry(height: number): Promise<Bytes | undefined>;
+  /** Registers a listener for committed blocks; returns its remover. */
+  onCommit(listener: (c: CommittedBlock) => void): () => void;
+}
+
+/** Opens the chain engine over stores that are already open; applies genesis on a new data dir. */
+export async function openChain(options: ChainOptions, deps: ChainDeps): Promise<Chain> {
+  const { genesis } = options;
+  const { blocks, state, executor, log } = deps;
+  const chainId = genesis.chainId;
+  const gHash = genesisHash(genesis);
+  const schedule: ValidatorSchedule = createValidatorSchedule(genesisValidatorSet(genesis));
+  const deployer = genesisDeployerKey(chainId);
+  const admins = new Set(genesis.organisations.flatMap((o) => o.admins.map((a) => toHex(addressOf(a)))));
+  const policy: LifecyclePolicy = options.policy ?? ((r) => admins.has(r.sender));
+  const listeners = new Set<(c: CommittedBlock) => void>();
+  const executed = new Map<string, Executed>();
+  const verified = new Map<string, true>();
+
+  await applyGenesis();
+  let tip = await loadTip();
+
+  const mempool = createMempool(
+    {
+      chainId,
+      maxTxGas: genesis.consensus.maxBlockGas,
+      ...options.mempool,
+    },
+    { nextNonce: (address) => nonceOf(address) },
+  );
+
+  function nonceOf(address: Bytes): number {
+    return readNonce(state.view(), address);
+  }
+
+  async function applyGenesis(): Promise<void> {
+    if (blocks.getHead() !== undefined || state.version !== undefined || genesis.contracts.length === 0)
+      return;
+    const view = state.view();
+    const txs = genesis.contracts.map((c, i) =>
+      signTx(
+        {
+          chainId,
+          from: deployer.publicKey,
+          nonce: i,
+          kind: 'deploy',
+          contract: c.name,
+          method: '',
+          args: { source: c.source, initArgs: c.initArgs },
+          gasLimit: genesis.consensus.maxBlockGas,
+        },
+        deployer.secretKey,
+      ),
+    );
+    const result = executor.executeBlock({
+      state: view,
+      header: { chainId, height: 0, timestamp: genesis.genesisTimeMs },
+      txs,
+      policy: (r) => r.kind === 'deploy' && r.sender === deployer.address,
+    });
+    const failed = result.receipts.find((r) => r.status !== 'ok');
+    if (failed !== undefined) {
+      const i = result.receipts.indexOf(failed) - result.scheduled;
+      throw new ChainError(
+        'GENESIS_FAILED',
+        `genesis contract "${genesis.contracts[i]?.name ?? '?'}" failed to deploy: ${failed.errorCode} ${failed.error}`,
+        { contract: genesis.contracts[i]?.name },
+      );
+    }
+    const sc = state.commitOps(view, 0);
+    await deps.kv.batch(sc.ops);
+    sc.finalize();
+    log('info', 'GENESIS_APPLIED', {
+      contracts: genesis.contracts.map((c) => c.name),
+      stateRoot: toHex(sc.root),
+    });
+  }
+
+  async function loadTip(): Promise<ChainTip> {
+    const head = blocks.getHead();
+    if (head === undefined) {
+      return { height: 0, hash: gHash, timestamp: genesis.genesisTimeMs, stateRoot: state.root };
+    }
+    const block = await blocks.getBlockByHeight(head.height);
+    if (block === undefined)
+      throw new ChainError('STATE_MISMATCH', `head block ${head.height} is missing`, {});
+    if (!bytesEqual(block.header.stateRoot, state.root)) {
+      throw new ChainError(
+        'STATE_MISMATCH',
+        `state root ${toHex(state.root)} does not match the head block's ${toHex(block.header.stateRoot)}`,
+        { height: head.height },
+      );
+    }
+    return {
+      height: head.height,
+      header: block.header,
+      hash: head.hash,
+      timestamp: block.header.timestamp,
+      stateRoot: state.root,
+    };
+  }
+
+  function decodeTxs(block: Block): SignedTransaction[] | string {
+    const out: SignedTransaction[] = [];
+    for (let i = 0; i < block.txs.length; i++) {
+      let stx: SignedTransaction;
+      try {
+        stx = decodeSignedTx(block.txs[i]!, chainId);
+      } catch (err) {
+        return `tx ${i}: ${(err as Error).message}`;
+      }
+      const id = toHex(stx.hash) + toHex(stx.signature);
+      if (!verified.has(id)) {
+        if (!verifyTx(stx)) return `tx ${i}: bad signature`;
+        if (verified.size >= MAX_VERIFIED_CACHE) {
+          const oldest = verified.keys().next().value;
+          if (oldest !== undefined) verified.delete(oldest);
+        }
+        verified.set(id, true);
+      }
+      out.push(stx);
+    }
+    return out;
+  }
+
+  function checkLimits(block: Block, txs: readonly SignedTransaction[]): string | null {
+    const c = genesis.consensus;
+    if (block.txs.length > c.maxBlockTxs) return `block has ${block.txs.length} txs, limit ${c.maxBlockTxs}`;
+    let bytes = 0;
+    let gas = 0;
+    const seen = new Set<string>();
+    for (const t of txs) {
+      bytes += t.bytes.length;
+      gas += t.tx.gasLimit;
+      const h = toHex(t.hash);
+      if (seen.has(h)) return `transaction ${h} appears twice`;
+      seen.add(h);
+    }
+    if (bytes > c.maxBlockBytes) return `block has ${bytes} bytes of txs, limit ${c.maxBlockBytes}`;
+    if (gas > c.maxBlockGas) return `block asks ${gas} gas, limit ${c.maxBlockGas}`;
+    return null;
+  }
+
+  function run(header: BlockHeader, txs: readonly SignedTransaction[]): Executed {
+    const view = state.view();
+    const result = executor.executeBlock({
+      state: view,
+      header: { chainId, height: header.height, timestamp: header.timestamp, proposer: header.proposer },
+      txs,
+      policy,
+    });
+    return { view, result, txs };
+  }
+
+  function remember(hash: Bytes, ex: Executed): void {
+    if (executed.size >= MAX_EXECUTED_PER_HEIGHT) {
+      const oldest = executed.keys().next().value;
+      if (oldest !== undefined) executed.delete(oldest);
+    }
+    executed.set(toHex(hash), ex);
+  }
+
+  function validate(block: Block): { txs: SignedTransaction[] } | { reason: string } {
+    const h = block.header;
+    const next = tip.height + 1;
+    if (h.chainId !== chainId) return { reason: `chainId ${h.chainId}` };
+    if (h.height !== next) return { reason: `height ${h.height}, expected ${next}` };
+    if (!bytesEqual(h.prevHash, tip.hash)) return { reason: 'prevHash does not match the tip' };
+    if (h.timestamp <= tip.timestamp) return { reason: 'timestamp not after the parent' };
+    const txs = decodeTxs(block);
+    if (typeof txs === 'string') return { reason: txs };
+    const limit = checkLimits(block, txs);
+    if (limit !== null) return { reason: limit };
+    if (!bytesEqual(merkleRoot(block.txs), h.txRoot))
+      return { reason: 'txRoot does not match the transactions' };
+    return { txs };
+  }
+
+  function execute(block: Block, hash: Bytes): ExecutionResult {
+    const v = validate(block);
+    if ('reason' in v) return { valid: false, reason: v.reason };
+    let ex: Executed;
+    try {
+      ex = run(block.header, v.txs);
+    } catch (err) {
+      if (err instanceof VmFault) {
+        log('error', 'LOCAL_VM_FAULT', { height: block.header.height, code: err.code, message: err.message });
+        return { valid: false, reason: `local VM fault: ${err.message}` };
+      }
+      throw err;
+    }
+    remember(hash, ex);
+    return {
+      valid: true,
+      txRoot: merkleRoot(block.txs),
+      stateRoot: ex.result.stateRoot,
+      receiptsRoot: ex.result.receiptsRoot,
+    };
+  }
+
+  function rootsMatch(block: Block, r: ExecutionResult): boolean {
+    return (
+      r.valid &&
+      bytesEqual(r.txRoot, block.header.txRoot) &&
+      bytesEqual(r.stateRoot, block.header.stateRoot) &&
+      bytesEqual(r.receiptsRoot, block.header.receiptsRoot)
+    );
+  }
+
+  async function commitExecuted(
+    block: Block,
+    hash: Bytes,
+    certificate: CommitCertificate,
+    ex: Executed,
+  ): Promise<void> {
+    const height = block.header.height;
+    const sc = state.commitOps(ex.view, height);
+    if (!bytesEqual(sc.root, block.header.stateRoot)) {
+      throw new ChainError('STATE_MISMATCH', `state root at ${height} differs from the decided header`, {
+        height,
+        local: toHex(sc.root),
+        header: toHex(block.header.stateRoot),
+      });
+    }
+    await blocks.commitBlock({ block, certificate, receipts: ex.result.receipts, extraOps: sc.ops });
+    sc.finalize();
+    tip = { height, header: block.header, hash, timestamp: block.header.timestamp, stateRoot: sc.root };
+    executed.clear();
+    mempool.update(ex.txs);
+    const committed: CommittedBlock = { block, hash, certificate, receipts: ex.result.receipts, txs: ex.txs };
+    for (const l of listeners) {
+      try {
+        l(committed);
+      } catch (err) {
+        log('error', 'COMMIT_LISTENER_FAILED', { message: (err as Error).message });
+      }
+    }
+  }
+
+  return {
+    chainId,
+    genesis,
+    genesisHash: gHash,
+    mempool,
+    blocks,
+    state,
+    executor,
+    tip: () => tip,
+    nextHeightStart: () => ({
+      height: tip.height + 1,
+      prevHash: tip.hash,
+      prevTimestamp: tip.timestamp,
+      validators: validatorsAt(schedule, tip.height + 1),
+    }),
+    validatorsAt: (height) => validatorsAt(schedule, height),
+
+    executeProposal(block) {
+      const hash = hashHeader(block.header);
+      const cached = executed.get(toHex(hash));
+      if (cached !== undefined) {
+        return {
+          valid: true,
+          txRoot: block.header.txRoot,
+          stateRoot: cached.result.stateRoot,
+          receiptsRoot: cached.result.receiptsRoot,
+        };
+      }
+      return execute(block, hash);
+    },
+
+    buildProposal(p) {
+      const c = genesis.consensus;
+      const txs = mempool.reap({ maxTxs: c.maxBlockTxs, maxBytes: c.maxBlockBytes, maxGas: c.maxBlockGas });
+      const txBytes = txs.map((t) => t.bytes);
+      const partial: BlockHeader = {
+        chainId,
+        height: p.height,
+        prevHash: p.prevHash,
+        timestamp: p.timestamp,
+        proposer: p.proposer,
+        round: p.round,
+        txRoot: merkleRoot(txBytes),
+        stateRoot: new Uint8Array(32),
+        receiptsRoot: new Uint8Array(32),
+        validatorsHash: p.validatorsHash,
+      };
+      const ex = run(partial, txs);
+      const header: BlockHeader = {
+        ...partial,
+        stateRoot: ex.result.stateRoot,
+        receiptsRoot: ex.result.receiptsRoot,
+      };
+      const block: Block = { header, txs: txBytes };
+      remember(hashHeader(header), ex);
+      return block;
+    },
+
+    async commit(block, certificate) {
+      if (block.header.height !== tip.height + 1) return false;
+      const hash = hashHeader(block.header);
+      let ex = executed.get(toHex(hash));
+      if (ex === undefined) {
+        const r = execute(block, hash);
+        if (!rootsMatch(block, r)) {
+          throw new ChainError(
+            'STATE_MISMATCH',
+            `decided block ${block.header.height} does not execute to its header`,
+            {
+              height: block.header.height,
+              reason: r.valid ? 'roots differ' : r.reason,
+            },
+          );
+        }
+        ex = executed.get(toHex(hash))!;
+      }
+      await commitExecuted(block, hash, certificate, ex);
+      return true;
+    },
+
+    async applySyncEntry(entry) {
+      let block: Block;
+      let certificate: CommitCertificate;
+      try {
+        const f = readArray(unpackCanonical(entry, 'sync entry'), 2, 'sync entry');
+        block = decodeBlock(readBytes(f[0], 'sync entry.block'));
+        certificate = decodeCertificate(readBytes(f[1], 'sync entry.certificate'));
+      } catch (err) {
+        throw new ChainError('BAD_SYNC_ENTRY', `sync entry: ${(err as Error).message}`, {});
+      }
+      const height = block.header.height;
+      if (height !== tip.height + 1) return false;
+      const hash = hashHeader(block.header);
+      const fault = checkCertificate(certificate, chainId, hash, height, validatorsAt(schedule, height));
+      if (fault !== null)
+        throw new ChainError('BAD_SYNC_ENTRY', `sync entry ${height}: certificate ${fault}`, {});
+      const r = execute(block, hash);
+      if (!rootsMatch(block, r)) {
+        // A certified block that does not execute to its header here means this node's execution
+        // differs from the quorum's: a broken invariant, not a peer's fault.
+        throw new ChainError('STATE_MISMATCH', `certified block ${height} does not execute to its header`, {
+          height,
+          reason: r.valid ? 'roots differ' : r.reason,
+        });
+      }
+      await commitExecuted(block, hash, certificate, executed.get(toHex(hash))!);
+      return true;
+    },
+
+    async syncEntry(height) {
+      const b = await blocks.getBlockBytes(height);
+      const c = await blocks.getCertificateBytes(height);
+      if (b === undefined || c === undefined) return undefined;
+      return encodeSyncEntry(b, c);
+    },
+
+    onCommit(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}

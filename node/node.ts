@@ -1,0 +1,478 @@
+/**
+ * The composition root of a Trellis node (model: lodestar beacon-node/src/node/nodejs.ts): wires
+ * storage → state → VM → chain (mempool, execution, commits) → consensus driver → p2p → RPC, and
+ * closes them in reverse. Everything else is a factory over narrow dependencies.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { toHex, type Bytes } from '../core/bytes.ts';
+import { addressOf, type KeyPair } from '../core/keys.ts';
+import { encodeStateProof } from '../core/stateProof.ts';
+import type { StateReader } from '../core/stateView.ts';
+import { validatorOf, type Validator } from '../core/types.ts';
+import { createMemoizedVerifier } from '../consensus/config.ts';
+import { createKeySigner, openSafetyRules } from '../consensus/safetyRules.ts';
+import { NodeApiError, type ContractInfo, type NodeApi } from '../rpc/nodeApi.ts';
+import { createRpcServer, type RpcServer } from '../rpc/server.ts';
+import { decodeArtifact } from '../vm/compile.ts';
+import { createExecutor } from '../vm/executor.ts';
+import { SystemContract, readCodeEntry, readNonce } from '../vm/systemState.ts';
+import { openChain, type Chain } from './chain.ts';
+import type { NodeConfig } from './config.ts';
+import { createConsensusDriver, type ConsensusDriver, type Log } from './consensusDriver.ts';
+import {
+  assertGenesisRuntime,
+  genesisHash,
+  genesisValidatorIndex,
+  loadGenesis,
+  type Genesis,
+} from './genesis.ts';
+import { loadNodeKey } from './keystore.ts';
+import { createP2p, type P2p } from './p2p/p2p.ts';
+import { peerIdOf } from './p2p/members.ts';
+import { createFileSafetyStore } from './safetyFile.ts';
+import { openStateStore } from './state/stateStore.ts';
+import { createBlockStore } from './storage/blockStore.ts';
+import { openLevelStore, type KvStore } from './storage/kv.ts';
+
+/** A running node. */
+export interface TrellisNode {
+  readonly chain: Chain;
+  readonly driver: ConsensusDriver;
+  readonly p2p: P2p | null;
+  readonly rpc: RpcServer | null;
+  readonly api: NodeApi;
+  readonly keys: KeyPair;
+  stop(): Promise<void>;
+}
+
+/** Options beyond the node config, for tests and tools. */
+export interface StartNodeOptions {
+  readonly log?: Log;
+  /** Start the RPC server (default true). */
+  readonly rpc?: boolean;
+  /** Admin token for RPC admin methods. */
+  readonly adminToken?: string;
+  /** Called when consensus cannot go on (a broken invariant); the CLI exits non-zero. */
+  readonly onFatal?: (err: Error) => void;
+}
+
+const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
+
+/** A JSON-lines logger on stdout: constant message, values in fields. */
+export function createJsonLog(name: string, minLevel: keyof typeof LEVELS): Log {
+  return (level, event, fields = {}) => {
+    if (LEVELS[level] < LEVELS[minLevel]) return;
+    process.stdout.write(
+      JSON.stringify({ t: new Date().toISOString(), level, node: name, msg: event, ...fields }) + '\n',
+    );
+  };
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/** Starts a node from its validated config: opens its data, joins the network, serves RPC. */
+export async function startNode(config: NodeConfig, options: StartNodeOptions = {}): Promise<TrellisNode> {
+  const log = options.log ?? createJsonLog(config.name, config.logLevel);
+  const genesis = loadGenesis(config.genesisFile);
+  assertGenesisRuntime(genesis);
+  const keys = await loadNodeKey(config);
+  mkdirSync(config.dataDir, { recursive: true });
+  const kv = await openLevelStore(join(config.dataDir, 'chain'));
+  const closers: Array<() => Promise<void> | void> = [() => kv.close()];
+  try {
+    return await assemble(config, genesis, keys, kv, log, options, closers);
+  } catch (err) {
+    for (const c of closers.reverse()) await c();
+    throw err;
+  }
+}
+
+async function assemble(
+  config: NodeConfig,
+  genesis: Genesis,
+  keys: KeyPair,
+  kv: KvStore,
+  log: Log,
+  options: StartNodeOptions,
+  closers: Array<() => Promise<void> | void>,
+): Promise<TrellisNode> {
+  const blocks = await createBlockStore(kv, {
+    genesisHash: genesisHash(genesis),
+    chainId: genesis.chainId,
+  });
+  const head = blocks.getHead();
+  const state = await openStateStore(kv, head === undefined ? {} : { version: head.height });
+  const admins = genesis.organisations.flatMap((o) => o.admins.map((a) => toHex(addressOf(a))));
+  const executor = createExecutor({ admins });
+  closers.push(() => executor.close());
+  const chain = await openChain({ genesis }, { kv, blocks, state, executor, log });
+
+  const selfAddress = addressOf(keys.publicKey);
+  const isValidator = genesisValidatorIndex(genesis, keys.publicKey) >= 0;
+  const safety = await openSafetyRules(
+    { chainId: genesis.chainId },
+    {
+      signer: createKeySigner(keys.secretKey),
+      store: createFileSafetyStore(join(config.dataDir, 'safety.bin')),
+    },
+  );
+
+  const members = genesis.validators.map((v) => ({ publicKey: v.publicKey, addrs: v.p2p }));
+  let driverRef: ConsensusDriver | null = null;
+  const p2p: P2p | null =
+    genesis.validators.length > 1 || !isValidator
+      ? createP2p(
+          {
+            chainId: genesis.chainId,
+            secretKey: keys.secretKey,
+            listen: `/ip4/${config.p2p.host}/tcp/${config.p2p.port}`,
+            members,
+          },
+          {
+            onConsensusMessage: (from, bytes) => driverRef?.onPeerMessage(from, bytes),
+            onTxs: (_from, txs) => {
+              let added = 0;
+              for (const t of txs) {
+                try {
+                  chain.mempool.add(t);
+                  added++;
+                } catch {
+                  // Duplicates and stale nonces are normal in gossip; the sender's node reported the rest.
+                }
+              }
+              if (added > 0) driverRef?.onTransactions();
+            },
+            serveBlocks: async (from, max) => {
+              const out: Bytes[] = [];
+              for (let h = from; h < from + max && h <= chain.tip().height; h++) {
+                const e = await chain.syncEntry(h);
+                if (e === undefined) break;
+                out.push(e);
+              }
+              return out;
+            },
+            serveStatus: () => chain.tip().height,
+            log: (level, message, fields) => log(level, message, fields),
+          },
+        )
+      : null;
+
+  const c = genesis.consensus;
+  const driver = createConsensusDriver(
+    {
+      consensus: {
+        chainId: genesis.chainId,
+        self: selfAddress,
+        roundTimeoutBaseMs: c.roundTimeoutMs,
+        roundTimeoutGrowth: c.roundTimeoutGrowth,
+        verifySignature: createMemoizedVerifier(),
+      },
+      heartbeatMs: c.heartbeatMs,
+    },
+    {
+      chain,
+      p2p,
+      safety,
+      log,
+      now: () => Date.now(),
+      onCommitted: (_h, latencyMs) => {
+        lastLatencyMs = latencyMs;
+      },
+      ...(options.onFatal === undefined ? {} : { onFatal: options.onFatal }),
+    },
+  );
+  driverRef = driver;
+  let lastLatencyMs: number | undefined;
+
+  // Gossip new transactions in small batches: one frame per peer per flush, not one per tx.
+  let gossip: Bytes[] = [];
+  let gossipTimer: NodeJS.Timeout | null = null;
+  const flushGossip = (): void => {
+    gossipTimer = null;
+    const batch = gossip;
+    gossip = [];
+    if (p2p !== null && batch.length > 0) p2p.broadcastTxs(batch);
+  };
+
+  const api = createNodeApi({
+    chain,
+    driver,
+    p2p,
+    isValidator,
+    selfAddress,
+    publicKey: keys.publicKey,
+    version: packageVersion(),
+    onAccepted: (bytes) => {
+      driver.onTransactions();
+      if (p2p === null) return;
+      gossip.push(bytes);
+      if (gossip.length >= 256) flushGossip();
+      else gossipTimer ??= setTimeout(flushGossip, 10);
+    },
+    lastLatencyMs: () => lastLatencyMs,
+  });
+
+  if (p2p !== null) {
+    await p2p.start();
+    closers.push(() => p2p.stop());
+  }
+  await driver.start();
+  closers.push(() => driver.stop());
+
+  let rpc: RpcServer | null = null;
+  if (options.rpc !== false) {
+    rpc = createRpcServer(
+      {
+        host: config.rpc.host,
+        port: config.rpc.port,
+        ...(options.adminToken === undefined ? {} : { adminToken: options.adminToken }),
+        log: (level, msg, fields) => log(level, msg, fields),
+      },
+      { node: api },
+    );
+    const bound = await rpc.start();
+    const server = rpc;
+    closers.push(() => server.stop());
+    log('info', 'RPC_LISTENING', { url: bound.url });
+  }
+  log('info', 'NODE_STARTED', {
+    chainId: genesis.chainId,
+    address: toHex(selfAddress),
+    validator: isValidator,
+    height: chain.tip().height,
+    p2p: p2p?.listenAddrs() ?? [],
+  });
+
+  return {
+    chain,
+    driver,
+    p2p,
+    rpc,
+    api,
+    keys,
+    async stop() {
+      if (gossipTimer !== null) clearTimeout(gossipTimer);
+      for (const close of closers.reverse()) await close();
+      closers.length = 0;
+    },
+  };
+}
+
+interface NodeApiDeps {
+  readonly chain: Chain;
+  readonly driver: ConsensusDriver;
+  readonly p2p: P2p | null;
+  readonly isValidator: boolean;
+  readonly selfAddress: Bytes;
+  readonly publicKey: Bytes;
+  readonly version: string;
+  readonly onAccepted: (bytes: Bytes) => void;
+  readonly lastLatencyMs: () => number | undefined;
+}
+
+/** The node as RPC sees it (rpc/nodeApi.ts), over the chain, driver and p2p. */
+function createNodeApi(d: NodeApiDeps): NodeApi {
+  const { chain } = d;
+  const nodeId = peerIdOf(d.publicKey).toString();
+
+  function readerAt(height: number | undefined): { reader: StateReader; height: number } {
+    const tip = chain.tip().height;
+    const h = height ?? tip;
+    if (h === tip) return { reader: chain.state.view(), height: h };
+    const oldest = chain.state.oldestVersion;
+    if (h > tip || oldest === undefined || h < oldest) {
+      throw new NodeApiError(
+        'HEIGHT_UNAVAILABLE',
+        `state at height ${h} is not available (kept: ${oldest ?? '-'}..${tip})`,
+        {
+          height: h,
+        },
+      );
+    }
+    return {
+      height: h,
+      reader: {
+        get: (c, k) => chain.state.getAt(h, c, k),
+        has: (c, k) => chain.state.getAt(h, c, k) !== undefined,
+        range: () => {
+          throw new NodeApiError('HEIGHT_UNAVAILABLE', 'range scans are served at the head height only', {});
+        },
+      },
+    };
+  }
+
+  function contractInfo(reader: StateReader, name: string): ContractInfo | undefined {
+    const entry = readCodeEntry(reader, name);
+    if (entry === undefined) return undefined;
+    const artifact = reader.get(SystemContract.artifact, entry.artifactHash);
+    const a = artifact === undefined ? undefined : decodeArtifact(artifact);
+    return {
+      name,
+      codeHash: entry.artifactHash,
+      deployedAt: entry.height,
+      frozen: entry.frozen,
+      methods: a === undefined ? [] : [...a.methods, ...a.views],
+    };
+  }
+
+  return {
+    info: () => ({
+      chainId: chain.chainId,
+      nodeId,
+      address: d.selfAddress,
+      validator: d.isValidator,
+      version: d.version,
+      runtime: `node-${process.version}`,
+      genesisHash: chain.genesisHash,
+    }),
+    peers: () =>
+      d.p2p === null
+        ? []
+        : d.p2p
+            .status()
+            .peers.filter((p) => p.connected)
+            .map((p) => ({
+              nodeId: p.peerId,
+              address: addressOf(Buffer.from(p.publicKey.slice(2), 'hex')),
+              remote: p.peerId,
+              direction: 'outbound' as const,
+            })),
+    health: () => {
+      const s = d.driver.stats();
+      const peers = d.p2p?.connectedMembers().length ?? 0;
+      const reasons: string[] = [];
+      if ('fatal' in s) reasons.push(`consensus stopped: ${String((s as { fatal: unknown }).fatal)}`);
+      if (s.syncing) reasons.push('catching up by block sync');
+      return {
+        live: !('fatal' in s),
+        ready: reasons.length === 0,
+        syncing: s.syncing,
+        height: chain.tip().height,
+        round: s.round,
+        peers,
+        mempoolSize: chain.mempool.size,
+        reasons,
+      };
+    },
+    head: () => {
+      const tip = chain.tip();
+      return tip.header === undefined
+        ? undefined
+        : { height: tip.height, hash: tip.hash, header: tip.header };
+    },
+    getBlock: async (ref) =>
+      'height' in ref ? chain.blocks.getBlockByHeight(ref.height) : chain.blocks.getBlockByHash(ref.hash),
+    getCertificate: (height) => chain.blocks.getCertificate(height),
+    getReceipts: async (height) =>
+      (await chain.blocks.getBlockByHeight(height)) === undefined
+        ? undefined
+        : chain.blocks.getReceipts(height),
+    getValidators: (height) => {
+      const h = height ?? chain.tip().height + 1;
+      if (h < 1 || h > chain.tip().height + 1) return Promise.resolve(undefined);
+      const validators: Validator[] = chain.validatorsAt(h).map((v) => validatorOf(v.publicKey));
+      return Promise.resolve({ height: h, validators });
+    },
+    submitTx: (bytes) => {
+      const stx = chain.mempool.add(bytes);
+      d.onAccepted(stx.bytes);
+      return Promise.resolve(stx.hash);
+    },
+    getTx: async (hash) => {
+      const loc = await chain.blocks.getTxLocation(hash);
+      if (loc === undefined || loc.txIndex === undefined) return undefined;
+      const block = await chain.blocks.getBlockByHeight(loc.height);
+      const bytes = block?.txs[loc.txIndex];
+      return bytes === undefined ? undefined : { bytes, height: loc.height, index: loc.txIndex };
+    },
+    getReceipt: async (hash) => {
+      const loc = await chain.blocks.getTxLocation(hash);
+      if (loc === undefined) return undefined;
+      const receipt = await chain.blocks.getReceipt(loc.height, loc.receiptIndex);
+      return receipt === undefined
+        ? undefined
+        : { receipt, height: loc.height, receiptIndex: loc.receiptIndex };
+    },
+    nextNonce: (address) => Promise.resolve(readNonce(chain.state.view(), address)),
+    callView: (contract, method, args, height) => {
+      const { reader, height: h } = readerAt(height);
+      const info = contractInfo(reader, contract);
+      if (info === undefined)
+        throw new NodeApiError('UNKNOWN_CONTRACT', `no contract "${contract}"`, { contract });
+      if (!info.methods.includes(method)) {
+        throw new NodeApiError('UNKNOWN_METHOD', `contract "${contract}" has no method or view "${method}"`, {
+          contract,
+          method,
+        });
+      }
+      const block = h === chain.tip().height ? chain.tip() : undefined;
+      const r = chain.executor.view({
+        state: reader,
+        contract,
+        method,
+        args,
+        height: h,
+        time: block?.timestamp ?? chain.tip().timestamp,
+      });
+      return Promise.resolve(
+        r.status === 'ok'
+          ? { ok: true as const, value: r.returnValue, gasUsed: r.gasUsed, height: h }
+          : {
+              ok: false as const,
+              status: r.status,
+              errorCode: r.errorCode,
+              error: r.error,
+              gasUsed: r.gasUsed,
+              height: h,
+            },
+      );
+    },
+    getContract: (name) => Promise.resolve(contractInfo(chain.state.view(), name)),
+    listContracts: ({ after, limit }) => {
+      const view = chain.state.view();
+      const entries = view.range(
+        SystemContract.code,
+        new Uint8Array(0),
+        Math.min(limit, 1000),
+        after === undefined ? undefined : Buffer.from(after, 'utf8'),
+      );
+      const out: ContractInfo[] = [];
+      for (const [k] of entries) {
+        const info = contractInfo(view, Buffer.from(k).toString('utf8'));
+        if (info !== undefined) out.push(info);
+      }
+      return Promise.resolve(out);
+    },
+    getState: (contract, key, { height, withProof }) => {
+      const { reader, height: h } = readerAt(height);
+      if (!withProof) return Promise.resolve({ height: h, value: reader.get(contract, key) });
+      const p = chain.state.prove(contract, key, h);
+      return Promise.resolve({ height: h, value: p.value, proof: encodeStateProof(p.proof) });
+    },
+    queryEvents: (q) => chain.blocks.getEvents(q),
+    consensusState: () => {
+      const diag = d.driver.diagnostics();
+      return diag === null
+        ? null
+        : (JSON.parse(
+            JSON.stringify(diag, (_k, v: unknown) => (v instanceof Uint8Array ? toHex(v) : v)),
+          ) as unknown);
+    },
+    subscribeCommits: (listener) =>
+      chain.onCommit((c) => {
+        const latency = d.lastLatencyMs();
+        listener({
+          block: c.block,
+          certificate: c.certificate,
+          receipts: c.receipts,
+          ...(latency === undefined ? {} : { latencyMs: latency }),
+        });
+      }),
+  };
+}

@@ -237,12 +237,18 @@ export function createTestNetwork(options: TestNetworkOptions = {}): TestNetwork
     });
     if (tx.kind === 'deploy') {
       if (contracts.has(tx.contract)) return fail('reverted', 'EXISTS', `contract ${tx.contract} exists`);
-      const source =
-        typeof tx.args === 'object' && tx.args !== null
-          ? (tx.args as Record<string, Value>)['source']
-          : undefined;
-      if (typeof source !== 'string')
-        return fail('reverted', 'BAD_ARGS', 'deploy: args.source must be a string');
+      // The VM's deploy arguments: { source: string, initArgs?: value }.
+      const a =
+        typeof tx.args === 'object' &&
+        tx.args !== null &&
+        !Array.isArray(tx.args) &&
+        !(tx.args instanceof Uint8Array)
+          ? tx.args
+          : {};
+      const source = a['source'];
+      if (typeof source !== 'string' || Object.keys(a).some((k) => k !== 'source' && k !== 'initArgs')) {
+        return fail('reverted', 'BAD_ARGS', 'deploy arguments must be { source: string, initArgs?: value }');
+      }
       contracts.set(tx.contract, {
         name: tx.contract,
         codeHash: sha256(utf8(source)),

@@ -1,0 +1,267 @@
+// Goal: the CLI's client commands (status, tx, contract, events, bench) work end to end against a node over RPC, in text and JSON.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { toHex } from '../../core/bytes.ts';
+import { addressOf } from '../../core/keys.ts';
+import { main } from '../../node/cli/main.ts';
+import { saveKeyFile } from '../../node/keystore.ts';
+import { startHarness, type Harness } from './harness.ts';
+import { makeTx, seededKey } from './testNode.ts';
+
+let h: Harness;
+let stop: () => void;
+let dir: string;
+let keyFile: string;
+const alice = seededKey('cli-alice');
+const aliceAddr = toHex(addressOf(alice.publicKey));
+
+/** Runs `trellis ...args` in-process and captures what it prints. */
+async function trellis(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+  const error = vi
+    .spyOn(console, 'error')
+    .mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
+  try {
+    const code = await main(args);
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    log.mockRestore();
+    error.mockRestore();
+  }
+}
+
+beforeAll(async () => {
+  h = await startHarness({ network: { maxBlockTxs: 200 } });
+  stop = h.net.autoProduce(5);
+  dir = mkdtempSync(join(tmpdir(), 'trellis-cli-'));
+  keyFile = join(dir, 'alice.json');
+  await saveKeyFile(keyFile, alice, { unencrypted: true });
+});
+
+afterAll(async () => {
+  stop();
+  await h.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('trellis status', () => {
+  it('prints the node in text and in JSON', async () => {
+    const text = await trellis('status', '--rpc', h.urls[0]!);
+    expect(text.code).toBe(0);
+    expect(text.out).toContain('chain:    rpc-test');
+    expect(text.out).toContain('health:   live, ready');
+    const json = await trellis('status', '--rpc', h.urls[0]!, '--json');
+    expect(JSON.parse(json.out)).toMatchObject({
+      chainId: 'rpc-test',
+      validator: true,
+      peers: 3,
+      live: true,
+    });
+  });
+
+  it('fails clearly when nothing listens', async () => {
+    const r = await trellis('status', '--rpc', 'http://127.0.0.1:1');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/ECONNREFUSED.*\[TRANSPORT\]/);
+  });
+});
+
+describe('trellis tx and contract', () => {
+  it('sends, waits for, and shows a transaction', async () => {
+    const args = JSON.stringify({ to: { $bytes: aliceAddr }, amount: 500 });
+    const sent = await trellis(
+      'tx',
+      'send',
+      '--rpc',
+      h.urls[0]!,
+      '--key',
+      keyFile,
+      '--contract',
+      'token',
+      '--method',
+      'mint',
+      '--args',
+      args,
+      '--wait',
+      '--json',
+    );
+    expect(sent.code).toBe(0);
+    const { hash, receipt } = JSON.parse(sent.out) as {
+      hash: string;
+      receipt: { status: string; events: unknown[] };
+    };
+    expect(receipt.status).toBe('ok');
+    expect(receipt.events).toHaveLength(1);
+    const shown = await trellis('tx', 'get', hash, '--rpc', h.urls[0]!);
+    expect(shown.code).toBe(0);
+    expect(shown.out).toContain(`from:    ${aliceAddr} (nonce 0)`);
+    expect(shown.out).toContain('call:    call token.mint');
+    expect(shown.out).toContain('status:  ok');
+  });
+
+  it('calls a method in a transaction, runs a view, lists contracts and deploys one', async () => {
+    const bob = toHex(addressOf(seededKey('cli-bob').publicKey));
+    const call = await trellis(
+      'contract',
+      'call',
+      'token',
+      'transfer',
+      '--rpc',
+      h.urls[0]!,
+      '--key',
+      keyFile,
+      '--args',
+      JSON.stringify({ to: { $bytes: bob }, amount: 120 }),
+    );
+    expect(call.code).toBe(0);
+    expect(call.out).toContain('event:   token.Transfer');
+    const view = await trellis(
+      'contract',
+      'view',
+      'token',
+      'balanceOf',
+      '--rpc',
+      h.urls[0]!,
+      '--args',
+      JSON.stringify({ owner: { $bytes: bob } }),
+    );
+    expect(view.out).toBe('120');
+    const reverted = await trellis(
+      'contract',
+      'call',
+      'token',
+      'transfer',
+      '--rpc',
+      h.urls[0]!,
+      '--key',
+      keyFile,
+      '--args',
+      JSON.stringify({ to: { $bytes: bob }, amount: 10_000 }),
+    );
+    expect(reverted.code).toBe(1);
+    expect(reverted.out).toContain('status:  reverted INSUFFICIENT');
+    const source = join(dir, 'hello.ts');
+    writeFileSync(source, 'export const views = { hi: () => "hi" };\n');
+    const deployed = await trellis(
+      'contract',
+      'deploy',
+      'hello',
+      source,
+      '--rpc',
+      h.urls[0]!,
+      '--key',
+      keyFile,
+      '--json',
+    );
+    expect(deployed.code).toBe(0);
+    expect(JSON.parse(deployed.out)).toMatchObject({ status: 'ok' });
+    const list = await trellis('contract', 'list', '--rpc', h.urls[0]!);
+    expect(list.out.split('\n').map((l) => l.split(' ')[0])).toEqual(['hello', 'ticker', 'token']);
+  });
+
+  it('refuses bad usage with exit code 2 and the usage text', async () => {
+    const noKey = await trellis('contract', 'call', 'token', 'mint', '--rpc', h.urls[0]!);
+    expect(noKey.code).toBe(2);
+    expect(noKey.err).toContain('--key FILE is required');
+    const badArgs = await trellis(
+      'contract',
+      'view',
+      'token',
+      'balanceOf',
+      '--rpc',
+      h.urls[0]!,
+      '--args',
+      '{oops',
+    );
+    expect(badArgs.code).toBe(2);
+    const badHash = await trellis('tx', 'get', '0x1234', '--rpc', h.urls[0]!);
+    expect(badHash.code).toBe(2);
+    const rpcError = await trellis(
+      'contract',
+      'view',
+      'token',
+      'balanceOf',
+      '--rpc',
+      h.urls[0]!,
+      '--args',
+      '{"owner":1.5}',
+    );
+    expect(rpcError.code).toBe(1);
+    expect(rpcError.err).toContain('[INVALID_PARAMS]');
+  });
+});
+
+describe('trellis events', () => {
+  it('lists events with cursors and continues after a cursor', async () => {
+    const all = await trellis('events', '--rpc', h.urls[0]!, '--contract', 'token', '--json');
+    const lines = all.out.split('\n').map((l) => JSON.parse(l) as { cursor: string; name: string });
+    expect(lines.map((l) => l.name)).toEqual(['Minted', 'Transfer']);
+    const after = await trellis(
+      'events',
+      '--rpc',
+      h.urls[0]!,
+      '--contract',
+      'token',
+      '--cursor',
+      lines[0]!.cursor,
+    );
+    expect(after.out.split('\n')).toHaveLength(1);
+    expect(after.out).toMatch(/^\d+:0:0 +token\.Transfer /);
+  });
+
+  it('follows new events until --count is reached', async () => {
+    const following = trellis(
+      'events',
+      '--rpc',
+      h.urls[0]!,
+      '--follow',
+      '--contract',
+      'ticker',
+      '--count',
+      '3',
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    // Sent through the harness, not the CLI: two in-process commands would share console capture.
+    h.net.mempool.add(makeTx(seededKey('cli-ticker'), 0, 'ticker', 'tick', { count: 4 }).bytes);
+    const r = await following;
+    expect(r.code).toBe(0);
+    expect(r.out.split('\n').map((l) => l.split(' ').pop())).toEqual(['{"i":0}', '{"i":1}', '{"i":2}']);
+  });
+});
+
+describe('trellis bench', () => {
+  it('runs a small load and reports it as a table and as JSON', async () => {
+    const table = await trellis(
+      'bench',
+      '--rpc',
+      h.urls[0]!,
+      '--txs',
+      '60',
+      '--senders',
+      '6',
+      '--seed',
+      'cli-bench-1',
+    );
+    expect(table.code).toBe(0);
+    expect(table.out).toMatch(/\| Succeeded +\| +60 \|/);
+    const json = await trellis(
+      'bench',
+      '--rpc',
+      h.urls[0]!,
+      '--txs',
+      '40',
+      '--senders',
+      '4',
+      '--rate',
+      '400',
+      '--json',
+      '--seed',
+      'cli-bench-2',
+    );
+    expect(JSON.parse(json.out)).toMatchObject({ sent: 40, succeeded: 40, unconfirmed: 0, targetRate: 400 });
+  });
+});

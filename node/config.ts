@@ -238,7 +238,7 @@ export function loadNodeConfig(homeOrFile: string): NodeConfig {
 export function localNodeConfigJson(
   index: number,
   name: string,
-  options: { passphraseFile?: string; unencrypted: boolean },
+  options: { passphraseFile?: string; unencrypted: boolean; basePorts?: { p2p: number; rpc: number } },
 ): NodeConfigJson {
   return {
     name,
@@ -247,8 +247,8 @@ export function localNodeConfigJson(
     keyFile: NodeHomeFiles.key,
     ...(options.passphraseFile === undefined ? {} : { passphraseFile: options.passphraseFile }),
     allowUnencryptedKey: options.unencrypted,
-    p2p: { host: '127.0.0.1', port: P2P_BASE_PORT + index },
-    rpc: { host: '127.0.0.1', port: RPC_BASE_PORT + index },
+    p2p: { host: '127.0.0.1', port: (options.basePorts?.p2p ?? P2P_BASE_PORT) + index },
+    rpc: { host: '127.0.0.1', port: (options.basePorts?.rpc ?? RPC_BASE_PORT) + index },
     logLevel: 'info',
   };
 }

@@ -24,6 +24,7 @@ import {
   genesisToJson,
   loadGenesis,
   validateGenesis,
+  type ConsensusParams,
   type Genesis,
   type OrganisationRole,
 } from '../genesis.ts';
@@ -63,6 +64,10 @@ export interface LocalNetworkOptions {
   readonly passphraseFile?: string;
   /** scrypt cost for encrypted keys (default: the keystore's). */
   readonly scrypt?: ScryptParams;
+  /** First p2p and RPC ports (node i gets base + i); defaults 26656 and 8545. */
+  readonly basePorts?: { readonly p2p: number; readonly rpc: number };
+  /** Overrides of the default consensus parameters (tests use short timers). */
+  readonly consensus?: Partial<ConsensusParams>;
 }
 
 /** What {@link writeLocalNetwork} wrote. */
@@ -158,8 +163,8 @@ export async function writeLocalNetwork(options: LocalNetworkOptions): Promise<L
     name: `validator-${i}`,
     organisation: orgs[i % orgs.length]!.id,
     publicKey: toHex(key.publicKey),
-    p2p: [`/ip4/127.0.0.1/tcp/${P2P_BASE_PORT + i}`],
-    rpcPort: RPC_BASE_PORT + i,
+    p2p: [`/ip4/127.0.0.1/tcp/${(options.basePorts?.p2p ?? P2P_BASE_PORT) + i}`],
+    rpcPort: (options.basePorts?.rpc ?? RPC_BASE_PORT) + i,
   }));
   // Validate through the same path a node uses, so init can never write a genesis nodes refuse.
   const genesis = validateGenesis({
@@ -172,7 +177,7 @@ export async function writeLocalNetwork(options: LocalNetworkOptions): Promise<L
       admins: [toHex(admins[i]!.key.publicKey)],
     })),
     validators,
-    consensus: { ...DEFAULT_CONSENSUS_PARAMS },
+    consensus: { ...DEFAULT_CONSENSUS_PARAMS, ...options.consensus },
     contracts: [],
   });
   writeFileSync(layout.genesisFile, JSON.stringify(genesisToJson(genesis), null, 2) + '\n');
@@ -184,6 +189,7 @@ export async function writeLocalNetwork(options: LocalNetworkOptions): Promise<L
     mkdirSync(home, { recursive: true });
     const file = await saveKeyFile(paths.keyFile, key, protection);
     const config = localNodeConfigJson(i, validators[i]!.name, {
+      ...(options.basePorts === undefined ? {} : { basePorts: options.basePorts }),
       unencrypted: options.passphrase === undefined,
       ...(options.passphraseFile === undefined ? {} : { passphraseFile: resolve(options.passphraseFile) }),
     });

@@ -203,8 +203,23 @@ export interface LeafEntry {
   readonly hash: Bytes;
 }
 
+/**
+ * A small subtree stored inside its parent's record rather than as a record of its own: an
+ * internal node with at most {@link EMBED_MAX_LEAVES} leaves below it. Below the level where the
+ * tree is dense, most internal nodes hold two or three keys that share a prefix; giving each its
+ * own record would cost a read, a write and a prune for every update beneath it.
+ */
+export interface EmbeddedChild {
+  readonly t: 'emb';
+  readonly node: InternalNode;
+  readonly hash: Bytes;
+}
+
+/** Largest subtree (in leaves) stored inside its parent's record. */
+export const EMBED_MAX_LEAVES = 8;
+
 /** A child of a committed internal node. */
-export type StoredChild = InternalRef | LeafEntry;
+export type StoredChild = InternalRef | LeafEntry | EmbeddedChild;
 
 /** The root of an empty version. */
 export interface NullNode {
@@ -218,17 +233,23 @@ export interface LeafNode {
 }
 
 /**
- * An internal node, kept as its stored bytes plus the two bitmaps: a decoded child costs a
+ * An internal node, kept as a window of its stored bytes plus its bitmaps: a decoded child costs a
  * JavaScript object and typed-array views (~150 bytes each), so children are read out only on
  * demand ({@link childAt}, {@link childrenOf}).
  */
 export interface InternalNode {
   readonly kind: 'internal';
   readonly bytes: Buffer;
+  /** Offset of the node's header in `bytes`; its entries follow the 7-byte header. */
+  readonly start: number;
+  /** Offset just past the node's last entry. */
+  readonly end: number;
   /** Bit i set: child i is present. */
   readonly bitmap: number;
   /** Bit i set: child i is a leaf. */
   readonly leaves: number;
+  /** Bit i set: child i is an embedded subtree. */
+  readonly embedded: number;
 }
 
 /** A decoded tree node. An internal node has at least two leaves below it. */
@@ -237,8 +258,11 @@ export type StoredNode = NullNode | LeafNode | InternalNode;
 const NODE_NULL = 0;
 const NODE_INTERNAL = 1;
 const NODE_LEAF = 2;
+const HEADER_BYTES = 7;
 const REF_BYTES = 6 + HASH_BYTES;
 const LEAF_BYTES = 3 * HASH_BYTES;
+// An embedded entry: its hash, its encoded length (u16), then its encoding (header and entries).
+const EMB_FIXED = HASH_BYTES + 2;
 
 /** The one null node: the root of an empty version. */
 export const NULL_NODE: NullNode = { kind: 'null' };
@@ -263,22 +287,62 @@ export function encodeRootLeaf(leaf: LeafEntry): Buffer {
   return buf;
 }
 
-/** Offset of child `i`'s entry in an internal node's bytes (the child must be present). */
-export function childOffset(node: InternalNode, i: number): number {
-  const below = (1 << i) - 1;
-  const leavesBelow = popcount(node.leaves & below);
-  return 5 + leavesBelow * LEAF_BYTES + (popcount(node.bitmap & below) - leavesBelow) * REF_BYTES;
+function popcount(x: number): number {
+  let n = 0;
+  for (let v = x; v !== 0; v &= v - 1) n++;
+  return n;
 }
 
-/** Offset of child `i`'s hash in an internal node's bytes (the child must be present). */
+// Size of the entry at `o` of child `i`.
+function entrySize(node: InternalNode, i: number, o: number): number {
+  if ((node.leaves >> i) & 1) return LEAF_BYTES;
+  if ((node.embedded >> i) & 1) return EMB_FIXED + node.bytes.readUInt16BE(o + HASH_BYTES);
+  return REF_BYTES;
+}
+
+/** Offset of child `i`'s entry in the node's bytes (the child must be present). */
+export function childOffset(node: InternalNode, i: number): number {
+  const below = (1 << i) - 1;
+  if ((node.embedded & below) === 0) {
+    const leavesBelow = popcount(node.leaves & below);
+    return (
+      node.start +
+      HEADER_BYTES +
+      leavesBelow * LEAF_BYTES +
+      (popcount(node.bitmap & below) - leavesBelow) * REF_BYTES
+    );
+  }
+  // Embedded entries vary in length: walk the entries before child i.
+  let o = node.start + HEADER_BYTES;
+  for (let j = 0; j < i; j++) if ((node.bitmap >> j) & 1) o += entrySize(node, j, o);
+  return o;
+}
+
+/** Offset of child `i`'s hash in the node's bytes (the child must be present). */
 export function childHashOffset(node: InternalNode, i: number): number {
-  return childOffset(node, i) + ((node.leaves >> i) & 1 ? 2 * HASH_BYTES : 6);
+  const o = childOffset(node, i);
+  if ((node.leaves >> i) & 1) return o + 2 * HASH_BYTES;
+  if ((node.embedded >> i) & 1) return o;
+  return o + 6;
+}
+
+/** Leaves below a stored internal node; a child kept as its own record counts as too many. */
+export function leafCount(node: InternalNode): number {
+  let n = 0;
+  for (let i = 0; i < 16; i++) {
+    if (!((node.bitmap >> i) & 1)) continue;
+    if ((node.leaves >> i) & 1) n++;
+    else if ((node.embedded >> i) & 1) n += leafCount((childAt(node, i) as EmbeddedChild).node);
+    else return Infinity;
+  }
+  return n;
 }
 
 /**
- * Internal node bytes: 0x01, child bitmap (u16), leaf bitmap (u16), then per present child in
- * nibble order either version (6 bytes, big-endian) and hash, or for a leaf its key hash, value
- * hash and leaf hash (stored so that rehashing a parent never rehashes its unchanged leaves).
+ * Internal node bytes: 0x01, child bitmap (u16), leaf bitmap (u16), embedded bitmap (u16), then
+ * per present child in nibble order: for a record, its version (6 bytes, big-endian) and hash;
+ * for a leaf, its key hash, value hash and leaf hash (stored so that rehashing a parent never
+ * rehashes its unchanged leaves); for an embedded subtree, its hash, length (u16) and encoding.
  *
  * Child i comes from `base` (its stored entry copied as is) when bit i of `inherited` is set, and
  * from `children[i]` otherwise, so a changed node is encoded without decoding its other children.
@@ -290,14 +354,15 @@ export function encodeInternalFrom(
 ): Buffer {
   let bitmap = 0;
   let leaves = 0;
-  let size = 5;
+  let embedded = 0;
+  let size = HEADER_BYTES;
   for (let i = 0; i < 16; i++) {
     if ((inherited >> i) & 1) {
+      const b = base!;
       bitmap |= 1 << i;
-      if ((base!.leaves >> i) & 1) {
-        leaves |= 1 << i;
-        size += LEAF_BYTES;
-      } else size += REF_BYTES;
+      leaves |= b.leaves & (1 << i);
+      embedded |= b.embedded & (1 << i);
+      size += entrySize(b, i, childOffset(b, i));
       continue;
     }
     const c = children[i];
@@ -306,18 +371,23 @@ export function encodeInternalFrom(
     if (c.t === 'leaf') {
       leaves |= 1 << i;
       size += LEAF_BYTES;
+    } else if (c.t === 'emb') {
+      embedded |= 1 << i;
+      size += EMB_FIXED + (c.node.end - c.node.start);
     } else size += REF_BYTES;
   }
   const buf = Buffer.allocUnsafe(size);
   buf[0] = NODE_INTERNAL;
   buf.writeUInt16BE(bitmap, 1);
   buf.writeUInt16BE(leaves, 3);
-  let o = 5;
+  buf.writeUInt16BE(embedded, 5);
+  let o = HEADER_BYTES;
   for (let i = 0; i < 16; i++) {
     if ((inherited >> i) & 1) {
-      const from = childOffset(base!, i);
-      const n = (base!.leaves >> i) & 1 ? LEAF_BYTES : REF_BYTES;
-      base!.bytes.copy(buf, o, from, from + n);
+      const b = base!;
+      const from = childOffset(b, i);
+      const n = entrySize(b, i, from);
+      b.bytes.copy(buf, o, from, from + n);
       o += n;
       continue;
     }
@@ -328,6 +398,12 @@ export function encodeInternalFrom(
       buf.set(c.valueHash, o + HASH_BYTES);
       buf.set(c.hash, o + 2 * HASH_BYTES);
       o += LEAF_BYTES;
+    } else if (c.t === 'emb') {
+      const len = c.node.end - c.node.start;
+      buf.set(c.hash, o);
+      buf.writeUInt16BE(len, o + HASH_BYTES);
+      c.node.bytes.copy(buf, o + EMB_FIXED, c.node.start, c.node.end);
+      o += EMB_FIXED + len;
     } else {
       buf.writeUIntBE(c.version, o, 6);
       buf.set(c.hash, o + 6);
@@ -342,12 +418,6 @@ export function encodeInternal(children: ArrayLike<StoredChild | undefined>): Bu
   return encodeInternalFrom(undefined, 0, children);
 }
 
-function popcount(x: number): number {
-  let n = 0;
-  for (let v = x; v !== 0; v &= v - 1) n++;
-  return n;
-}
-
 /** Child `i` of an internal node, or undefined when that child is empty. */
 export function childAt(node: InternalNode, i: number): StoredChild | undefined {
   if (!((node.bitmap >> i) & 1)) return undefined;
@@ -359,6 +429,14 @@ export function childAt(node: InternalNode, i: number): StoredChild | undefined 
       keyHash: b.subarray(o, o + HASH_BYTES),
       valueHash: b.subarray(o + HASH_BYTES, o + 2 * HASH_BYTES),
       hash: b.subarray(o + 2 * HASH_BYTES, o + LEAF_BYTES),
+    };
+  }
+  if ((node.embedded >> i) & 1) {
+    const len = b.readUInt16BE(o + HASH_BYTES);
+    return {
+      t: 'emb',
+      node: parseInternal(b, o + EMB_FIXED, o + EMB_FIXED + len, undefined),
+      hash: b.subarray(o, o + HASH_BYTES),
     };
   }
   return { t: 'ref', version: b.readUIntBE(o, 6), hash: b.subarray(o + 6, o + REF_BYTES) };
@@ -377,6 +455,45 @@ function corrupt(what: string, key: Bytes): never {
   });
 }
 
+// Reads the internal node encoded in b[start, end). With `key` (a record), its entries are
+// checked to fill the window exactly, embedded ones recursively; embedded nodes read back from a
+// checked record need no second check.
+function parseInternal(b: Buffer, start: number, end: number, key: Bytes | undefined): InternalNode {
+  if (key !== undefined && (end - start < HEADER_BYTES || b[start] !== NODE_INTERNAL)) {
+    corrupt('malformed internal node', key);
+  }
+  const node: InternalNode = {
+    kind: 'internal',
+    bytes: b,
+    start,
+    end,
+    bitmap: b.readUInt16BE(start + 1),
+    leaves: b.readUInt16BE(start + 3),
+    embedded: b.readUInt16BE(start + 5),
+  };
+  if (key !== undefined) {
+    if (
+      node.bitmap === 0 ||
+      (node.leaves & ~node.bitmap) !== 0 ||
+      (node.embedded & ~node.bitmap) !== 0 ||
+      (node.leaves & node.embedded) !== 0
+    ) {
+      corrupt('malformed internal node', key);
+    }
+    let o = start + HEADER_BYTES;
+    for (let i = 0; i < 16; i++) {
+      if (!((node.bitmap >> i) & 1)) continue;
+      if (o + ((node.embedded >> i) & 1 ? EMB_FIXED : 0) > end) corrupt('truncated internal node', key);
+      const n = entrySize(node, i, o);
+      if (o + n > end) corrupt('truncated internal node', key);
+      if ((node.embedded >> i) & 1) parseInternal(b, o + EMB_FIXED, o + n, key);
+      o += n;
+    }
+    if (o !== end) corrupt('malformed internal node', key);
+  }
+  return node;
+}
+
 /** Decodes node bytes read under `key` (named in the error if they are malformed). */
 export function decodeNode(bytes: Bytes, key: Bytes): StoredNode {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -390,16 +507,8 @@ export function decodeNode(bytes: Bytes, key: Bytes): StoredNode {
         kind: 'leaf',
         leaf: makeLeafEntry(b.subarray(1, 1 + HASH_BYTES), b.subarray(1 + HASH_BYTES, 1 + 2 * HASH_BYTES)),
       };
-    case NODE_INTERNAL: {
-      if (b.length < 5) corrupt('truncated internal node', key);
-      const bitmap = b.readUInt16BE(1);
-      const leaves = b.readUInt16BE(3);
-      const nLeaves = popcount(leaves);
-      const size = 5 + nLeaves * LEAF_BYTES + (popcount(bitmap) - nLeaves) * REF_BYTES;
-      if (b.length !== size || (leaves & ~bitmap) !== 0 || bitmap === 0)
-        corrupt('malformed internal node', key);
-      return { kind: 'internal', bytes: b, bitmap, leaves };
-    }
+    case NODE_INTERNAL:
+      return parseInternal(b, 0, b.length, key);
     default:
       return corrupt(`unknown node type ${b[0]}`, key);
   }
@@ -432,31 +541,44 @@ export interface NodeReader {
 }
 
 /**
- * A node reader over `kv` with a least-recently-used cache of at most `cacheNodes` decoded nodes
- * (~0.5 to 1 KiB each), bounded because a node serving many proofs would otherwise grow without
- * limit. Nodes are immutable (a node key names one version's node forever), so a cached node never
- * goes stale; nodes replaced by a commit are dropped from it to leave the room to live ones.
+ * A node reader over `kv` with a cache of at most `cacheNodes` decoded nodes (~0.5 to 1 KiB each),
+ * bounded because a node serving many proofs would otherwise grow without limit. Eviction is
+ * second-chance (CLOCK): a hit only sets a flag, and the oldest entry is evicted unless flagged, in
+ * which case it moves to the back with its flag cleared; hits on the hot upper levels thus cost one
+ * map lookup. Nodes are immutable (a node key names one version's node forever), so a cached node
+ * never goes stale; nodes replaced by a commit are dropped to leave the room to live ones.
  */
 export function createNodeReader(kv: KvStore, cacheNodes: number): NodeReader {
-  // A Map iterates in insertion order: re-inserting on a hit makes its first key the least recent.
-  const cache = new Map<string, StoredNode>();
-  const put = (k: string, n: StoredNode): void => {
-    cache.set(k, n);
-    if (cache.size > cacheNodes) cache.delete(cache.keys().next().value!);
+  interface Entry {
+    readonly node: StoredNode;
+    hot: boolean;
+  }
+  // A Map iterates in insertion order: its first entries are the oldest.
+  const cache = new Map<string, Entry>();
+  const evictOne = (): void => {
+    for (const [k, e] of cache) {
+      cache.delete(k);
+      if (!e.hot) return;
+      e.hot = false;
+      cache.set(k, e);
+    }
+  };
+  const put = (k: string, node: StoredNode): void => {
+    cache.set(k, { node, hot: false });
+    if (cache.size > cacheNodes) evictOne();
   };
   const get = (key: Buffer): StoredNode => {
     const k = key.toString('latin1');
-    let n = cache.get(k);
-    if (n !== undefined) {
-      cache.delete(k);
-      cache.set(k, n);
-      return n;
+    const e = cache.get(k);
+    if (e !== undefined) {
+      e.hot = true;
+      return e.node;
     }
     const bytes = kv.getSync(key);
     if (bytes === undefined) corrupt('missing', key);
-    n = decodeNode(bytes, key);
-    put(k, n);
-    return n;
+    const node = decodeNode(bytes, key);
+    put(k, node);
+    return node;
   };
   return {
     load: (version, path, depth) => get(nodeKey(version, path, depth)),

@@ -268,7 +268,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
           }
           const child = childAt(node, n);
           if (child === undefined || child.t === 'leaf') return child;
-          node = reader.load(child.version, keyHash, depth + 1);
+          node = child.t === 'emb' ? child.node : reader.load(child.version, keyHash, depth + 1);
           if (node.kind !== 'internal') {
             throw new StateError('CORRUPT', 'state tree: an internal child is not an internal node', {
               version,

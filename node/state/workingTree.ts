@@ -8,6 +8,7 @@ import {
 } from '../../core/stateProof.ts';
 import type { BatchOp } from '../storage/kv.ts';
 import {
+  EMBED_MAX_LEAVES,
   NULL_NODE_BYTES,
   childAt,
   childHashOffset,
@@ -17,6 +18,8 @@ import {
   makeLeafEntry,
   nodeKey,
   storedNodeHash,
+  leafCount,
+  type EmbeddedChild,
   type InternalNode,
   type InternalRef,
   type LeafEntry,
@@ -108,6 +111,7 @@ export function createWorkingTree(
   baseRoot: StoredNode,
 ): WorkingTree {
   const ZERO = Buffer.alloc(32);
+  const EMBEDDED_KEY = Buffer.from('embedded node');
   // Committed internal nodes replaced so far, by latin1 node key (a Map, so each is listed once).
   const stale = new Map<string, Buffer>();
   let root: Child | undefined;
@@ -169,13 +173,14 @@ export function createWorkingTree(
         if (after !== before || isDirty(after)) setChild(node, n, after);
         return node;
       }
-      case 'ref': {
-        const stored = load(node, leaf.keyHash, depth);
+      case 'ref':
+      case 'emb': {
+        const stored = node.t === 'emb' ? node.node : load(node, leaf.keyHash, depth);
         const n = nibbleAt(leaf.keyHash, depth);
         const before = childAt(stored, n);
         const after = putAt(before, depth + 1, leaf);
         if (after === before) return node;
-        markStale(node.version, leaf.keyHash, depth);
+        if (node.t === 'ref') markStale(node.version, leaf.keyHash, depth);
         const copy = copyOf(stored);
         setChild(copy, n, after);
         return copy;
@@ -215,13 +220,14 @@ export function createWorkingTree(
         setChild(node, n, after);
         return normalize(node);
       }
-      case 'ref': {
-        const stored = load(node, kh, depth);
+      case 'ref':
+      case 'emb': {
+        const stored = node.t === 'emb' ? node.node : load(node, kh, depth);
         const n = nibbleAt(kh, depth);
         const before = childAt(stored, n);
         const after = deleteAt(before, depth + 1, kh);
         if (after === before) return node;
-        markStale(node.version, kh, depth);
+        if (node.t === 'ref') markStale(node.version, kh, depth);
         const copy = copyOf(stored);
         setChild(copy, n, after);
         return normalize(copy);
@@ -280,22 +286,51 @@ export function createWorkingTree(
         ops.push({ type: 'put', key, value: bytes });
         nodes.push([key.toString('latin1'), decodeNode(bytes, key)]);
       };
-      const emit = (node: WorkingInternal, path: Buffer, depth: number): InternalRef => {
+      // Writes a changed node (its changed descendants first) as a record of its own, or returns
+      // it embedded for its parent's record when its subtree is small; also returns its leaves.
+      const emit = (
+        node: WorkingInternal,
+        path: Buffer,
+        depth: number,
+      ): { child: InternalRef | EmbeddedChild; leaves: number } => {
         const children = new Array<StoredChild | undefined>(16);
+        let leaves = 0;
         const d = depth >> 1;
         const saved = path[d]!;
         for (let i = 0; i < 16; i++) {
+          if ((node.inherited >> i) & 1) {
+            const b = node.base!;
+            if ((b.leaves >> i) & 1) leaves++;
+            else if ((b.embedded >> i) & 1) leaves += leafCount((childAt(b, i) as EmbeddedChild).node);
+            else leaves = Infinity;
+            continue;
+          }
           const c = node.children[i];
-          if ((node.inherited >> i) & 1 || c === undefined) children[i] = undefined;
-          else if (c.t !== 'internal') children[i] = c;
-          else {
+          if (c === undefined) continue;
+          if (c.t === 'leaf') {
+            children[i] = c;
+            leaves++;
+          } else if (c.t === 'ref') {
+            children[i] = c;
+            leaves = Infinity;
+          } else if (c.t === 'emb') {
+            children[i] = c;
+            leaves += leafCount(c.node);
+          } else {
             path[d] = depth & 1 ? (saved & 0xf0) | i : (i << 4) | (saved & 0x0f);
-            children[i] = emit(c, path, depth + 1);
+            const r = emit(c, path, depth + 1);
+            children[i] = r.child;
+            leaves += r.leaves;
           }
         }
         path[d] = saved;
-        write(nodeKey(version, path, depth), encodeInternalFrom(node.base, node.inherited, children));
-        return { t: 'ref', version, hash: hashOf(node) };
+        const bytes = encodeInternalFrom(node.base, node.inherited, children);
+        const hash = hashOf(node);
+        if (depth > 0 && leaves <= EMBED_MAX_LEAVES) {
+          return { child: { t: 'emb', node: decodeNode(bytes, EMBEDDED_KEY) as InternalNode, hash }, leaves };
+        }
+        write(nodeKey(version, path, depth), bytes);
+        return { child: { t: 'ref', version, hash }, leaves };
       };
       // Every version has its own root node, so a version is readable from its root key alone.
       if (baseVersion !== undefined) markStale(baseVersion, ZERO, 0);
@@ -303,6 +338,8 @@ export function createWorkingTree(
       if (root === undefined) write(rootKey, NULL_NODE_BYTES);
       else if (root.t === 'leaf') write(rootKey, encodeRootLeaf(root));
       else if (root.t === 'ref') write(rootKey, Buffer.from(reader.loadBytes(root.version, ZERO, 0)));
+      else if (root.t === 'emb')
+        throw new StateError('CORRUPT', 'state tree: the root cannot be embedded', {});
       else emit(root, Buffer.alloc(32), 0);
       return { root: rootHash, ops, stale: [...stale.values()], nodes };
     },

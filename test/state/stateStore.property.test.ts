@@ -19,8 +19,11 @@ import { ReferenceModel } from './referenceModel.ts';
 const CONTRACTS = ['alpha', 'beta'] as const;
 // Deep keys share long hash prefixes under 'alpha'; the short keys exercise byte order in ranges
 // (the empty key, a zero byte, bytes above 0x7f, keys that are prefixes of others).
+// Two runs of ten keys sharing a prefix make subtrees above EMBED_MAX_LEAVES, so nodes move
+// between records of their own and embedding in their parent as keys come and go.
 const POOL: Uint8Array[] = [
-  ...deepKeys('alpha', 4, 3),
+  ...deepKeys('alpha', 2, 10),
+  ...deepKeys('alpha', 3, 3),
   b(''),
   b('a'),
   b('ab'),

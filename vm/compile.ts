@@ -1104,9 +1104,29 @@ function instrument(program: N, info: ModuleInfo, costs: Costs): N {
 
 // ---------------------------------------------------------------------------------------------
 
-function strip(source: string, r: Reporter): string | null {
+/**
+ * Node's type stripper announces itself as experimental on first use; that warning is noise for a
+ * deploy or `trellis contract check`, so only it is dropped, only during this synchronous call.
+ */
+function stripQuietly(source: string): string {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as is, never called unbound
+  const original = process.emitWarning;
+  const emit = original.bind(process);
+  process.emitWarning = (warning: string | Error, ...rest: unknown[]) => {
+    const text = typeof warning === 'string' ? warning : warning.message;
+    if (text.includes('stripTypeScriptTypes')) return;
+    (emit as (w: string | Error, ...r: unknown[]) => void)(warning, ...rest);
+  };
   try {
     return stripTypeScriptTypes(source, { mode: 'strip' });
+  } finally {
+    process.emitWarning = original;
+  }
+}
+
+function strip(source: string, r: Reporter): string | null {
+  try {
+    return stripQuietly(source);
   } catch (err) {
     const e = err as Error & { code?: string };
     if (e instanceof RangeError) {

@@ -1,5 +1,5 @@
 import { toHex, utf8, type Bytes } from '../core/bytes.ts';
-import { decodeValue, encodeValue, pack, type Value } from '../core/codec.ts';
+import { encodeValue, pack, type Value } from '../core/codec.ts';
 import { CodecError } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
 import { addressOf, verify } from '../core/keys.ts';
@@ -229,6 +229,20 @@ function lifecycleArgs(
 }
 
 const ZERO_HASH_HEX = toHex(new Uint8Array(32));
+
+/** Sender addresses by public key: a SHA-256 and a hex conversion saved per transaction. Bounded. */
+const senders = new Map<string, { address: Bytes; hex: string }>();
+function senderOf(publicKey: Bytes): { address: Bytes; hex: string } {
+  const id = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('latin1');
+  let s = senders.get(id);
+  if (s === undefined) {
+    const address = addressOf(publicKey);
+    s = { address, hex: toHex(address) };
+    if (senders.size >= 100_000) senders.clear();
+    senders.set(id, s);
+  }
+  return s;
+}
 
 function latin1(b: Bytes): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
@@ -717,12 +731,11 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     if (!Number.isSafeInteger(tx.gasLimit) || tx.gasLimit > VmLimits.maxTxGas) {
       return reject('GAS_LIMIT', `gasLimit above the maximum of ${VmLimits.maxTxGas}`);
     }
-    const address = addressOf(tx.from);
+    const { address, hex: sender } = senderOf(tx.from);
     const expected = readNonce(state, address);
     if (tx.nonce !== expected) return reject('BAD_NONCE', `nonce ${tx.nonce}, expected ${expected}`);
     // The nonce is consumed by every transaction that is not rejected, whatever its outcome.
     writeNonce(state, address, expected + 1);
-    const sender = toHex(address);
     if (tx.gasLimit < Gas.txBase) {
       return toReceipt(stx.hash, {
         status: 'out-of-gas',

@@ -105,15 +105,25 @@ export function writeCodeEntry(state: StateView, name: string, e: CodeEntry): vo
   );
 }
 
+/** Nonces decoded from the bytes objects a state returned (in-memory states return the same one). */
+const nonceByObject = new WeakMap<Bytes, number>();
+
 /** The next nonce of an account (0 when it never sent a transaction). */
 export function readNonce(state: StateReader, address: Bytes): number {
   const b = state.get(SystemContract.nonce, address);
-  return b === undefined ? 0 : readUint(decodeValue(b, 'nonce'), 'nonce');
+  if (b === undefined) return 0;
+  const hit = nonceByObject.get(b);
+  if (hit !== undefined) return hit;
+  const n = readUint(decodeValue(b, 'nonce'), 'nonce');
+  nonceByObject.set(b, n);
+  return n;
 }
 
 /** Records an account's next nonce. */
 export function writeNonce(state: StateView, address: Bytes, next: number): void {
-  state.set(SystemContract.nonce, address, encodeValue(next));
+  const b = encodeValue(next);
+  nonceByObject.set(b, next);
+  state.set(SystemContract.nonce, address, b);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ function read(ctx: ViewContext, name: string): number {
 export const methods = {
   increment(ctx: Context, args: { name: string; by?: number }) {
     const by = args.by ?? 1;
-    if (!Number.isSafeInteger(by) || by < 1 || by > MAX_STEP) ctx.revert('BAD_STEP', `by must be 1..${MAX_STEP}`);
+    if (!Number.isSafeInteger(by) || by < 1 || by > MAX_STEP)
+      ctx.revert('BAD_STEP', `by must be 1..${MAX_STEP}`);
     const n = read(ctx, args.name) + by;
     ctx.state.set(`count:${args.name}`, n);
     ctx.emit('Incremented', { name: args.name, by, value: n });

@@ -13,7 +13,8 @@ export const methods = {
   },
   mature(ctx: Context, args: { id: string }) {
     // Only the scheduler runs a contract with itself as sender.
-    if (ctx.sender !== ctx.contract || !ctx.scheduled) ctx.revert('NOT_SCHEDULER', 'mature runs only when scheduled');
+    if (ctx.sender !== ctx.contract || !ctx.scheduled)
+      ctx.revert('NOT_SCHEDULER', 'mature runs only when scheduled');
     const v = ctx.state.get(`v:${args.id}`) as { status: string; maturesAt: number } | undefined;
     if (v === undefined || v.status !== 'ACTIVE') return;
     ctx.state.set(`v:${args.id}`, { status: 'DUE', maturesAt: v.maturesAt, dueAt: ctx.time });

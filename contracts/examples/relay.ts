@@ -6,7 +6,10 @@
 import type { Context, Methods, Value } from '../api.ts';
 
 export const methods = {
-  forward(ctx: Context, args: { contract: string; method: string; args?: Value; catchFailure?: boolean; gasLimit?: number }) {
+  forward(
+    ctx: Context,
+    args: { contract: string; method: string; args?: Value; catchFailure?: boolean; gasLimit?: number },
+  ) {
     ctx.state.set('calls', Number(ctx.state.get('calls') ?? 0) + 1);
     const options = args.gasLimit === undefined ? {} : { gasLimit: args.gasLimit };
     if (!args.catchFailure) return ctx.call(args.contract, args.method, args.args ?? null, options);

@@ -3,6 +3,7 @@ import { keysCommand } from './keys.ts';
 import { startCommand } from './start.ts';
 import { upCommand } from './up.ts';
 import { rpcCommands } from './rpcCommands.ts';
+import { addContractCheck } from './contractCheck.ts';
 
 /** A CLI subcommand. */
 export interface Command {
@@ -14,3 +15,5 @@ export interface Command {
 
 /** Every subcommand, in the order `trellis help` lists them. */
 export const commands: Command[] = [initCommand, keysCommand, startCommand, upCommand, ...rpcCommands];
+// `trellis contract check` (vm/check.ts) joins the `trellis contract` subcommands.
+addContractCheck(commands);

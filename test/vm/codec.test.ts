@@ -39,7 +39,7 @@ const value: fc.Arbitrary<Value> = fc.letrec<{ v: Value }>((tie) => ({
     fc.array(tie('v'), { maxLength: 20 }),
     fc.dictionary(key, tie('v'), { maxKeys: 20 }),
   ),
-})).v as fc.Arbitrary<Value>;
+})).v;
 
 /** Buffers (what msgpackr decodes bytes to) as plain Uint8Arrays, for deep comparison. */
 function plain(v: unknown): unknown {

@@ -65,7 +65,7 @@ describe('determinism', () => {
           'ctxObject',
         ]) {
           const r = chain.call('attempts', m);
-          out.push(`${m}:${r.status}:${r.errorCode}:${String(r.returnValue)}:${r.error}`);
+          out.push(`${m}:${r.status}:${r.errorCode}:${JSON.stringify(r.returnValue)}:${r.error}`);
         }
       }
       return out;

@@ -2,6 +2,7 @@
 // the policy hook, checkpoints of nested calls, views, and the roots it reports.
 import { afterEach, describe, expect, it } from 'vitest';
 import { toHex } from '../../core/bytes.ts';
+import type { Value } from '../../core/codec.ts';
 import { merkleRoot } from '../../core/merkle.ts';
 import { Limits, encodeReceipt } from '../../core/types.ts';
 import { createExecutor } from '../../vm/executor.ts';
@@ -238,10 +239,44 @@ describe('nested calls', () => {
     chain = createTestChain();
     const names = Array.from({ length: 10 }, (_, i) => `r${i}`);
     for (const n of names) chain.deploy(n, example('relay'));
-    let args: Record<string, unknown> = { contract: 'nobody', method: 'x' };
+    let args: { [key: string]: Value } = { contract: 'nobody', method: 'x' };
     for (let i = names.length - 1; i > 0; i--) args = { contract: names[i]!, method: 'forward', args };
     const r = chain.call('r0', 'forward', args);
     expect(r.errorCode).toBe('CALL_DEPTH');
+  });
+});
+
+describe('read cache', () => {
+  const KV = `export const methods = {
+    put(ctx: any, a: { v: number; fail?: boolean }) { ctx.state.set('k', a.v); if (a.fail) ctx.revert('NO', 'no'); },
+    read: (ctx: any) => ctx.state.get('k') ?? null,
+  };`;
+  const TWICE = `export const methods = {
+    run(ctx: any) {
+      ctx.call('kv', 'read');
+      try { ctx.call('kv', 'put', { v: 99, fail: true }); } catch {}
+      return ctx.call('kv', 'read');
+    },
+  };`;
+
+  it('a write undone by a revert is never read back, within a block or a transaction', () => {
+    chain = createTestChain();
+    chain.deploy('kv', KV);
+    chain.deploy('twice', TWICE);
+    const r = chain.block([
+      { contract: 'kv', method: 'put', args: { v: 1 } },
+      { contract: 'kv', method: 'read' },
+      { contract: 'kv', method: 'put', args: { v: 2, fail: true } },
+      { contract: 'kv', method: 'read' },
+      { contract: 'twice', method: 'run' },
+      { contract: 'kv', method: 'put', args: { v: 3 } },
+      { contract: 'kv', method: 'read' },
+    ]);
+    expect(r.receipts.map((x) => x.returnValue)).toEqual([null, 1, null, 1, 1, null, 3]);
+    // Another state on the same warm executor sees its own values, not the cached ones.
+    const other = createTestChain({ sharedExecutor: chain.executor });
+    other.deploy('kv', KV);
+    expect(other.call('kv', 'read').returnValue).toBe(null);
   });
 });
 

@@ -135,7 +135,14 @@ export interface LoadReport {
   readonly durationMs: number;
 }
 
+/** Refusals that pass with time: the same transaction is sent again. */
 const RETRY_REASONS = new Set(['MEMPOOL_FULL', 'SENDER_FULL', 'NONCE_TOO_HIGH']);
+/**
+ * Failures after which the node may or may not hold the transaction: sent again, since a second
+ * copy is refused as DUPLICATE (which then counts as accepted). Giving up would leave a nonce hole
+ * that strands every later transaction of the sender.
+ */
+const RETRY_CODES = new Set(['RATE_LIMITED', 'TRANSPORT', 'TIMEOUT', 'UNAVAILABLE']);
 
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return 0;
@@ -225,6 +232,7 @@ async function run(options: LoadOptions, clients: TrellisClient[], concurrency: 
     const t0 = performance.now();
     sentAt.set(key, t0);
     let backoff = 5;
+    let retried = false;
     for (;;) {
       try {
         await client.sendTx(tx.bytes);
@@ -240,7 +248,13 @@ async function run(options: LoadOptions, clients: TrellisClient[], concurrency: 
             : err instanceof Error
               ? err.name
               : 'ERROR';
-        const retry = err instanceof RpcError && (RETRY_REASONS.has(reason) || err.code === 'RATE_LIMITED');
+        if (retried && reason === 'DUPLICATE') {
+          sent++;
+          lastSendAt = performance.now();
+          return;
+        }
+        const retry = err instanceof RpcError && (RETRY_REASONS.has(reason) || RETRY_CODES.has(err.code));
+        retried = true;
         if (!retry || performance.now() - t0 > 30_000) {
           sentAt.delete(key);
           sendFailures[reason] = (sendFailures[reason] ?? 0) + 1;

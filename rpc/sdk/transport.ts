@@ -61,8 +61,9 @@ export function createHttpTransport(options: TransportOptions): HttpTransport {
   const timeoutMs = options.timeoutMs ?? 60_000;
   let nextId = 1;
 
-  function post(body: string, timeout: number): Promise<unknown> {
+  function post(body: string, timeout: number, retried = false): Promise<unknown> {
     return new Promise((resolve, reject) => {
+      let answered = false;
       const req = (secure ? httpsRequest : request)(
         url,
         {
@@ -76,6 +77,7 @@ export function createHttpTransport(options: TransportOptions): HttpTransport {
           timeout,
         },
         (res) => {
+          answered = true;
           const chunks: Buffer[] = [];
           let size = 0;
           res.on('data', (c: Buffer) => {
@@ -111,9 +113,15 @@ export function createHttpTransport(options: TransportOptions): HttpTransport {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${timeout} ms`)));
-      req.on('error', (err) =>
-        reject(new RpcError('TRANSPORT', `${url.origin}: ${err.message}`, { url: url.origin })),
-      );
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        // A kept-alive socket the server closed as we reused it: the request never reached the
+        // server, so sending it once more is safe (Node's documented pattern, `reusedSocket`).
+        if (!answered && !retried && req.reusedSocket && err.code === 'ECONNRESET') {
+          post(body, timeout, true).then(resolve, reject);
+          return;
+        }
+        reject(new RpcError('TRANSPORT', `${url.origin}: ${err.message}`, { url: url.origin }));
+      });
       req.end(body);
     });
   }

@@ -6,7 +6,7 @@
  * accepted. A third run measures the RPC layer alone over the in-process harness (no consensus,
  * no VM) as a ceiling.
  *
- *   npx node bench/rpc.ts [--txs N] [--senders N] [--only 1|4|harness] [--json]
+ *   npx node bench/rpc.ts [--txs N] [--senders N] [--rate TPS] [--only 1|4|harness] [--json]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,11 +27,20 @@ const { values } = parseArgs({
     txs: { type: 'string' },
     senders: { type: 'string' },
     only: { type: 'string' },
+    rate: { type: 'string' },
     json: { type: 'boolean' },
   },
 });
 const txs = Number(values.txs ?? 5000);
 const senders = Number(values.senders ?? 100);
+const rate = values.rate === undefined ? undefined : Number(values.rate);
+const load = {
+  workload: transferWorkload,
+  txs,
+  senders,
+  concurrency: 256,
+  ...(rate === undefined ? {} : { rate }),
+};
 const BIN = new URL('../bin/trellis.js', import.meta.url).pathname;
 
 /** Rewrites the network's ports (p2p and rpc) so the bench never collides with a running network. */
@@ -81,7 +90,8 @@ async function network(validators: number): Promise<LoadReport> {
   const children: ChildProcess[] = [];
   try {
     const net = await writeLocalNetwork({ dir, validators });
-    const base = 41000 + Math.floor(Math.random() * 200) * 100;
+    // Below the ephemeral range (32768+), where outgoing connections take their ports.
+    const base = 20000 + Math.floor(Math.random() * 100) * 100;
     const ports = movePorts(
       dir,
       net.nodes.map((nd) => nd.home),
@@ -94,7 +104,12 @@ async function network(validators: number): Promise<LoadReport> {
       children.push(child);
     }
     const urls = ports.map((p) => `http://127.0.0.1:${p}`);
-    for (const url of urls) await waitReady(url, 60_000);
+    const died = new Promise<never>((_, reject) => {
+      for (const c of children)
+        c.once('exit', (code) => reject(new Error(`a node exited (code ${code}) before the run ended`)));
+    });
+    died.catch(() => undefined);
+    for (const url of urls) await Promise.race([waitReady(url, 60_000), died]);
     const client = createClient({ url: urls[0]! });
     const admin = await loadKeyFile(net.admins[0]!.keyFile, { allowUnencrypted: true });
     const deployed = await createWallet(client, admin).sendAndWait({
@@ -104,7 +119,7 @@ async function network(validators: number): Promise<LoadReport> {
     });
     client.close();
     if (deployed.receipt.status !== 'ok') throw new Error(`deploy failed: ${deployed.receipt.error}`);
-    return await runLoad({ urls, workload: transferWorkload, txs, senders, concurrency: 256 });
+    return await runLoad({ urls, ...load });
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await Promise.all(
@@ -118,7 +133,7 @@ async function harness(): Promise<LoadReport> {
   const h = await startHarness({ network: { maxBlockTxs: 5000, mempoolMaxTxs: 50_000 } });
   const stop = h.net.autoProduce(50);
   try {
-    return await runLoad({ urls: h.urls, workload: transferWorkload, txs, senders, concurrency: 256 });
+    return await runLoad({ urls: h.urls, ...load });
   } finally {
     stop();
     await h.close();
@@ -139,6 +154,8 @@ for (const [name, run] of selected) {
   const report = await run();
   results[name] = report;
   if (values.json !== true)
-    console.log(`\n${name}: ${txs} transfers from ${senders} senders\n${formatLoadReport(report)}`);
+    console.log(
+      `\n${name}: ${txs} transfers from ${senders} senders, ${rate === undefined ? 'as fast as accepted' : `${rate} tx/s`}\n${formatLoadReport(report)}`,
+    );
 }
 if (values.json === true) console.log(JSON.stringify(results, null, 2));

@@ -13,11 +13,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { toHex, utf8 } from '../core/bytes.ts';
+import { addressOf, type KeyPair } from '../core/keys.ts';
+import { validatorOf, type Validator } from '../core/types.ts';
 import { writeLocalNetwork } from '../node/cli/init.ts';
 import { nodeHomeLayout } from '../node/config.ts';
 import { loadKeyFile } from '../node/keystore.ts';
 import { formatLoadReport, runLoad, transferWorkload, type LoadReport } from '../rpc/loadgen.ts';
 import { createClient } from '../rpc/sdk/client.ts';
+import { createLightClient } from '../rpc/sdk/proofs.ts';
 import { createWallet } from '../rpc/sdk/wallet.ts';
 import { startHarness } from '../test/rpc/harness.ts';
 import { TOKEN_SOURCE } from '../test/rpc/realNode.ts';
@@ -119,13 +123,55 @@ async function network(validators: number): Promise<LoadReport> {
     });
     client.close();
     if (deployed.receipt.status !== 'ok') throw new Error(`deploy failed: ${deployed.receipt.error}`);
-    return await runLoad({ urls, ...load });
+    const report = await runLoad({ urls, ...load });
+    await checkProofs(
+      urls,
+      net.genesis.chainId,
+      net.genesis.validators.map((v) => validatorOf(v.publicKey)),
+      admin,
+    );
+    return report;
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await Promise.all(
       children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))),
     );
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A state value and a transaction, proven by the first node, verified against the certified
+ * header served by the last one (a different process with its own store).
+ */
+async function checkProofs(
+  urls: string[],
+  chainId: string,
+  validators: Validator[],
+  key: KeyPair,
+): Promise<void> {
+  const first = createClient({ url: urls[0]! });
+  const last = createClient({ url: urls[urls.length - 1]! });
+  try {
+    const to = addressOf(key.publicKey);
+    const r = await createWallet(first, key).sendAndWait({
+      contract: 'token',
+      method: 'mint',
+      args: { to, amount: 5 },
+    });
+    // The last node may commit the block a moment after the first.
+    await last.waitTx(r.receipt.txHash, 10_000);
+    const light = createLightClient({ chainId, validatorsAt: () => validators });
+    const sources = { proofFrom: first, headerFrom: last };
+    const state = await light.verifyState('token', utf8(`bal/${toHex(to)}`), sources);
+    const tx = await light.verifyTx(r.receipt.txHash, sources);
+    console.error(
+      `proofs: state value (height ${state.height}) and transaction (height ${tx.height}) from ${urls[0]} ` +
+        `verified against certified headers from ${urls[urls.length - 1]}`,
+    );
+  } finally {
+    first.close();
+    last.close();
   }
 }
 

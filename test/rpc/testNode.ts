@@ -1,10 +1,12 @@
-// The in-process harness the RPC tests run against until the real single-validator node lands:
-// it implements rpc/nodeApi.ts NodeApi over real components (core types, signed transactions,
-// node/mempool.ts, RFC 9162 tx/receipt roots, the state-root rules of core/stateProof.ts, commit
-// certificates signed by a quorum of four validator keys) and a chain of blocks kept in memory.
-// Contracts are a small built-in executor standing in for the VM: `token` (mint, transfer,
-// balanceOf), `ticker` (emit N events) and anything deployed (kept as source, no methods).
-// Once the node driver implements NodeApi the same tests run against it.
+// The in-process harness most RPC tests run against: it implements rpc/nodeApi.ts NodeApi over
+// real components (core types, signed transactions, node/mempool.ts, RFC 9162 tx/receipt roots,
+// the state-root rules of core/stateProof.ts, commit certificates signed by a quorum of four
+// validator keys) and a chain of blocks kept in memory, with block production under the test's
+// control, so ordering, overflow and cut-connection cases are exact and fast. Contracts are a small
+// built-in executor standing in for the VM: `token` (mint, transfer, balanceOf), `ticker` (emit N
+// events, a reverting view) and anything deployed (kept as source, no methods). The real node
+// (node/node.ts) implements the same NodeApi; realNode.test.ts runs the core of these suites
+// against it.
 /* eslint-disable @typescript-eslint/require-await -- an in-memory chain answers at once; NodeApi is async for storage-backed nodes. */
 import { compareBytes, toHex, utf8, type Bytes } from '../../core/bytes.ts';
 import { canonicalValue, decodeValue, encodeValue, type Value } from '../../core/codec.ts';

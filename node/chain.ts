@@ -10,6 +10,7 @@ import {
   decodeCertificate,
   decodeSignedTx,
   hashHeader,
+  hashValidators,
   signTx,
   verifyTx,
   type Block,
@@ -310,6 +311,9 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     if (h.height !== next) return { reason: `height ${h.height}, expected ${next}` };
     if (!bytesEqual(h.prevHash, tip.hash)) return { reason: 'prevHash does not match the tip' };
     if (h.timestamp <= tip.timestamp) return { reason: 'timestamp not after the parent' };
+    if (!bytesEqual(h.validatorsHash, hashValidators(validatorsAt(schedule, next)))) {
+      return { reason: 'validatorsHash is not the hash of the validator set of this height' };
+    }
     const txs = decodeTxs(block);
     if (typeof txs === 'string') return { reason: txs };
     const limit = checkLimits(block, txs);

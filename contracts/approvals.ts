@@ -390,6 +390,7 @@ export function init(ctx: Context, args: { membership?: string; governance?: unk
     const pol: Policy = { id, version: 1, tree, rejectMin };
     ctx.state.set(`pol:${id}`, pol as never);
     ctx.state.set(`polv:${id}:1`, pol as never);
+    ctx.emit('PolicySet', { id, version: 1, proposalId: null, policy: pol as never });
   }
 }
 

@@ -198,7 +198,12 @@ export function init(ctx: Context, args: { membership?: string; approvals?: stri
     approvals: args?.approvals ?? 'approvals',
     encumbrances: args?.encumbrances ?? 'encumbrances',
   });
-  for (const c of args?.creditLines ?? []) setCredit(ctx, { org: text(ctx, c.org, 'org'), limit: BigInt(c.limit), used: 0n });
+  for (const c of args?.creditLines ?? []) {
+    if ((typeof c.limit !== 'number' && typeof c.limit !== 'bigint') || BigInt(c.limit) < 0n) ctx.revert('BAD_AMOUNT', 'limit must be a non-negative integer');
+    const credit = { org: text(ctx, c.org, 'org'), limit: BigInt(c.limit), used: 0n };
+    setCredit(ctx, credit);
+    ctx.emit('CreditLineSet', { org: credit.org, limit: credit.limit, used: 0n, credit });
+  }
 }
 
 export const methods = {

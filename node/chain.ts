@@ -23,6 +23,7 @@ import {
 import type { ExecutionResult, HeightStart } from '../consensus/stateMachine.ts';
 import { createValidatorSchedule, validatorsAt, type ValidatorSchedule } from '../consensus/validatorSet.ts';
 import { VmFault } from '../vm/errors.ts';
+import { VmLimits } from '../vm/gasTable.ts';
 import { readNonce } from '../vm/systemState.ts';
 import type { BlockResult, Executor, LifecyclePolicy } from '../vm/executor.ts';
 import { genesisHash, genesisValidatorSet, type Genesis } from './genesis.ts';
@@ -167,7 +168,7 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
   const mempool = createMempool(
     {
       chainId,
-      maxTxGas: genesis.consensus.maxBlockGas,
+      maxTxGas: Math.min(genesis.consensus.maxBlockGas, VmLimits.maxTxGas),
       ...options.mempool,
     },
     { nextNonce: (address) => nonceOf(address) },
@@ -191,7 +192,7 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
           contract: c.name,
           method: '',
           args: { source: c.source, initArgs: c.initArgs },
-          gasLimit: genesis.consensus.maxBlockGas,
+          gasLimit: Math.min(genesis.consensus.maxBlockGas, VmLimits.maxTxGas),
         },
         deployer.secretKey,
       ),
@@ -404,7 +405,8 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     executeProposal(block) {
       const hash = hashHeader(block.header);
       const cached = executed.get(toHex(hash));
-      if (cached !== undefined) {
+      // The header hash does not cover the body: a cached result stands only for the same body.
+      if (cached !== undefined && bytesEqual(merkleRoot(block.txs), block.header.txRoot)) {
         return {
           valid: true,
           txRoot: block.header.txRoot,
@@ -480,10 +482,12 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
       const fault = checkCertificate(certificate, chainId, hash, height, validatorsAt(schedule, height));
       if (fault !== null)
         throw new ChainError('BAD_SYNC_ENTRY', `sync entry ${height}: certificate ${fault}`, {});
+      const v = validate(block);
+      if ('reason' in v) throw new ChainError('BAD_SYNC_ENTRY', `sync entry ${height}: ${v.reason}`, {});
       const r = execute(block, hash);
       if (!rootsMatch(block, r)) {
-        // A certified block that does not execute to its header here means this node's execution
-        // differs from the quorum's: a broken invariant, not a peer's fault.
+        // A certified block whose body matches its header but does not execute to its roots here
+        // means this node's execution differs from the quorum's: a broken invariant, not a peer's fault.
         throw new ChainError('STATE_MISMATCH', `certified block ${height} does not execute to its header`, {
           height,
           reason: r.valid ? 'roots differ' : r.reason,

@@ -1,0 +1,167 @@
+// Goal: the chain engine commits what it executes, and a second node replaying the same blocks through block sync reaches identical state roots; forged or tampered sync entries change nothing.
+import { afterEach, describe, expect, it } from 'vitest';
+import { toHex } from '../../core/bytes.ts';
+import { pack, readArray, readBytes, unpackCanonical } from '../../core/codec.ts';
+import { generateKeyPair, sign, type KeyPair } from '../../core/keys.ts';
+import {
+  decodeBlock,
+  encodeBlock,
+  encodeCertificate,
+  encodeCommitVote,
+  hashHeader,
+  hashValidators,
+  signTx,
+  validatorOf,
+  type Block,
+  type CommitCertificate,
+} from '../../core/types.ts';
+import { openChain, type Chain } from '../../node/chain.ts';
+import { validateGenesis, DEFAULT_CONSENSUS_PARAMS, genesisHash, type Genesis } from '../../node/genesis.ts';
+import { runtimeId } from '../../node/runtime.ts';
+import { openStateStore } from '../../node/state/stateStore.ts';
+import { createBlockStore } from '../../node/storage/blockStore.ts';
+import { createMemoryStore } from '../../node/storage/kv.ts';
+import { createExecutor } from '../../vm/executor.ts';
+
+const COUNTER = `
+import type { Context, Methods, ViewContext, Views } from './api.ts';
+export const methods = {
+  add(ctx: Context, args: { by: number }) {
+    const n = Number(ctx.state.get('n') ?? 0) + args.by;
+    ctx.state.set('n', n);
+    ctx.emit('Added', { by: args.by, n });
+  },
+} satisfies Methods;
+export const views = { get: (ctx: ViewContext) => ctx.state.get('n') ?? 0 } satisfies Views;
+`;
+
+const validatorKey = generateKeyPair();
+const admin = generateKeyPair();
+const genesis: Genesis = validateGenesis({
+  chainId: 'chain-test',
+  genesisTimeMs: 1_700_000_000_000,
+  runtime: runtimeId(),
+  organisations: [{ id: 'bank', name: 'Bank', roles: ['bank'], admins: [toHex(admin.publicKey)] }],
+  validators: [
+    {
+      name: 'v0',
+      organisation: 'bank',
+      publicKey: toHex(validatorKey.publicKey),
+      p2p: ['/ip4/127.0.0.1/tcp/1'],
+    },
+  ],
+  consensus: { ...DEFAULT_CONSENSUS_PARAMS },
+  contracts: [{ name: 'counter', source: COUNTER, initArgs: null }],
+});
+const validators = [validatorOf(validatorKey.publicKey)];
+const closers: Array<() => void> = [];
+afterEach(() => {
+  for (const c of closers.splice(0)) c();
+});
+
+async function newChain(): Promise<Chain> {
+  const kv = createMemoryStore();
+  const blocks = await createBlockStore(kv, { genesisHash: genesisHash(genesis), chainId: genesis.chainId });
+  const state = await openStateStore(kv);
+  const executor = createExecutor();
+  closers.push(() => executor.close());
+  return openChain({ genesis }, { kv, blocks, state, executor, log: () => undefined });
+}
+
+function certify(block: Block, signer: KeyPair = validatorKey): CommitCertificate {
+  const blockHash = hashHeader(block.header);
+  const vote = encodeCommitVote(genesis.chainId, block.header.height, 0, blockHash);
+  return {
+    height: block.header.height,
+    round: 0,
+    blockHash,
+    signatures: [{ validator: validators[0]!.address, signature: sign(vote, signer.secretKey) }],
+  };
+}
+
+async function produce(chain: Chain, txsPerBlock: number, blocks: number, sender: KeyPair): Promise<void> {
+  let nonce = 0;
+  for (let b = 0; b < blocks; b++) {
+    for (let i = 0; i < txsPerBlock; i++) {
+      chain.mempool.add(
+        signTx(
+          {
+            chainId: genesis.chainId,
+            from: sender.publicKey,
+            nonce: nonce++,
+            kind: 'call',
+            contract: 'counter',
+            method: 'add',
+            args: { by: i + 1 },
+            gasLimit: 1_000_000,
+          },
+          sender.secretKey,
+        ).bytes,
+      );
+    }
+    const tip = chain.tip();
+    const block = chain.buildProposal({
+      height: tip.height + 1,
+      round: 0,
+      prevHash: tip.hash,
+      proposer: validators[0]!.address,
+      validatorsHash: hashValidators(validators),
+      timestamp: tip.timestamp + 1000,
+    });
+    expect(await chain.commit(block, certify(block))).toBe(true);
+  }
+}
+
+describe('chain engine', () => {
+  it('applies genesis contracts, executes, commits, and a second chain replays the blocks to the same roots', async () => {
+    const a = await newChain();
+    const sender = generateKeyPair();
+    await produce(a, 5, 4, sender);
+    expect(a.tip().height).toBe(4);
+    expect(a.mempool.size).toBe(0);
+    const b = await newChain();
+    for (let h = 1; h <= 4; h++) expect(await b.applySyncEntry((await a.syncEntry(h))!)).toBe(true);
+    expect(toHex(b.tip().stateRoot)).toBe(toHex(a.tip().stateRoot));
+    expect(toHex(b.tip().hash)).toBe(toHex(a.tip().hash));
+    const receipts = await b.blocks.getReceipts(4);
+    expect(receipts.map((r) => r.status)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
+    expect(await b.applySyncEntry((await a.syncEntry(2))!)).toBe(false); // already committed: ignored
+  });
+
+  it('refuses a sync entry with a forged certificate or a tampered block, and changes nothing', async () => {
+    const a = await newChain();
+    await produce(a, 2, 1, generateKeyPair());
+    const entry = (await a.syncEntry(1))!;
+    const f = readArray(unpackCanonical(entry, 'e'), 2, 'e');
+    const block = decodeBlock(readBytes(f[0], 'b'));
+    const b = await newChain();
+    const forged = pack([encodeBlock(block), encodeCertificate(certify(block, generateKeyPair()))]);
+    await expect(b.applySyncEntry(forged)).rejects.toThrow(/certificate BAD_SIGNATURE/);
+    const tampered: Block = { ...block, txs: [block.txs[1]!, block.txs[0]!] };
+    await expect(
+      b.applySyncEntry(pack([encodeBlock(tampered), encodeCertificate(certify(block))])),
+    ).rejects.toThrow(/txRoot does not match/);
+    await expect(b.applySyncEntry(new Uint8Array([1, 2, 3]))).rejects.toThrow(/sync entry/);
+    expect(b.tip().height).toBe(0);
+  });
+
+  it('votes only for proposals that execute to their header: a wrong state root or a bad transaction is invalid', async () => {
+    const a = await newChain();
+    await produce(a, 1, 1, generateKeyPair());
+    const good = decodeBlock(
+      readBytes(readArray(unpackCanonical((await a.syncEntry(1))!, 'e'), 2, 'e')[0], 'b'),
+    );
+    const b = await newChain();
+    expect(b.executeProposal(good).valid).toBe(true);
+    const r = b.executeProposal({
+      ...good,
+      header: { ...good.header, stateRoot: new Uint8Array(32).fill(9) },
+    });
+    expect(r.valid && toHex(r.stateRoot) !== toHex(new Uint8Array(32).fill(9))).toBe(true);
+    const badTx = Uint8Array.from(good.txs[0]!);
+    badTx[badTx.length - 1]! ^= 1;
+    const invalid = b.executeProposal({ ...good, txs: [badTx] });
+    expect(invalid.valid).toBe(false);
+    expect(b.executeProposal({ ...good, header: { ...good.header, height: 5 } }).valid).toBe(false);
+  });
+});

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { toHex } from '../../core/bytes.ts';
+import type { Value } from '../../core/codec.ts';
 import { generateKeyPair, type KeyPair } from '../../core/keys.ts';
 import { NAME_RE, quorumOf } from '../../core/types.ts';
 import {
@@ -68,6 +69,8 @@ export interface LocalNetworkOptions {
   readonly basePorts?: { readonly p2p: number; readonly rpc: number };
   /** Overrides of the default consensus parameters (tests use short timers). */
   readonly consensus?: Partial<ConsensusParams>;
+  /** Contracts deployed at height 0 (default none), e.g. membership and iot for the IoT tests. */
+  readonly contracts?: ReadonlyArray<{ name: string; source: string; initArgs?: Value }>;
 }
 
 /** What {@link writeLocalNetwork} wrote. */
@@ -178,7 +181,7 @@ export async function writeLocalNetwork(options: LocalNetworkOptions): Promise<L
     })),
     validators,
     consensus: { ...DEFAULT_CONSENSUS_PARAMS, ...options.consensus },
-    contracts: [],
+    contracts: (options.contracts ?? []).map((c) => ({ ...c })),
   });
   writeFileSync(layout.genesisFile, JSON.stringify(genesisToJson(genesis), null, 2) + '\n');
 

@@ -412,7 +412,8 @@ function arrayPatternHasRest(p: N): boolean {
 
 /** Checks that apply anywhere in the module. Recursive: depth is bounded by the AST depth check. */
 function checkEverywhere(root: N, r: Reporter): void {
-  const visit = (node: N, parent: N | null, key: string): void => {
+  /** `inFunction`: inside a function that has its own `arguments` (not an arrow). */
+  const visit = (node: N, parent: N | null, key: string, inFunction: boolean): void => {
     switch (node.type) {
       case 'Literal': {
         const lit = node as { regex?: unknown; bigint?: string };
@@ -450,7 +451,9 @@ function checkEverywhere(root: N, r: Reporter): void {
             parent.type === 'ContinueStatement' ||
             parent.type === 'MetaProperty');
         if (isPropertyName) break;
-        if (name.startsWith('__')) {
+        if (name === 'arguments' && !inFunction) {
+          r.add('FORBIDDEN', node, '`arguments` outside a function is not allowed');
+        } else if (name.startsWith('__')) {
           r.add('FORBIDDEN', node, `identifiers starting with "__" are reserved for the VM: "${name}"`);
         } else {
           const why = UNAVAILABLE_GLOBALS.get(name);
@@ -570,9 +573,10 @@ function checkEverywhere(root: N, r: Reporter): void {
       default:
         break;
     }
-    for (const [child, k] of children(node)) visit(child, node, k);
+    const own = node.type === 'FunctionDeclaration' || node.type === 'FunctionExpression';
+    for (const [child, k] of children(node)) visit(child, node, k, inFunction || own);
   };
-  visit(root, null, '');
+  visit(root, null, '', false);
 }
 
 function containsRestArrayPattern(p: N): boolean {
@@ -886,6 +890,52 @@ function measure(program: N): Costs {
   return { region, frame };
 }
 
+/** Parses a class member written as source (a default constructor). */
+function parseMember(text: string): N {
+  const program = parse(`(class extends Object { ${text} })`, { ecmaVersion: 2025 }) as unknown as N;
+  const cls = ((program.body as N[])[0]!.expression as N).body as N;
+  return (cls.body as N[])[0]!;
+}
+
+/**
+ * Rewrites classes so that constructing one always passes an instrumented function entry:
+ * a class without a constructor gets an explicit one, and a field initializer that can run code
+ * becomes an arrow function called in place (`x = new A()` → `x = (() => new A())()`). Otherwise
+ * implicit constructors and field initializers (which run before the constructor body) could
+ * recurse natively, out of reach of the gas and stack meters. Runs before costs are measured.
+ */
+function desugarClasses(root: N): void {
+  const visit = (node: N, parent: N | null): void => {
+    for (const [child] of children(node)) visit(child, node);
+    if (node.type !== 'ClassBody' || parent === null) return;
+    const members = node.body as N[];
+    for (const m of members) {
+      const value = m.value as N | null | undefined;
+      if (m.type !== 'PropertyDefinition' || value === null || value === undefined) continue;
+      if (value.type === 'Literal' || value.type === 'Identifier' || FUNCTION_TYPES.has(value.type)) continue;
+      m.value = {
+        type: 'CallExpression',
+        callee: {
+          type: 'ArrowFunctionExpression',
+          id: null,
+          params: [],
+          body: value,
+          expression: true,
+          async: false,
+          generator: false,
+        },
+        arguments: [],
+        optional: false,
+      };
+    }
+    if (!members.some((m) => m.type === 'MethodDefinition' && m.kind === 'constructor')) {
+      const derived = parent.superClass !== null && parent.superClass !== undefined;
+      members.unshift(parseMember(derived ? 'constructor(...args) { super(...args); }' : 'constructor() {}'));
+    }
+  };
+  visit(root, null);
+}
+
 function instrument(program: N, info: ModuleInfo, costs: Costs): N {
   const fnGas = (node: N): number => Gas.functionEntry + Gas.perNode * (costs.region.get(node) ?? 0);
   const fnUnits = (node: N): number => VmLimits.stackUnitsPerFrame + (costs.frame.get(node) ?? 0);
@@ -1062,7 +1112,11 @@ function instrument(program: N, info: ModuleInfo, costs: Costs): N {
       return {
         type: 'Property',
         key: id(name),
-        value: local === undefined ? id('undefined') : id(local),
+        // `void 0`, not `undefined`: a module may declare its own `undefined`.
+        value:
+          local === undefined
+            ? { type: 'UnaryExpression', operator: 'void', prefix: true, argument: num(0) }
+            : id(local),
         kind: 'init',
         computed: false,
         method: false,
@@ -1083,8 +1137,10 @@ function instrument(program: N, info: ModuleInfo, costs: Costs): N {
     type: 'ReturnStatement',
     argument: call('__seal', [exportsObject, { type: 'ArrayExpression', elements: info.bindings.map(id) }]),
   };
+  // An arrow function: it has no `arguments` of its own, so module-level arrow functions (which
+  // would otherwise see the factory's arguments, i.e. the runtime object) cannot reach it.
   const fn: N = {
-    type: 'FunctionExpression',
+    type: 'ArrowFunctionExpression',
     id: null,
     params: [id('__rt')],
     body: block([
@@ -1208,6 +1264,7 @@ function compileToCode(source: string): { code: string; info: ModuleInfo } {
     r.list.sort((a, b) => a.line - b.line || a.column - b.column);
     fail();
   }
+  desugarClasses(program);
   const costs = measure(program);
   const out = instrument(program, info, costs);
   return { code: generate(out), info };

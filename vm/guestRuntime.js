@@ -422,10 +422,21 @@ function replace(obj, name, make) {
   defineProperty(obj, name, d);
 }
 /** A non-constructible method named `name`. */
+/**
+ * A non-constructible method named `name` running `fn`. Every built-in replacement is one of these,
+ * and each charges a frame against the deterministic stack budget: a chain of built-ins calling
+ * built-ins (Reflect.apply nested in data, forEach of a bound forEach, ...) never reaches an
+ * instrumented contract function, so without this it could recurse until V8's own stack ran out.
+ */
 function method(name, fn) {
   return {
     [name](...args) {
-      return apply(fn, this, args);
+      if ((S.s -= LIM.stackUnitsPerFrame) < 0) oog();
+      try {
+        return apply(fn, this, args);
+      } finally {
+        S.s += LIM.stackUnitsPerFrame;
+      }
     },
   }[name];
 }
@@ -914,6 +925,35 @@ for (const name of [
     }),
   );
 }
+// Callbacks of keyed collections: charged per entry and per frame (see method()).
+for (const Real of [RealMap, RealSet]) {
+  replace(Real.prototype, 'forEach', (orig) =>
+    method('forEach', function (...args) {
+      charge((this instanceof Real ? this.size : 0) * PER_ELEMENT);
+      return apply(orig, this, args);
+    }),
+  );
+}
+// Iterator helpers are lazy: a chain of them recurses natively on every next(). Chains are capped.
+const helperDepth = new RealWeakMap();
+for (const name of ['map', 'filter', 'take', 'drop', 'flatMap']) {
+  replace(Iterator.prototype, name, (orig) =>
+    method(name, function (...args) {
+      const depth = (helperDepth.get(this) ?? 0) + 1;
+      if (depth > 64) limit('iterator helpers chained more than 64 deep');
+      const it = apply(orig, this, args);
+      helperDepth.set(it, depth);
+      return it;
+    }),
+  );
+}
+for (const name of ['forEach', 'reduce', 'some', 'every', 'find']) {
+  replace(Iterator.prototype, name, (orig) =>
+    method(name, function (...args) {
+      return apply(orig, this, args);
+    }),
+  );
+}
 replace(Iterator.prototype, 'toArray', () =>
   method('toArray', function () {
     const out = [];
@@ -1196,6 +1236,56 @@ function harden(roots) {
     }
   }
 }
+// The override mistake: once a prototype is frozen, assigning a property that it holds as a data
+// property throws, even on an object that merely inherits it (`this.name = 'MyError'` in an Error
+// subclass, `o.toString = f`). For the names people assign, the prototype gets an accessor
+// instead, whose setter defines the property on the receiver, as an unfrozen prototype would allow.
+function tameOverride(proto, name) {
+  const d = getOwnPropertyDescriptor(proto, name);
+  if (d === undefined || !hasOwn(d, 'value')) return;
+  const value = d.value;
+  defineProperty(proto, name, {
+    get: {
+      [name]() {
+        return value;
+      },
+    }[name],
+    set: {
+      [name](v) {
+        if (this === proto)
+          throw new TypeErrorC(`Cannot assign to read only property '${name}' of a built-in prototype`);
+        defineProperty(this, name, { value: v, writable: true, enumerable: true, configurable: true });
+      },
+    }[name],
+    enumerable: d.enumerable,
+    configurable: false,
+  });
+}
+for (const name of [
+  'constructor',
+  'toString',
+  'valueOf',
+  'toLocaleString',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  'propertyIsEnumerable',
+]) {
+  tameOverride(ObjectProto, name);
+}
+for (const E of [
+  ErrorC,
+  TypeErrorC,
+  RangeErrorC,
+  G_.SyntaxError,
+  G_.ReferenceError,
+  G_.EvalError,
+  G_.URIError,
+]) {
+  for (const name of ['name', 'message', 'constructor', 'toString']) tameOverride(E.prototype, name);
+}
+tameOverride(FunctionProto, 'toString');
+tameOverride(ArrayProto, 'toString');
+
 harden([G_, ...objectKeys(hidden).map((k) => hidden[k])]);
 
 // ---------------------------------------------------------------------------------------------
@@ -1435,7 +1525,11 @@ function decMap(n, depth) {
   for (let i = 0; i < n; i++) {
     const k = dec(depth + 1);
     if (typeof k !== 'string' || k === '__proto__') corrupt();
-    out[k] = dec(depth + 1);
+    const v = dec(depth + 1);
+    // Keys that exist on the frozen Object.prototype are defined, not assigned (override mistake).
+    if (k in ObjectProto)
+      defineProperty(out, k, { value: v, writable: true, enumerable: true, configurable: true });
+    else out[k] = v;
   }
   return out;
 }

@@ -79,6 +79,20 @@ describe('code generation and host reach', () => {
     );
   });
 
+  it('the runtime object handed to the module is unreachable (no factory arguments, no shadowed undefined)', () => {
+    expect(
+      refused('const grab = () => arguments[0]; export const methods = { run() { return grab().G.g; } };'),
+    ).toMatch(/arguments` outside a function/);
+    // Inside a real function `arguments` is that function's own.
+    expect(attack(`function f(a: number) { return arguments.length + a; } return f(41);`).returnValue).toBe(
+      42,
+    );
+    // A module that shadows `undefined` does not change which exports the VM sees.
+    const r = attack(`return 'ok';`, { prelude: 'const undefined = { run() { return "views?"; } };' });
+    expect(r.returnValue).toBe('ok');
+    expect(chain.view(`attack${seq - 1}`, 'run').errorCode).toBe('NO_VIEW');
+  });
+
   it('string methods that would build a regular expression are gone', () => {
     const r = attack(`return ('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!' as any).match('(a+)+$');`);
     expect(r.status).toBe('reverted');
@@ -203,6 +217,36 @@ describe('stack', () => {
     expect(flat.errorCode).toBe('VM_LIMIT');
   });
 
+  it('recursion that runs only through built-ins, constructors or field initializers is metered too', () => {
+    const cases: Array<[string, string]> = [
+      [`class A { x: unknown = new A(); } return new A() !== null;`, 'STACK_OVERFLOW'],
+      [
+        `let C: any = class {}; for (let i = 0; i < 20000; i++) C = class extends C {}; return new C() !== null;`,
+        'STACK_OVERFLOW',
+      ],
+      [
+        `let a: any[] = [() => 1, null, []]; for (let i = 0; i < 100000; i++) a = [Reflect.apply, null, a]; return Reflect.apply(a[0], a[1], a[2]);`,
+        'STACK_OVERFLOW',
+      ],
+      [
+        `let f: any = () => 0; for (let i = 0; i < 100000; i++) { f = Map.prototype.forEach.bind(new Map([[1, 1]]), f); } return f();`,
+        'STACK_OVERFLOW',
+      ],
+      [
+        `let f: any = () => 0; for (let i = 0; i < 100000; i++) { f = Array.prototype.forEach.bind([1], f); } return f();`,
+        'STACK_OVERFLOW',
+      ],
+      [
+        `let it: any = [1].values(); for (let i = 0; i < 100000; i++) it = it.map((x: number) => x); return it.next().value;`,
+        'VM_LIMIT',
+      ],
+    ];
+    for (const [body, code] of cases) {
+      const r = attack(body, { gasLimit: 50_000_000 });
+      expect(r.errorCode, `${body} → ${r.error}`).toBe(code);
+    }
+  });
+
   it('the budget fires first even when the host calls in from deep in its own stack', () => {
     const name = `deep${seq++}`;
     chain.deploy(
@@ -297,5 +341,21 @@ describe('the node afterwards', () => {
     const r = chain.call('counter', 'increment', { name: 'after' });
     expect(r.status).toBe('ok');
     expect(r.returnValue).toBe(1);
+  });
+});
+
+describe('frozen built-ins stay usable', () => {
+  it('assigning names that built-in prototypes hold works on ordinary objects (no override mistake)', () => {
+    const r = attack(`
+      class Problem extends Error { constructor(m: string) { super(m); this.name = 'Problem'; } }
+      const o: any = {};
+      o.toString = () => 'custom';
+      o.constructor = 'c';
+      const e = new Problem('bad');
+      let refused = '';
+      try { (Object.prototype as any).toString = () => 'x'; } catch (err) { refused = (err as Error).name; }
+      return [e.name, String(e), \`\${o}\`, o.constructor, refused, Object.prototype.toString.call([])];`);
+    expect(r.status, r.error).toBe('ok');
+    expect(r.returnValue).toEqual(['Problem', 'Problem: bad', 'custom', 'c', 'TypeError', '[object Array]']);
   });
 });

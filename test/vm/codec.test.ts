@@ -23,7 +23,17 @@ afterAll(() => chain.close());
 const key = fc.oneof(
   fc.string({ maxLength: 12 }).filter((k) => k !== '__proto__'),
   // Names the frozen Object.prototype holds, and integer-like keys (ordered first by JavaScript).
-  fc.constantFrom('toString', 'constructor', 'valueOf', 'hasOwnProperty', '0', '9', '10', '4294967294', '4294967295'),
+  fc.constantFrom(
+    'toString',
+    'constructor',
+    'valueOf',
+    'hasOwnProperty',
+    '0',
+    '9',
+    '10',
+    '4294967294',
+    '4294967295',
+  ),
 );
 const integer = fc.oneof(
   fc.integer({ min: -(2 ** 31) - 5, max: 2 ** 32 + 5 }),

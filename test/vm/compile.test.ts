@@ -51,7 +51,9 @@ describe('compileContract', () => {
     expect(code.match(/if \(\(__G\.g -= \d+\) < 0\) __oog\(\)/g)).toHaveLength(3);
     expect(code.match(/__ck\(/g)).toHaveLength(2);
     // The factory is an arrow function, so module code cannot reach its arguments.
-    expect(code.startsWith('(__rt => {') || code.startsWith('((__rt) => {') || /^\(*__rt\s*=>/.test(code)).toBe(true);
+    expect(
+      code.startsWith('(__rt => {') || code.startsWith('((__rt) => {') || /^\(*__rt\s*=>/.test(code),
+    ).toBe(true);
   });
 
   it('throws CompileError with every diagnostic and the first one in its message', () => {

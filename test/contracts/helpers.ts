@@ -55,6 +55,9 @@ export const CONTRACTS = ['membership', 'approvals', 'encumbrances', 'receivable
 
 export const CREDIT_LIMIT = 1_000_000n;
 
+/** Gas limit of every test transaction (within the VM's maximum). */
+export const GAS = 10_000_000;
+
 /** The address createTestChain gives account `name`. */
 export function accountAddress(name: string): string {
   return toHex(addressOf(keyPairFromSecret(sha256(utf8(`trellis.test-account.${name}`))).publicKey));
@@ -88,7 +91,7 @@ export function consortium(): TestChain {
       orderFinancing: null,
     };
     for (const c of CONTRACTS.filter((n) => existsSync(new URL(`../../contracts/${n}.ts`, import.meta.url)))) {
-      const r = chain.deploy(c, source(c), { from: 'deployer', initArgs: initArgs[c] ?? null });
+      const r = chain.deploy(c, source(c), { from: 'deployer', initArgs: initArgs[c] ?? null, gasLimit: GAS });
       if (r.status !== 'ok') throw new Error(`deploy ${c}: ${r.errorCode} ${r.error}`);
     }
     base = { state: chain.state, executor };
@@ -163,7 +166,7 @@ export function recorder(chain: TestChain): Recorder {
     chain,
     events,
     call(contract, method, args, from) {
-      const r = chain.block([{ contract, method, args, from }]);
+      const r = chain.block([{ contract, method, args, from, gasLimit: GAS }]);
       for (const e of r.events) events.push(e);
       return r.receipts[r.receipts.length - 1]!;
     },

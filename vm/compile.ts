@@ -98,6 +98,7 @@ const RUNTIME_NAMES = [
   'spa',
   'spo',
   'fin',
+  'sw',
 ] as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -1073,6 +1074,9 @@ function instrument(program: N, info: ModuleInfo, costs: Costs): N {
         node.argument = call(helper, [node.argument as N]);
         return node;
       }
+      case 'SwitchStatement':
+        node.discriminant = call('__sw', [node.discriminant as N, num((node.cases as N[]).length)]);
+        return node;
       case 'VariableDeclarator':
         if (arrayPatternHasRest(node.id as N) && node.init !== null && node.init !== undefined) {
           node.init = call('__spr', [node.init as N]);

@@ -66,8 +66,12 @@ export const Gas = {
 
 /** Limits. Each bounds something a contract or a transaction could otherwise grow without end. */
 export const VmLimits = {
-  /** Largest gas limit a transaction may ask for; more is rejected. */
-  maxTxGas: 100_000_000,
+  /**
+   * Largest gas limit a transaction may ask for; more is rejected. Allocation costs at least one
+   * gas per 16 bytes (two-byte strings are the cheapest), so one transaction can hold at most
+   * ~320 MB: below `memoryLimitMb`, so the memory backstop is never the way a call ends.
+   */
+  maxTxGas: 20_000_000,
   /** Gas a module's load-time code may use (it is straight-line code, bounded by source size). */
   initGas: 10_000_000,
   /** Default and largest gas of a scheduled callback. */

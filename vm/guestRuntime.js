@@ -306,6 +306,11 @@ function spr(x) {
 function spa(x) {
   return iterableCost(x, true);
 }
+/** `switch` compares its value with each case: a long string costs its length per case. */
+function sw(x, cases) {
+  if (typeof x === 'string' && x.length > FREE_STRING) charge((x.length >>> CHAR_SHIFT) * cases);
+  return x;
+}
 /** Object spread and for-in enumerate every index of a string or typed array. */
 function spo(x) {
   if (typeof x === 'string') charge(x.length * PER_ELEMENT);
@@ -485,7 +490,15 @@ for (const name of [
       if ((name === 'toReversed' || name === 'toSpliced' || name === 'with') && n > LIM.maxArrayLength) {
         limit(`array longer than ${LIM.maxArrayLength}`);
       }
-      charge(n * PER_ELEMENT);
+      // Searching for a long string compares it with every element.
+      const needle = args[0];
+      const per =
+        (name === 'includes' || name === 'indexOf' || name === 'lastIndexOf') &&
+        typeof needle === 'string' &&
+        needle.length > FREE_STRING
+          ? needle.length >>> CHAR_SHIFT
+          : 0;
+      charge(n * (PER_ELEMENT + per));
       return apply(orig, this, args);
     }),
   );
@@ -502,9 +515,20 @@ replace(ArrayProto, 'fill', (orig) =>
 for (const name of ['sort', 'toSorted']) {
   replace(ArrayProto, name, (orig) =>
     method(name, function (...args) {
-      const n = toLength(thisObject(this, `Array.prototype.${name}`).length);
+      const o = thisObject(this, `Array.prototype.${name}`);
+      const n = toLength(o.length);
       if (name === 'toSorted' && n > LIM.maxArrayLength) limit(`array longer than ${LIM.maxArrayLength}`);
-      charge(n * (1 + (n > 1 ? 32 - Math.clz32(n) : 0)) * PER_ELEMENT);
+      // Without a comparator elements are compared as strings: charge for the longest one too.
+      let longest = 0;
+      if (args[0] === undefined) {
+        charge(n * PER_ELEMENT);
+        for (let i = 0; i < n; i++) {
+          const v = o[i];
+          if (typeof v === 'string' && v.length > longest) longest = v.length;
+        }
+      }
+      const per = PER_ELEMENT + (longest > FREE_STRING ? longest >>> CHAR_SHIFT : 0);
+      charge(n * (1 + (n > 1 ? 32 - Math.clz32(n) : 0)) * per);
       return apply(orig, this, args);
     }),
   );
@@ -1939,6 +1963,7 @@ const RT = freeze({
   spa,
   spo,
   fin,
+  sw,
   seal,
 });
 

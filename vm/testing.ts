@@ -11,6 +11,7 @@ import {
   type LifecyclePolicy,
   type ViewResult,
 } from './executor.ts';
+import { VmLimits } from './gasTable.ts';
 import { createMemoryState, type MemoryState } from './memoryState.ts';
 
 /**
@@ -98,7 +99,7 @@ export interface TestChain {
 }
 
 /** Default gas limit of test transactions. */
-export const TEST_GAS_LIMIT = 50_000_000;
+export const TEST_GAS_LIMIT = VmLimits.maxTxGas;
 
 /** Creates a fake chain with its own executor. Close it when done. */
 export function createTestChain(options: TestChainOptions = {}): TestChain {

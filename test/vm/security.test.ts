@@ -185,7 +185,7 @@ describe('stack', () => {
     const r = attack(
       `const f = (n: number): number => { ${locals} let acc = 0; ${sum} return f(n + 1) + acc; }; return f(0);`,
       {
-        gasLimit: 50_000_000,
+        gasLimit: 20_000_000,
       },
     );
     expect(r.errorCode).toBe('STACK_OVERFLOW');
@@ -203,14 +203,14 @@ describe('stack', () => {
     const nested = attack(
       `let a: any[] = []; for (let i = 0; i < 100000; i++) a = [a]; return String(a).length;`,
       {
-        gasLimit: 50_000_000,
+        gasLimit: 20_000_000,
       },
     );
     expect(nested.errorCode).toBe('STACK_OVERFLOW');
     const flat = attack(
       `let a: any[] = [1]; for (let i = 0; i < 100000; i++) a = [a]; return a.flat(Infinity).length;`,
       {
-        gasLimit: 50_000_000,
+        gasLimit: 20_000_000,
       },
     );
     expect(flat.status).toBe('reverted');
@@ -242,7 +242,7 @@ describe('stack', () => {
       ],
     ];
     for (const [body, code] of cases) {
-      const r = attack(body, { gasLimit: 50_000_000 });
+      const r = attack(body, { gasLimit: 20_000_000 });
       expect(r.errorCode, `${body} → ${r.error}`).toBe(code);
     }
   });
@@ -264,11 +264,11 @@ describe('stack', () => {
 
   it('many call arguments are capped', () => {
     const spread = attack(`const a = new Array(100000).fill(1); return Math.max(...a);`, {
-      gasLimit: 50_000_000,
+      gasLimit: 20_000_000,
     });
     expect(spread.errorCode).toBe('VM_LIMIT');
     const apply = attack(`const a = new Array(100000).fill(1); return Math.max.apply(null, a);`, {
-      gasLimit: 50_000_000,
+      gasLimit: 20_000_000,
     });
     expect(apply.errorCode).toBe('VM_LIMIT');
   });
@@ -357,5 +357,21 @@ describe('frozen built-ins stay usable', () => {
       return [e.name, String(e), \`\${o}\`, o.constructor, refused, Object.prototype.toString.call([])];`);
     expect(r.status, r.error).toBe('ok');
     expect(r.returnValue).toEqual(['Problem', 'Problem: bad', 'custom', 'c', 'TypeError', '[object Array]']);
+  });
+});
+
+describe('comparing long strings', () => {
+  it('is charged by length wherever it happens, so it cannot burn time for little gas', () => {
+    const setup = `const a = 'x'.repeat(500000) + 'a'; const b = 'x'.repeat(500000) + 'b';`;
+    const cases = [
+      `${setup} let n = 0; for (let i = 0; i < 10000; i++) { if (a === b) n++; } return n;`,
+      `${setup} let n = 0; for (let i = 0; i < 10000; i++) { switch (a) { case b: n++; break; default: } } return n;`,
+      `${setup} const arr = new Array(1000).fill(b); let n = 0; for (let i = 0; i < 100; i++) { if (arr.includes(a)) n++; } return n;`,
+      `${setup} const arr = new Array(2000).fill(b); arr.push(a); for (let i = 0; i < 10; i++) arr.sort(); return arr.length;`,
+    ];
+    for (const body of cases) {
+      const r = attack(body, { gasLimit: 5_000_000 });
+      expect(r.status, body).toBe('out-of-gas');
+    }
   });
 });

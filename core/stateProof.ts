@@ -157,10 +157,10 @@ export function stateInternalHashAt(
     const b = buffers[i];
     if (b === undefined) internalScratch.set(EMPTY_STATE_ROOT, 1 + i * HASH_BYTES);
     else {
-      // Buffer#copy avoids allocating a view per child; plain Uint8Arrays take the slow path.
+      // A byte loop: for 32 bytes it beats both a view per child and a native Buffer#copy call.
       const o = offsets[i]!;
-      if (Buffer.isBuffer(b)) b.copy(internalScratch, 1 + i * HASH_BYTES, o, o + HASH_BYTES);
-      else internalScratch.set(b.subarray(o, o + HASH_BYTES), 1 + i * HASH_BYTES);
+      const t = 1 + i * HASH_BYTES;
+      for (let j = 0; j < HASH_BYTES; j++) internalScratch[t + j] = b[o + j]!;
     }
   }
   return sha256(internalScratch);

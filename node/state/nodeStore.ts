@@ -384,11 +384,16 @@ export function encodeInternalFrom(
   let o = HEADER_BYTES;
   for (let i = 0; i < 16; i++) {
     if ((inherited >> i) & 1) {
+      // Inherited entries next to each other in the base are copied in one call.
       const b = base!;
       const from = childOffset(b, i);
-      const n = entrySize(b, i, from);
-      b.bytes.copy(buf, o, from, from + n);
-      o += n;
+      let to = from + entrySize(b, i, from);
+      while (i + 1 < 16 && (inherited >> (i + 1)) & 1) {
+        i++;
+        to += entrySize(b, i, to);
+      }
+      b.bytes.copy(buf, o, from, to);
+      o += to - from;
       continue;
     }
     const c = children[i];
@@ -534,8 +539,8 @@ export interface NodeReader {
   loadBytes(version: number, path: Bytes, depth: number): Bytes;
   /** Adds nodes just written (so the next block need not read them back). */
   remember(entries: Iterable<[string, StoredNode]>): void;
-  /** Drops nodes that left the latest version, so the cache holds live nodes. */
-  forget(keys: Iterable<Bytes>): void;
+  /** Drops nodes that left the latest version (by latin1 node key), so the cache holds live nodes. */
+  forget(ids: Iterable<string>): void;
   /** Number of decoded nodes held. */
   readonly cached: number;
 }
@@ -591,9 +596,8 @@ export function createNodeReader(kv: KvStore, cacheNodes: number): NodeReader {
     remember: (entries) => {
       for (const [k, n] of entries) put(k, n);
     },
-    forget: (keys) => {
-      for (const k of keys)
-        cache.delete(Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('latin1'));
+    forget: (ids) => {
+      for (const id of ids) cache.delete(id);
     },
     get cached() {
       return cache.size;

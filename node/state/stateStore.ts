@@ -1,4 +1,5 @@
 import { bytesEqual, type Bytes } from '../../core/bytes.ts';
+import { HASH_BYTES } from '../../core/hash.ts';
 import { pack, readArray, readUint, unpackCanonical } from '../../core/codec.ts';
 import {
   StateError,
@@ -17,6 +18,7 @@ import {
   MAX_VERSION,
   META_KEY,
   childAt,
+  childHashOffset,
   createNodeReader,
   decodeKeyList,
   decodeUndo,
@@ -113,6 +115,12 @@ export interface StateStore {
   getAt(version: number, contract: string, key: Bytes): Bytes | undefined;
   /** The value of (contract, key) with a proof against the root of `version` (default: the latest). */
   prove(contract: string, key: Bytes, version?: number): StateProofResult;
+  /**
+   * Reads the latest version's nodes into the node cache, breadth-first from the root, until the
+   * cache is full or the tree is read; returns the number of records read. A restarted node calls
+   * it once so its first blocks do not pay a disk read per node.
+   */
+  warmCache(): number;
 }
 
 /** Most stale-node records one commit deletes, so lowering `retainVersions` cannot make one huge batch. */
@@ -150,6 +158,12 @@ function checkVersionNumber(version: unknown, what: string): asserts version is 
 }
 
 const ZERO_PATH = Buffer.alloc(32);
+
+function popcount16(x: number): number {
+  let n = 0;
+  for (let v = x; v !== 0; v &= v - 1) n++;
+  return n;
+}
 
 /**
  * Opens the state kept in `kv` (creating nothing until the first commit). Loads the ordered key
@@ -255,14 +269,15 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
         case 'internal': {
           const n = nibbleAt(keyHash, depth);
           if (levels !== undefined) {
-            let bitmap = 0;
+            // Sibling hashes are copied straight from the node's bytes into one buffer per level.
+            const bitmap = node.bitmap & ~(1 << n);
+            const all = Buffer.allocUnsafe(popcount16(bitmap) * HASH_BYTES);
             const siblings: Bytes[] = [];
-            for (let i = 0; i < 16; i++) {
-              if (i === n) continue;
-              const c = childAt(node, i);
-              if (c === undefined) continue;
-              bitmap |= 1 << i;
-              siblings.push(Buffer.from(c.hash));
+            for (let i = 0, j = 0; i < 16; i++) {
+              if (!((bitmap >> i) & 1)) continue;
+              const o = childHashOffset(node, i);
+              node.bytes.copy(all, j * HASH_BYTES, o, o + HASH_BYTES);
+              siblings.push(all.subarray(j * HASH_BYTES, ++j * HASH_BYTES));
             }
             levels.push({ bitmap, siblings });
           }
@@ -443,7 +458,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
           meta = newMeta;
           root = built.root;
           reader.remember(built.nodes);
-          reader.forget(built.stale);
+          reader.forget(built.staleIds);
           rootNode = reader.load(version, ZERO_PATH, 0);
           for (const r of roots.keys()) if (r < oldest) roots.delete(r);
           for (const u of undoCache.keys()) if (u <= oldest) undoCache.delete(u);
@@ -461,6 +476,34 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     },
 
     rootAt,
+
+    warmCache() {
+      if (meta === undefined) return 0;
+      let read = 0;
+      // Breadth-first: the upper levels, touched by every block, come first.
+      let level: Array<{ version: number; path: Buffer; depth: number }> = [
+        { version: meta.latest, path: ZERO_PATH, depth: 0 },
+      ];
+      while (level.length > 0 && read < cacheNodes) {
+        const next: typeof level = [];
+        for (const { version, path, depth } of level) {
+          if (read >= cacheNodes) break;
+          const node = reader.load(version, path, depth);
+          read++;
+          if (node.kind !== 'internal') continue;
+          for (let i = 0; i < 16; i++) {
+            const c = childAt(node, i);
+            if (c === undefined || c.t !== 'ref') continue;
+            const p = Buffer.from(path);
+            const d = depth >> 1;
+            p[d] = depth & 1 ? (p[d]! & 0xf0) | i : (i << 4) | (p[d]! & 0x0f);
+            next.push({ version: c.version, path: p, depth: depth + 1 });
+          }
+        }
+        level = next;
+      }
+      return read;
+    },
 
     getAt(version, contract, key) {
       checkRetained(version);

@@ -85,6 +85,8 @@ export interface SerializedTree {
   readonly ops: BatchOp[];
   /** Keys of committed nodes that are not part of the new version. */
   readonly stale: Buffer[];
+  /** The same keys as latin1 strings (the node cache's keys). */
+  readonly staleIds: string[];
   /** The new nodes decoded, by latin1 node key, for the cache once the batch is written. */
   readonly nodes: Array<[string, StoredNode]>;
 }
@@ -341,7 +343,7 @@ export function createWorkingTree(
       else if (root.t === 'emb')
         throw new StateError('CORRUPT', 'state tree: the root cannot be embedded', {});
       else emit(root, Buffer.alloc(32), 0);
-      return { root: rootHash, ops, stale: [...stale.values()], nodes };
+      return { root: rootHash, ops, stale: [...stale.values()], staleIds: [...stale.keys()], nodes };
     },
   };
 }

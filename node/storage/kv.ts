@@ -39,6 +39,11 @@ export interface LevelStoreOptions {
   readonly syncWrites?: boolean;
   /** LevelDB block cache in bytes. */
   readonly cacheSizeBytes?: number;
+  /**
+   * LevelDB memtable size in bytes (LevelDB's default is 4 MiB). Larger means fewer, larger level-0
+   * files and less compaction work under a heavy write load, at the cost of memory and replay time.
+   */
+  readonly writeBufferSizeBytes?: number;
 }
 
 /** Opens (creating if missing) a LevelDB store in `location`. */
@@ -47,6 +52,7 @@ export async function openLevelStore(location: string, options: LevelStoreOption
     keyEncoding: 'view',
     valueEncoding: 'view',
     cacheSize: options.cacheSizeBytes ?? 64 * 1024 * 1024,
+    ...(options.writeBufferSizeBytes === undefined ? {} : { writeBufferSize: options.writeBufferSizeBytes }),
   });
   await db.open();
   const sync = options.syncWrites ?? true;

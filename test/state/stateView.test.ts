@@ -201,6 +201,22 @@ describe.each(BACKENDS)('state view (%s)', (_name, make) => {
       expect(str(store.getAt(0, 'c', b('k')))).toBe('old');
     });
 
+    it('warmCache reads the latest tree into the cache; reads and proofs are unchanged', async () => {
+      await fresh();
+      const v = store.view();
+      for (let i = 0; i < 500; i++) v.set('c', b(`k${i}`), b(`v${i}`));
+      await commit(kv, store, v, 0);
+      const reopened = await openStateStore(kv, { version: 0, cacheNodes: 1000 });
+      const read = reopened.warmCache();
+      expect(read).toBeGreaterThan(1);
+      expect(read).toBeLessThanOrEqual(1000);
+      const small = await openStateStore(kv, { version: 0, cacheNodes: 2 });
+      expect(small.warmCache()).toBe(2);
+      const p = reopened.prove('c', b('k7'));
+      expect(str(p.value)).toBe('v7');
+      expect(Buffer.from(p.root).equals(store.root)).toBe(true);
+    });
+
     it('opening at a version other than the stored one is refused', async () => {
       await fresh();
       await expect(openStateStore(kv, { version: 0 })).rejects.toMatchObject({ code: 'VERSION_MISSING' });

@@ -2,6 +2,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toHex, utf8 } from '../../core/bytes.ts';
+import { decodeValue } from '../../core/codec.ts';
+import { addressOf, generateKeyPair } from '../../core/keys.ts';
+import { validatorOf } from '../../core/types.ts';
+import { loadKeyFile } from '../../node/keystore.ts';
+import { createClient } from '../../rpc/sdk/client.ts';
+import { createLightClient } from '../../rpc/sdk/proofs.ts';
+import { createWallet } from '../../rpc/sdk/wallet.ts';
+import type * as TokenModule from '../rpc/fixtures/token.ts';
 import { createCluster, type Cluster } from './harness.ts';
 
 interface Commit {
@@ -92,5 +101,43 @@ describe('a 4-validator consortium on loopback', () => {
     });
     const [end] = await heights([0]);
     await expectSameChain([0, 1, 2, 3], end!);
+  });
+
+  it('proves a state value and a transaction from one node against certified headers fetched from another', async () => {
+    const node0 = createClient({ url: cluster.nodes[0]!.rpcUrl });
+    const node3 = createClient({ url: cluster.nodes[3]!.rpcUrl });
+    try {
+      const admin = await loadKeyFile(cluster.network.admins[0]!.keyFile, { allowUnencrypted: true });
+      const source = readFileSync(new URL('../rpc/fixtures/token.ts', import.meta.url), 'utf8');
+      const deployed = await createWallet(node0, admin).sendAndWait({
+        kind: 'deploy',
+        contract: 'token',
+        args: { source },
+      });
+      expect(deployed.receipt.status).toBe('ok');
+      const alice = generateKeyPair();
+      const bob = addressOf(generateKeyPair().publicKey);
+      const token = node0.contract<typeof TokenModule>('token', createWallet(node0, alice));
+      await token.methods.mint({ to: addressOf(alice.publicKey), amount: 500 });
+      const sent = await token.methods.transfer({ to: bob, amount: 120 });
+      expect(sent.ok).toBe(true);
+      await cluster.waitFor('node 3 has the transfer', async () => (await cluster.height(3)) >= sent.height);
+      const light = createLightClient({
+        chainId: cluster.network.genesis.chainId,
+        validatorsAt: () => cluster.network.genesis.validators.map((v) => validatorOf(v.publicKey)),
+      });
+      const state = await light.verifyState('token', utf8(`bal/${toHex(bob)}`), {
+        proofFrom: node0,
+        headerFrom: node3,
+      });
+      expect(decodeValue(state.value!)).toBe(120);
+      const tx = await light.verifyTx(sent.receipt.txHash, { proofFrom: node0, headerFrom: node3 });
+      expect(tx.height).toBe(sent.height);
+      const receipt = await light.verifyReceipt(sent.receipt.txHash, { proofFrom: node0, headerFrom: node3 });
+      expect(receipt.receipt.status).toBe('ok');
+    } finally {
+      node0.close();
+      node3.close();
+    }
   });
 });

@@ -31,10 +31,10 @@ import {
 } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Aedes, type AedesPublishPacket, type Client as AedesClient } from 'aedes';
+import { Aedes, type PublishPacket, type Client as AedesClient } from 'aedes';
 import { connect as mqttConnect, type MqttClient } from 'mqtt';
 import { bytesEqual, toHex, type Bytes } from '../../core/bytes.ts';
-import { pack, readArray, unpackCanonical, type Value } from '../../core/codec.ts';
+import { encodeValue, readArray, unpackCanonical, type Value } from '../../core/codec.ts';
 import { sha256 } from '../../core/hash.ts';
 import { addressOf, type KeyPair } from '../../core/keys.ts';
 import { merkleProof, merkleRoot, type MerkleProof } from '../../core/merkle.ts';
@@ -312,7 +312,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const accepted: AcceptedReading = { ...r, metric: d.metric, receivedAt };
     list.push(accepted);
     open.set(ws, list);
-    const durable = appendLog.append(pack(['r', ws, encodeLeaf(accepted)]));
+    const durable = appendLog.append(encodeValue(['r', ws, encodeLeaf(accepted)]));
     remember(id, durable);
     await durable;
     stats.accepted++;
@@ -330,10 +330,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     const leaves = readings.map(encodeLeaf);
     const root = merkleRoot(leaves);
     const env = encodeEnvelope(
-      sealEnvelope(pack(leaves), `${options.gatewayId}:${seqNo}:${toHex(root)}`, lenders),
+      sealEnvelope(encodeValue(leaves), `${options.gatewayId}:${seqNo}:${toHex(root)}`, lenders),
     );
     const batchHash = sha256(env);
-    writeDurable(batchPath(seqNo, 'leaves'), pack(leaves));
+    writeDurable(batchPath(seqNo, 'leaves'), encodeValue(leaves));
     writeDurable(batchPath(seqNo, 'env'), env);
     const w: ClosedWindow = {
       seqNo,
@@ -344,7 +344,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       metrics: aggregate(readings),
     };
     // The close record makes the window's seqNo final; the window is anchored only after it.
-    await appendLog.append(pack(['c', seqNo, ws, w.count, root, batchHash, w.metrics]));
+    await appendLog.append(encodeValue(['c', seqNo, ws, w.count, root, batchHash, w.metrics]));
     lastSeq = seqNo;
     closedUntil = Math.max(closedUntil, ws + windowMs);
     closed.set(seqNo, w);
@@ -423,7 +423,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   }
 
   async function markAnchored(seqNo: number, height: number, txHash: Bytes): Promise<void> {
-    await appendLog.append(pack(['a', seqNo, height, txHash]));
+    await appendLog.append(encodeValue(['a', seqNo, height, txHash]));
     anchored.set(seqNo, { height, txHash });
     stats.windowsAnchored++;
     stats.lastAnchoredSeq = Math.max(stats.lastAnchoredSeq, seqNo);
@@ -573,9 +573,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(
-        JSON.stringify(body, (_k, v: unknown) =>
-          typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? toHex(v) : v,
-        ),
+        // The holder's raw value: Buffer.toJSON would otherwise run before the replacer sees it.
+        JSON.stringify(body, function (this: Record<string, unknown>, k: string, v: unknown) {
+          const raw = this[k];
+          return typeof raw === 'bigint' ? raw.toString() : raw instanceof Uint8Array ? toHex(raw) : v;
+        }),
       );
     };
     const url = new URL(req.url ?? '/', 'http://gateway');
@@ -685,7 +687,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const b = await Aedes.createBroker({ id: `trellis-gateway-${options.gatewayId}` });
     b.authorizePublish = (
       _client: AedesClient | null,
-      packet: AedesPublishPacket,
+      packet: PublishPacket,
       callback: (err?: Error | null) => void,
     ) => {
       if (packet.topic.startsWith('$SYS/')) return callback(new Error('$SYS topics are reserved'));

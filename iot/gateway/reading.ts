@@ -3,7 +3,7 @@
  * puts in a window's Merkle tree (the bytes a proof later shows).
  */
 import { fromHex, toHex, utf8, type Bytes } from '../../core/bytes.ts';
-import { pack, readArray, unpackCanonical } from '../../core/codec.ts';
+import { encodeValue, readArray, unpackCanonical } from '../../core/codec.ts';
 import { sign, verify } from '../../core/keys.ts';
 import { IotError } from './errors.ts';
 
@@ -33,7 +33,7 @@ const MAX_VALUE = 2n ** 62n;
 
 /** The bytes a device signs: domain tag, device, n, ts, value. */
 export function readingMessage(r: { device: string; n: number; ts: number; value: bigint }): Bytes {
-  return pack(['trellis.iot.reading.v1', r.device, r.n, r.ts, r.value]);
+  return encodeValue(['trellis.iot.reading.v1', r.device, r.n, r.ts, r.value]);
 }
 
 /** Signs a reading with a device key. */
@@ -110,7 +110,7 @@ export function readingFromBytes(payload: Uint8Array): Reading {
 
 /** Canonical leaf bytes of an accepted reading: what its Merkle proof commits to. */
 export function encodeLeaf(r: AcceptedReading): Bytes {
-  return pack(['trellis.iot.leaf.v1', r.device, r.metric, r.n, r.ts, r.value, r.sig, r.receivedAt]);
+  return encodeValue(['trellis.iot.leaf.v1', r.device, r.metric, r.n, r.ts, r.value, r.sig, r.receivedAt]);
 }
 
 /** Decodes leaf bytes back to the reading (for a verifier showing what was proven). */

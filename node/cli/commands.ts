@@ -4,6 +4,8 @@ import { startCommand } from './start.ts';
 import { upCommand } from './up.ts';
 import { rpcCommands } from './rpcCommands.ts';
 import { addContractCheck } from './contractCheck.ts';
+import { gatewayCommand } from './gateway.ts';
+import { iotCommand } from './iot.ts';
 
 /** A CLI subcommand. */
 export interface Command {
@@ -14,6 +16,14 @@ export interface Command {
 }
 
 /** Every subcommand, in the order `trellis help` lists them. */
-export const commands: Command[] = [initCommand, keysCommand, startCommand, upCommand, ...rpcCommands];
+export const commands: Command[] = [
+  initCommand,
+  keysCommand,
+  startCommand,
+  upCommand,
+  ...rpcCommands,
+  gatewayCommand,
+  iotCommand,
+];
 // `trellis contract check` (vm/check.ts) joins the `trellis contract` subcommands.
 addContractCheck(commands);

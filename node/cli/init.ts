@@ -31,6 +31,7 @@ import {
 } from '../genesis.ts';
 import { PASSPHRASE_ENV, saveKeyFile, type KeyProtection, type ScryptParams } from '../keystore.ts';
 import { runtimeId } from '../runtime.ts';
+import { scfGenesisContracts } from '../scfGenesis.ts';
 import type { Command } from './commands.ts';
 import { keyProtectionFrom } from './keys.ts';
 import { CliError, flag, integerOption, parseCommand, stringOption } from './parse.ts';
@@ -69,7 +70,10 @@ export interface LocalNetworkOptions {
   readonly basePorts?: { readonly p2p: number; readonly rpc: number };
   /** Overrides of the default consensus parameters (tests use short timers). */
   readonly consensus?: Partial<ConsensusParams>;
-  /** Contracts deployed at height 0 (default none), e.g. membership and iot for the IoT tests. */
+  /**
+   * Contracts deployed at height 0, e.g. membership and iot for the IoT tests (default: the
+   * supply-chain-finance contracts of node/scfGenesis.ts).
+   */
   readonly contracts?: ReadonlyArray<{ name: string; source: string; initArgs?: Value }>;
 }
 
@@ -181,7 +185,10 @@ export async function writeLocalNetwork(options: LocalNetworkOptions): Promise<L
     })),
     validators,
     consensus: { ...DEFAULT_CONSENSUS_PARAMS, ...options.consensus },
-    contracts: (options.contracts ?? []).map((c) => ({ ...c })),
+    // Default: the supply-chain-finance contracts (node/scfGenesis.ts), deployed at height 0.
+    contracts: (
+      options.contracts ?? scfGenesisContracts(orgs.map((o, i) => ({ ...o, admins: [admins[i]!.key.publicKey] })))
+    ).map((c) => ({ ...c })),
   });
   writeFileSync(layout.genesisFile, JSON.stringify(genesisToJson(genesis), null, 2) + '\n');
 

@@ -5,6 +5,8 @@
  *   npm run bench:vm           (BENCH_VM_ROUNDS=n for more rounds; default 15)
  *
  * Figures for the transfer:
+ * - isolate: the transfer inside its warm context alone (`sandbox.invoke`, the host answering
+ *   reads from a constant, nothing applied): the VM's own cost, round trip included;
  * - call: one contract call through the executor (`runCall`: registry lookup, isolate round trip,
  *   two host reads, applying two writes and one event, checkpoint), no transaction envelope;
  * - block: `executeBlock` over pre-signed transactions (nonce check and update, gas, receipts,
@@ -16,7 +18,10 @@
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import type IvmModule from 'isolated-vm';
+import { encodeValue } from '../core/codec.ts';
 import type { SignedTransaction } from '../core/types.ts';
+import { compileContract } from '../vm/compile.ts';
+import { createSandbox, InvokeKind } from '../vm/sandbox.ts';
 import { createTestChain } from '../vm/testing.ts';
 
 process.removeAllListeners('warning');
@@ -73,6 +78,38 @@ const call = (n: number): void => {
   }
 };
 
+// 2b. The same transfer inside the isolate only: no state store, no envelope applied.
+const sandbox = createSandbox();
+const loaded = sandbox.load('bench:rcv', compileContract(source).code);
+if (typeof loaded === 'string') throw new Error(loaded);
+const balance = Buffer.from(encodeValue(10n ** 15n)).toString('latin1');
+loaded.handler = (op) => (op === 1 ? balance : -1);
+const isolateArgs = Buffer.from(encodeValue({ to, amount: 1 })).toString('latin1');
+const isolate1 = (n: number): void => {
+  for (let k = 0; k < n; k++) {
+    const r = sandbox.invoke(
+      loaded,
+      {
+        kind: InvokeKind.method,
+        method: 'transfer',
+        args: isolateArgs,
+        contract: 'rcv',
+        sender: holders[k % holders.length]!.address,
+        origin: '',
+        txHash: `0x${'11'.repeat(32)}`,
+        height: 1,
+        time: 1,
+        scheduled: false,
+        gas: 100_000,
+        stackUnits: 40_000,
+        cacheSession: 1,
+      },
+      true,
+    );
+    if (r.status !== 0) throw new Error(`transfer failed: ${r.message}`);
+  }
+};
+
 // 3. Whole blocks of pre-signed transfer transactions (signing is not timed).
 const BLOCK = 1_000;
 let height = 10;
@@ -101,10 +138,13 @@ const block = (txs: SignedTransaction[]): number => {
 
 // Warm everything up, then interleave.
 bare(20_000);
+isolate1(10_000);
 call(10_000);
 block(nextBlock());
 const samples = {
   bare: [] as number[],
+  isolate: [] as number[],
+  isolateRatio: [] as number[],
   call: [] as number[],
   block: [] as number[],
   callRatio: [] as number[],
@@ -113,11 +153,14 @@ const samples = {
 for (let r = 0; r < ROUNDS; r++) {
   const txs = nextBlock();
   const b1 = time(5_000, bare);
+  const iso = time(2_000, isolate1);
   const c = time(2_000, call);
   const k = block(txs);
   const b2 = time(5_000, bare);
   const b = Math.min(b1, b2);
   samples.bare.push(b);
+  samples.isolate.push(iso);
+  samples.isolateRatio.push(iso / b);
   samples.call.push(c);
   samples.block.push(k);
   samples.callRatio.push(c / b);
@@ -136,8 +179,12 @@ console.log(
   `node ${process.version}, isolated-vm ${(require('isolated-vm/package.json') as { version: string }).version}, ${ROUNDS} rounds`,
 );
 row('bare isolated-vm applySync round trip', samples.bare);
+row('transfer: inside the isolate only', samples.isolate);
 row('transfer: one contract call (runCall)', samples.call);
 row(`transfer: executeBlock (${BLOCK} tx/block)`, samples.block);
+console.log(
+  `isolate / bare: best ${best(samples.isolateRatio).toFixed(2)}x, median ${median(samples.isolateRatio).toFixed(2)}x`,
+);
 console.log(
   `call  / bare: best ${best(samples.callRatio).toFixed(2)}x, median ${median(samples.callRatio).toFixed(2)}x   (target <= 5x)`,
 );
@@ -148,5 +195,6 @@ console.log(
   `transfers/s (median): call ${Math.round(1e9 / median(samples.call)).toLocaleString('en-US')}, block ${Math.round(1e9 / median(samples.block)).toLocaleString('en-US')}   (target >= 30,000)`,
 );
 chain.close();
+sandbox.dispose();
 context.release();
 isolate.dispose();

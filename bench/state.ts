@@ -1,34 +1,54 @@
 /**
  * bench:state — the authenticated state tree on LevelDB at a million keys: key updates committed
- * in 1,000-key blocks (execute, compute the root and the batch, write it, finalise), proofs
- * generated and verified per second, and bytes on disk per key. Prints a table.
+ * in 1,000-key blocks (execute the writes, compute the root, build the batch, write it, finalise),
+ * proofs generated and verified per second, and bytes on disk per key. Prints a table.
  *
- * Environment: STATE_BENCH_KEYS (default 1,000,000), STATE_BENCH_BLOCKS (default 60).
+ * Besides wall-clock rates it prints CPU time (main thread, and the whole process including
+ * LevelDB's threads), since on a shared 2-core machine wall-clock figures move with other load;
+ * the 1-minute load average is printed at the start and the end.
+ *
+ * Environment: STATE_BENCH_KEYS (default 1,000,000), STATE_BENCH_BLOCKS (default 60),
+ * STATE_BENCH_WRITE_BUFFER_MB (LevelDB memtable size; default LevelDB's own 4 MiB).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeStateProof, encodeStateProof, verifyStateProof } from '../core/stateProof.ts';
-import { openLevelStore, type KvStore } from '../node/storage/kv.ts';
+import { openLevelStore, type KvStore, type LevelStoreOptions } from '../node/storage/kv.ts';
 import { openStateStore, type StateStore } from '../node/state/stateStore.ts';
 import { table, type Row } from './measure.ts';
 
 const KEYS = Number(process.env.STATE_BENCH_KEYS ?? 1_000_000);
 const BLOCKS = Number(process.env.STATE_BENCH_BLOCKS ?? 60);
+const WRITE_BUFFER_MB = process.env.STATE_BENCH_WRITE_BUFFER_MB;
 const BLOCK_KEYS = 1000;
 const BUILD_BATCH = 100_000;
+const RETAIN = 16;
 const CONTRACT = 'bench';
 
 const dir = mkdtempSync(join(tmpdir(), 'trellis-bench-state-'));
 const keyOf = (i: number): Uint8Array => Buffer.from(`acct/${i.toString().padStart(8, '0')}`);
+const levelOptions = (syncWrites: boolean): LevelStoreOptions => ({
+  syncWrites,
+  ...(WRITE_BUFFER_MB === undefined ? {} : { writeBufferSizeBytes: Number(WRITE_BUFFER_MB) * 2 ** 20 }),
+});
 const rows: Row[] = [];
+const fmt = (n: number): string => n.toLocaleString('en-US', { maximumFractionDigits: 1 });
 const rate = (name: string, ops: number, ms: number, note?: string): Row => ({
   name,
   opsPerSec: (ops * 1000) / ms,
   usPerOp: (ms * 1000) / ops,
   ...(note === undefined ? {} : { note }),
 });
+const threadMs = (): number => {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) / 1000;
+};
+const processMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 function du(path: string): number {
   let total = 0;
@@ -36,29 +56,55 @@ function du(path: string): number {
   return total;
 }
 
+const load0 = loadavg()[0]!;
 let version = -1;
+
+interface BlockTimes {
+  execute: number;
+  root: number;
+  commitOps: number;
+  write: number;
+  finalize: number;
+  ops: number;
+  threadCpu: number;
+  processCpu: number;
+}
+
 async function commitBlock(
   kv: KvStore,
   store: StateStore,
   write: (set: (k: Uint8Array, v: Uint8Array) => void) => void,
-) {
+): Promise<BlockTimes> {
+  const c0 = threadMs();
+  const p0 = processMs();
   const t0 = performance.now();
   const view = store.view();
   write((k, v) => view.set(CONTRACT, k, v));
   const t1 = performance.now();
-  const c = store.commitOps(view, ++version);
+  view.root();
   const t2 = performance.now();
-  await kv.batch(c.ops);
+  const c = store.commitOps(view, ++version);
   const t3 = performance.now();
-  c.finalize();
+  await kv.batch(c.ops);
   const t4 = performance.now();
-  return { execute: t1 - t0, commitOps: t2 - t1, write: t3 - t2, finalize: t4 - t3, ops: c.ops.length };
+  c.finalize();
+  const t5 = performance.now();
+  return {
+    execute: t1 - t0,
+    root: t2 - t1,
+    commitOps: t3 - t2,
+    write: t4 - t3,
+    finalize: t5 - t4,
+    ops: c.ops.length,
+    threadCpu: threadMs() - c0,
+    processCpu: processMs() - p0,
+  };
 }
 
 // 1. Build the tree in big blocks.
 {
-  const kv = await openLevelStore(dir, { syncWrites: false });
-  const store = await openStateStore(kv, { retainVersions: 16 });
+  const kv = await openLevelStore(dir, levelOptions(false));
+  const store = await openStateStore(kv, { retainVersions: RETAIN });
   const t0 = performance.now();
   for (let start = 0; start < KEYS; start += BUILD_BATCH) {
     const end = Math.min(KEYS, start + BUILD_BATCH);
@@ -66,10 +112,12 @@ async function commitBlock(
       for (let i = start; i < end; i++) set(keyOf(i), randomBytes(32));
     });
   }
+  // Empty blocks until the build versions have left the retention window and been pruned.
+  for (let i = 0; i < RETAIN + 2; i++) await commitBlock(kv, store, () => undefined);
   const ms = performance.now() - t0;
   rows.push(
     rate(
-      `build ${KEYS.toLocaleString('en-US')} keys (${BUILD_BATCH.toLocaleString('en-US')}-key blocks)`,
+      `build ${fmt(KEYS)} keys in ${fmt(BUILD_BATCH)}-key blocks`,
       KEYS,
       ms,
       `${(ms / 1000).toFixed(1)} s`,
@@ -78,59 +126,83 @@ async function commitBlock(
   await kv.close();
 }
 
-// 2. Updates in 1,000-key blocks, with and without fsync per block.
+// 2. Updates of random existing keys in 1,000-key blocks, without and with fsync per block.
 for (const syncWrites of [false, true]) {
-  const kv = await openLevelStore(dir, { syncWrites });
+  const kv = await openLevelStore(dir, levelOptions(syncWrites));
   const t0 = performance.now();
-  const store = await openStateStore(kv, { retainVersions: 16, version });
+  const store = await openStateStore(kv, { retainVersions: RETAIN, version });
   const openMs = performance.now() - t0;
-  if (!syncWrites)
+  const t1 = performance.now();
+  const warmed = store.warmCache();
+  const warmMs = performance.now() - t1;
+  if (!syncWrites) {
     rows.push(
       rate(
-        `reopen at ${store.keyCount.toLocaleString('en-US')} keys (load key index)`,
+        `reopen at ${fmt(store.keyCount)} keys (loads the ordered key index)`,
         1,
         openMs,
         `${(openMs / 1000).toFixed(2)} s`,
       ),
     );
-  const sum = { execute: 0, commitOps: 0, write: 0, finalize: 0, ops: 0 };
+    rows.push(
+      rate(`warm the node cache (${fmt(warmed)} records)`, warmed, warmMs, `${(warmMs / 1000).toFixed(2)} s`),
+    );
+  }
   const blocks = syncWrites ? Math.ceil(BLOCKS / 2) : BLOCKS;
-  // Warm-up blocks fill the node cache the way a running node has it.
-  for (let w = 0; w < 5; w++) {
+  // Warm-up: more blocks than are retained, so pruning runs at its steady rate while measured.
+  for (let w = 0; w < RETAIN + 2; w++) {
     await commitBlock(kv, store, (set) => {
       for (let j = 0; j < BLOCK_KEYS; j++) set(keyOf(Math.floor(Math.random() * KEYS)), randomBytes(32));
     });
   }
   const values = Array.from({ length: blocks * BLOCK_KEYS }, () => randomBytes(32));
   const keys = Array.from({ length: blocks * BLOCK_KEYS }, () => keyOf(Math.floor(Math.random() * KEYS)));
+  const sum: BlockTimes = {
+    execute: 0,
+    root: 0,
+    commitOps: 0,
+    write: 0,
+    finalize: 0,
+    ops: 0,
+    threadCpu: 0,
+    processCpu: 0,
+  };
   const tStart = performance.now();
   for (let blk = 0; blk < blocks; blk++) {
     const r = await commitBlock(kv, store, (set) => {
       for (let j = blk * BLOCK_KEYS; j < (blk + 1) * BLOCK_KEYS; j++) set(keys[j]!, values[j]!);
     });
-    for (const k of Object.keys(sum) as Array<keyof typeof sum>) sum[k] += r[k];
+    for (const k of Object.keys(sum) as Array<keyof BlockTimes>) sum[k] += r[k];
   }
   const total = performance.now() - tStart;
   const n = blocks * BLOCK_KEYS;
-  const tag = syncWrites ? 'fsync per block' : 'no fsync';
+  const per = (x: number): string => (x / blocks).toFixed(1);
   rows.push(
     rate(
-      `key updates committed, 1,000-key blocks (${tag})`,
+      `key updates committed, 1,000-key blocks (${syncWrites ? 'fsync per block' : 'no fsync'})`,
       n,
       total,
-      `per block: execute ${(sum.execute / blocks).toFixed(1)} ms, root+ops ${(sum.commitOps / blocks).toFixed(1)} ms, ` +
-        `LevelDB batch ${(sum.write / blocks).toFixed(1)} ms, finalize ${(sum.finalize / blocks).toFixed(1)} ms, ${Math.round(sum.ops / blocks)} ops`,
+      `per block: execute ${per(sum.execute)} ms, root() ${per(sum.root)} ms, ops ${per(sum.commitOps)} ms, ` +
+        `LevelDB batch ${per(sum.write)} ms, finalize ${per(sum.finalize)} ms; ${Math.round(sum.ops / blocks)} batch ops`,
     ),
   );
-  if (!syncWrites)
-    rows.push(rate('  of which in-memory (execute + root + ops + finalize)', n, total - sum.write));
+  rows.push(
+    rate(
+      '  the same per main-thread CPU second',
+      n,
+      sum.threadCpu,
+      `main thread ${per(sum.threadCpu)} ms CPU per block; whole process (LevelDB threads too) ${per(sum.processCpu)} ms`,
+    ),
+  );
 
   if (syncWrites) {
-    // 3. Proofs against the latest version.
+    // 3. Proofs against the latest version: 99% present keys, 1% absent.
     const proveKeys = Array.from({ length: 20_000 }, () => keyOf(Math.floor(Math.random() * KEYS * 1.01)));
-    const t1 = performance.now();
+    const c1 = threadMs();
+    const t2 = performance.now();
     const proofs = proveKeys.map((k) => store.prove(CONTRACT, k));
-    const genMs = performance.now() - t1;
+    const genMs = performance.now() - t2;
+    const genCpu = threadMs() - c1;
     const encoded = proofs.map((p) => encodeStateProof(p.proof));
     const avgBytes = encoded.reduce((a, e) => a + e.length, 0) / encoded.length;
     const present = proofs.filter((p) => p.value !== undefined).length;
@@ -139,31 +211,61 @@ for (const syncWrites of [false, true]) {
         'proofs generated (latest version)',
         proofs.length,
         genMs,
-        `${present} inclusion, ${proofs.length - present} exclusion; ${Math.round(avgBytes)} B encoded on average`,
+        `${fmt(present)} inclusion, ${fmt(proofs.length - present)} exclusion; ${Math.round(avgBytes)} B encoded on average; ` +
+          `${((genCpu * 1000) / proofs.length).toFixed(1)} µs CPU each`,
       ),
     );
     const root = store.root;
     let ok = 0;
-    const t2 = performance.now();
-    for (let i = 0; i < proofs.length; i++)
-      if (verifyStateProof(root, CONTRACT, proveKeys[i]!, proofs[i]!.value, proofs[i]!.proof)) ok++;
-    const verMs = performance.now() - t2;
-    if (ok !== proofs.length) throw new Error(`only ${ok} of ${proofs.length} proofs verified`);
-    rows.push(rate('proofs verified', proofs.length, verMs));
+    const c2 = threadMs();
     const t3 = performance.now();
-    for (let i = 0; i < proofs.length; i++)
-      verifyStateProof(root, CONTRACT, proveKeys[i]!, proofs[i]!.value, decodeStateProof(encoded[i]!));
-    rows.push(rate('proofs decoded from bytes and verified', proofs.length, performance.now() - t3));
+    for (let i = 0; i < proofs.length; i++) {
+      if (verifyStateProof(root, CONTRACT, proveKeys[i]!, proofs[i]!.value, proofs[i]!.proof)) ok++;
+    }
+    const verMs = performance.now() - t3;
+    const verCpu = threadMs() - c2;
+    if (ok !== proofs.length) throw new Error(`only ${ok} of ${proofs.length} proofs verified`);
+    rows.push(
+      rate(
+        'proofs verified',
+        proofs.length,
+        verMs,
+        `${((verCpu * 1000) / proofs.length).toFixed(1)} µs CPU each`,
+      ),
+    );
+    const c3 = threadMs();
+    const t4 = performance.now();
+    for (let i = 0; i < proofs.length; i++) {
+      if (!verifyStateProof(root, CONTRACT, proveKeys[i]!, proofs[i]!.value, decodeStateProof(encoded[i]!))) {
+        throw new Error('a decoded proof failed');
+      }
+    }
+    rows.push(
+      rate(
+        'proofs decoded from bytes and verified',
+        proofs.length,
+        performance.now() - t4,
+        `${(((threadMs() - c3) * 1000) / proofs.length).toFixed(1)} µs CPU each`,
+      ),
+    );
+
+    // 4. Bytes on disk, and the live state records by kind.
+    let live = 0;
+    for await (const [k, v] of kv.scan({ gte: Uint8Array.of(0x20), lt: Uint8Array.of(0x21) }))
+      live += k.length + v.length;
     const bytes = du(dir);
     rows.push({
       name: 'bytes on disk per key',
       opsPerSec: bytes / store.keyCount,
       usPerOp: 0,
-      note: `${(bytes / 2 ** 20).toFixed(0)} MiB for ${store.keyCount.toLocaleString('en-US')} keys, 16 versions retained, before compaction settles`,
+      note: `${(bytes / 2 ** 20).toFixed(0)} MiB of LevelDB files for ${fmt(store.keyCount)} keys, ${RETAIN} versions retained; live state records ${(live / store.keyCount).toFixed(0)} B/key`,
     });
-    rows.push({ name: 'resident memory (MiB)', opsPerSec: process.memoryUsage().rss / 2 ** 20, usPerOp: 0 });
+    rows.push({ name: 'resident memory, MiB', opsPerSec: process.memoryUsage().rss / 2 ** 20, usPerOp: 0 });
   }
   await kv.close();
 }
 rmSync(dir, { recursive: true, force: true });
 console.log(table(rows));
+console.log(
+  `\n1-minute load average: ${load0.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (2 cores).`,
+);

@@ -250,6 +250,8 @@ export interface InternalNode {
   readonly leaves: number;
   /** Bit i set: child i is an embedded subtree. */
   readonly embedded: number;
+  /** Entry offsets by nibble, filled on first use when embedded entries make them vary. */
+  offsets?: Int32Array;
 }
 
 /** A decoded tree node. An internal node has at least two leaves below it. */
@@ -312,10 +314,18 @@ export function childOffset(node: InternalNode, i: number): number {
       (popcount(node.bitmap & below) - leavesBelow) * REF_BYTES
     );
   }
-  // Embedded entries vary in length: walk the entries before child i.
-  let o = node.start + HEADER_BYTES;
-  for (let j = 0; j < i; j++) if ((node.bitmap >> j) & 1) o += entrySize(node, j, o);
-  return o;
+  // Embedded entries vary in length: walk the entries once and keep their offsets.
+  let offsets = node.offsets;
+  if (offsets === undefined) {
+    offsets = new Int32Array(16);
+    let o = node.start + HEADER_BYTES;
+    for (let j = 0; j < 16; j++) {
+      offsets[j] = o;
+      if ((node.bitmap >> j) & 1) o += entrySize(node, j, o);
+    }
+    node.offsets = offsets;
+  }
+  return offsets[i]!;
 }
 
 /** Offset of child `i`'s hash in the node's bytes (the child must be present). */

@@ -374,7 +374,21 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
         );
       }
       const { tree } = internals.sync();
-      const writes = internals.writes();
+      // In key order: the previous values are then read from LevelDB in order (warmer blocks), and
+      // the batch lists the flat index writes in one deterministic order.
+      const writes = internals
+        .writes()
+        .sort((a, b) =>
+          a.contract !== b.contract
+            ? a.contract < b.contract
+              ? -1
+              : 1
+            : a.keyStr < b.keyStr
+              ? -1
+              : a.keyStr > b.keyStr
+                ? 1
+                : 0,
+        );
       // A view commits once: its working tree becomes this version's nodes.
       internals.close();
       const built = tree.serialize(version);

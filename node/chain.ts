@@ -102,6 +102,8 @@ interface Executed {
 const MAX_EXECUTED_PER_HEIGHT = 16;
 /** Transactions whose signatures were verified, by hash and signature; bounded, oldest dropped. */
 const MAX_VERIFIED_CACHE = 100_000;
+/** Proposal builds retried after a local VM fault before falling back to an empty block. */
+const MAX_BUILD_ATTEMPTS = 8;
 
 /** The key that signs the genesis deployments: derived from the chainId, so every node derives it. */
 export function genesisDeployerKey(chainId: string): { secretKey: Bytes; publicKey: Bytes; address: string } {
@@ -297,6 +299,31 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     return { view, result, txs };
   }
 
+  function build(p: BuildParams, txs: readonly SignedTransaction[]): Block {
+    const txBytes = txs.map((t) => t.bytes);
+    const partial: BlockHeader = {
+      chainId,
+      height: p.height,
+      prevHash: p.prevHash,
+      timestamp: p.timestamp,
+      proposer: p.proposer,
+      round: p.round,
+      txRoot: merkleRoot(txBytes),
+      stateRoot: new Uint8Array(32),
+      receiptsRoot: new Uint8Array(32),
+      validatorsHash: p.validatorsHash,
+    };
+    const ex = run(partial, txs);
+    const header: BlockHeader = {
+      ...partial,
+      stateRoot: ex.result.stateRoot,
+      receiptsRoot: ex.result.receiptsRoot,
+    };
+    const block: Block = { header, txs: txBytes };
+    remember(hashHeader(header), ex);
+    return block;
+  }
+
   function remember(hash: Bytes, ex: Executed): void {
     if (executed.size >= MAX_EXECUTED_PER_HEIGHT) {
       const oldest = executed.keys().next().value;
@@ -419,29 +446,23 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
 
     buildProposal(p) {
       const c = genesis.consensus;
-      const txs = mempool.reap({ maxTxs: c.maxBlockTxs, maxBytes: c.maxBlockBytes, maxGas: c.maxBlockGas });
-      const txBytes = txs.map((t) => t.bytes);
-      const partial: BlockHeader = {
-        chainId,
-        height: p.height,
-        prevHash: p.prevHash,
-        timestamp: p.timestamp,
-        proposer: p.proposer,
-        round: p.round,
-        txRoot: merkleRoot(txBytes),
-        stateRoot: new Uint8Array(32),
-        receiptsRoot: new Uint8Array(32),
-        validatorsHash: p.validatorsHash,
-      };
-      const ex = run(partial, txs);
-      const header: BlockHeader = {
-        ...partial,
-        stateRoot: ex.result.stateRoot,
-        receiptsRoot: ex.result.receiptsRoot,
-      };
-      const block: Block = { header, txs: txBytes };
-      remember(hashHeader(header), ex);
-      return block;
+      for (let attempt = 0; ; attempt++) {
+        const txs =
+          attempt < MAX_BUILD_ATTEMPTS
+            ? mempool.reap({ maxTxs: c.maxBlockTxs, maxBytes: c.maxBlockBytes, maxGas: c.maxBlockGas })
+            : [];
+        try {
+          return build(p, txs);
+        } catch (err) {
+          // A local VM fault is not the transaction's receipt: drop the transaction named in the
+          // fault from this node's mempool and build again without it (an empty block at worst).
+          if (!(err instanceof VmFault) || attempt >= MAX_BUILD_ATTEMPTS) throw err;
+          const hash = typeof err.meta['txHash'] === 'string' ? err.meta['txHash'] : undefined;
+          log('warn', 'PROPOSAL_TX_DROPPED', { code: err.code, txHash: hash ?? null, message: err.message });
+          if (hash === undefined || !mempool.remove(Buffer.from(hash.slice(2), 'hex')))
+            attempt = MAX_BUILD_ATTEMPTS - 1;
+        }
+      }
     },
 
     async commit(block, certificate) {

@@ -68,6 +68,8 @@ export interface Mempool {
    * taken round-robin in order of arrival, within the limits. Removes nothing.
    */
   reap(limits: ReapLimits): SignedTransaction[];
+  /** Drops one transaction (e.g. one that faulted this node's VM); true if it was held. */
+  remove(hash: Bytes): boolean;
   /** After a block commits: drops included and stale transactions, re-reads the senders' nonces. */
   update(committed: readonly SignedTransaction[]): void;
   /** Number of transactions held. */
@@ -190,6 +192,15 @@ export function createMempool(options: MempoolOptions, deps: MempoolDeps): Mempo
         }
       }
       return out;
+    },
+
+    remove(hash) {
+      const held = byHash.get(toHex(hash));
+      if (held === undefined) return false;
+      const key = senderKey(held.tx.from);
+      const q = senders.get(key);
+      if (q !== undefined) removeTx(q, key, held.tx.nonce);
+      return true;
     },
 
     update(committed) {

@@ -122,4 +122,16 @@ describe('mempool', () => {
     expect(code(() => small.pool.add(tx(a, 1).bytes))).toBe('MEMPOOL_FULL');
     expect(code(() => setup({ maxTxGas: 50 }).pool.add(tx(a, 0, 100).bytes))).toBe('GAS_LIMIT');
   });
+
+  it('removes one transaction by hash, and the sender's later nonces wait again', () => {
+    const { pool } = setup();
+    const a = generateKeyPair();
+    const t0 = tx(a, 0);
+    pool.add(t0);
+    pool.add(tx(a, 1));
+    expect(pool.remove(t0.hash)).toBe(true);
+    expect(pool.remove(t0.hash)).toBe(false);
+    expect(pool.size).toBe(1);
+    expect(pool.reap(limits)).toHaveLength(0);
+  });
 });

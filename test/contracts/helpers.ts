@@ -68,7 +68,8 @@ let base: { state: MemoryState; executor: Executor } | null = null;
 /** Deploys everything once (as 'deployer') and returns a clone of that state with a shared executor. */
 export function consortium(): TestChain {
   if (base === null) {
-    const executor = createExecutor({ admins: [accountAddress('deployer')] });
+    // 'tester' deploys test-only contracts into a cloned consortium (its nonce starts at 0 there).
+    const executor = createExecutor({ admins: [accountAddress('deployer'), accountAddress('tester')] });
     const chain = createTestChain({ sharedExecutor: executor });
     const addr = (n: string) => chain.account(n).address;
     const initArgs: Record<string, Value> = {

@@ -123,7 +123,7 @@ describe('mempool', () => {
     expect(code(() => setup({ maxTxGas: 50 }).pool.add(tx(a, 0, 100).bytes))).toBe('GAS_LIMIT');
   });
 
-  it('removes one transaction by hash, and the sender's later nonces wait again', () => {
+  it('removes one transaction by hash, and later nonces of its sender wait again', () => {
     const { pool } = setup();
     const a = generateKeyPair();
     const t0 = tx(a, 0);

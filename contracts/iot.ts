@@ -183,7 +183,7 @@ function requireAdminOrRegulator(ctx: ViewContext, enterprise: string): Member {
   const ok =
     m !== null && ((m.org === enterprise && m.roles.includes('admin')) || m.orgRoles.includes('regulator'));
   if (!ok) ctx.revert('NOT_AUTHORIZED', `only an admin of ${enterprise} or a regulator may do this`);
-  return m!;
+  return m;
 }
 function requireEnterprise(ctx: ViewContext, v: unknown): string {
   const id = checkName(ctx, v, 'enterprise');
@@ -248,7 +248,7 @@ function transition(
 
 /** Recomputes the enterprise's operations score (0..1000) and emits ScoreChanged when it moves. */
 function rescore(ctx: Context, enterprise: string): void {
-  const inds = ctx.state.range(`ind:${enterprise}:`, MAX_INDICATORS) as Array<[string, Value]>;
+  const inds = ctx.state.range(`ind:${enterprise}:`, MAX_INDICATORS);
   let health = 0;
   for (const [, v] of inds) health += HEALTH[(v as unknown as Indicator).state] ?? 0;
   const gws = (ctx.state.get(`egw:${enterprise}`) ?? []) as string[];
@@ -558,7 +558,7 @@ export const methods = {
     }>;
     const rest = list.filter((l) => l.lender !== lender);
     if (rest.length >= MAX_LENDERS) ctx.revert('LIMIT', `at most ${MAX_LENDERS} lenders per enterprise`);
-    ctx.state.set(`lenders:${enterprise}`, rest.concat([{ lender, encryptionKey: key }]) as never);
+    ctx.state.set(`lenders:${enterprise}`, rest.concat([{ lender, encryptionKey: key }]));
     ctx.emit('LenderAuthorised', { enterprise, lender, encryptionKey: key });
   },
   /** Withdraws a lender's access (later batches are not encrypted to it). Caller: an admin. */
@@ -568,7 +568,7 @@ export const methods = {
     const list = (ctx.state.get(`lenders:${enterprise}`) ?? []) as Array<{ lender: string }>;
     if (!list.some((l) => l.lender === args.lender))
       ctx.revert('NO_LENDER', `${String(args.lender)} is not authorised`);
-    ctx.state.set(`lenders:${enterprise}`, list.filter((l) => l.lender !== args.lender) as never);
+    ctx.state.set(`lenders:${enterprise}`, list.filter((l) => l.lender !== args.lender));
     ctx.emit('LenderRevoked', { enterprise, lender: args.lender });
   },
   /**
@@ -719,8 +719,8 @@ export const methods = {
       time: ctx.time,
       txHash: ctx.txHash,
     };
-    ctx.state.set(`a:${g.id}:${pad(seqNo)}`, record as never);
-    ctx.emit('BatchAnchored', record as never);
+    ctx.state.set(`a:${g.id}:${pad(seqNo)}`, record);
+    ctx.emit('BatchAnchored', record);
     if (wasOffline)
       ctx.emit('GatewayOnline', { gateway: g.id, enterprise: g.enterprise, site: g.site, at: ctx.time });
     applyRules(ctx, g, seqNo, metrics);
@@ -776,26 +776,26 @@ export const methods = {
 export const views = {
   /** The gateway record, or null. */
   gateway: (ctx: ViewContext, args: { id: string }) =>
-    (ctx.state.get(`gw:${String(args?.id)}`) ?? null) as never,
+    (ctx.state.get(`gw:${String(args?.id)}`) ?? null),
   /** Gateway ids of an enterprise (at most 64). */
   gateways: (ctx: ViewContext, args: { enterprise: string }) =>
-    (ctx.state.get(`egw:${String(args?.enterprise)}`) ?? []) as never,
+    (ctx.state.get(`egw:${String(args?.enterprise)}`) ?? []),
   /** The device record, or null. */
   device: (ctx: ViewContext, args: { id: string }) =>
-    (ctx.state.get(`dev:${String(args?.id)}`) ?? null) as never,
+    (ctx.state.get(`dev:${String(args?.id)}`) ?? null),
   /** Devices of a gateway (at most `limit` ≤ 1000 per page, after device id `after`). */
   devices(ctx: ViewContext, args: { gateway: string; limit?: number; after?: string }) {
     const prefix = `gdev:${String(args?.gateway)}:`;
     const limit = Math.min(1000, Math.max(1, Number(args.limit ?? 1000)));
     const page = ctx.state.range(prefix, limit, args.after === undefined ? undefined : prefix + args.after);
-    return page.map(([k]) => ctx.state.get(`dev:${k.slice(prefix.length)}`) ?? null) as never;
+    return page.map(([k]) => ctx.state.get(`dev:${k.slice(prefix.length)}`) ?? null);
   },
   /** Authorised lenders `[{ lender, encryptionKey }]` of an enterprise. */
   lenders: (ctx: ViewContext, args: { enterprise: string }) =>
-    (ctx.state.get(`lenders:${String(args?.enterprise)}`) ?? []) as never,
+    (ctx.state.get(`lenders:${String(args?.enterprise)}`) ?? []),
   /** The anchored batch `seqNo` of a gateway, or null. */
   anchorOf: (ctx: ViewContext, args: { gateway: string; seqNo: number }) =>
-    (ctx.state.get(`a:${String(args?.gateway)}:${pad(Number(args.seqNo))}`) ?? null) as never,
+    (ctx.state.get(`a:${String(args?.gateway)}:${pad(Number(args.seqNo))}`) ?? null),
   /** Anchored batches of a gateway from seqNo `from`, at most `limit` (1..1000). */
   anchors(ctx: ViewContext, args: { gateway: string; from?: number; limit?: number }) {
     const prefix = `a:${String(args?.gateway)}:`;
@@ -803,14 +803,14 @@ export const views = {
     const limit = Math.min(1000, Math.max(1, Number(args.limit ?? 100)));
     return ctx.state
       .range(prefix, limit, from > 1 ? prefix + pad(from - 1) : undefined)
-      .map(([, v]) => v) as never;
+      .map(([, v]) => v);
   },
   /** One indicator, or null. */
   indicator: (ctx: ViewContext, args: { enterprise: string; id: string }) =>
-    (ctx.state.get(`ind:${String(args?.enterprise)}:${String(args.id)}`) ?? null) as never,
+    (ctx.state.get(`ind:${String(args?.enterprise)}:${String(args.id)}`) ?? null),
   /** All indicators of an enterprise (at most 64). */
   indicators: (ctx: ViewContext, args: { enterprise: string }) =>
-    ctx.state.range(`ind:${String(args?.enterprise)}:`, MAX_INDICATORS).map(([, v]) => v) as never,
+    ctx.state.range(`ind:${String(args?.enterprise)}:`, MAX_INDICATORS).map(([, v]) => v),
   /** The operations score `{ score, indicators, gaps, at, height }` (1000 before any indicator). */
   score: (ctx: ViewContext, args: { enterprise: string }) =>
     (ctx.state.get(`score:${String(args?.enterprise)}`) ?? {
@@ -819,7 +819,7 @@ export const views = {
       gaps: 0,
       at: 0,
       height: 0,
-    }) as never,
+    }),
   /** The indicator states and their health points, for clients that label them. */
-  states: () => STATES.map((s) => ({ state: s, health: HEALTH[s] ?? 0 })) as never,
+  states: () => STATES.map((s) => ({ state: s, health: HEALTH[s] ?? 0 })),
 } satisfies Views;

@@ -89,7 +89,14 @@ async function allEvents(client: TrellisClient, contract: string, name: string):
   return out;
 }
 
-const hexOf = (v: Value | undefined): string => (v instanceof Uint8Array ? toHex(v) : String(v));
+/** A scalar event field as text (strings as they are, integers in decimal). */
+function str(v: Value | undefined): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return v.toString();
+  if (v instanceof Uint8Array) return toHex(v);
+  return v === null || v === undefined ? '' : JSON.stringify(v);
+}
+const hexOf = (v: Value | undefined): string => str(v);
 const big = (v: Value | undefined): bigint => BigInt(v as number | bigint);
 
 function esc(s: string): string {
@@ -175,10 +182,10 @@ export async function buildReport(client: TrellisClient, o: ReportOptions): Prom
     const end = Number(d['windowEnd']);
     if (!inRange(start, end)) continue;
     const sums: Record<string, bigint> = {};
-    for (const m of d['metrics'] as Array<Record<string, Value>>) sums[String(m['metric'])] = big(m['sum']);
+    for (const m of d['metrics'] as Array<Record<string, Value>>) sums[str(m['metric'])] = big(m['sum']);
     anchors.push({
-      gateway: String(d['gateway']),
-      site: String(d['site']),
+      gateway: str(d['gateway']),
+      site: str(d['site']),
       seqNo: Number(d['seqNo']),
       windowStart: start,
       windowEnd: end,
@@ -196,13 +203,13 @@ export async function buildReport(client: TrellisClient, o: ReportOptions): Prom
     const at = Number(d['at']);
     if (d['enterprise'] !== o.enterprise || at < o.from || at > o.to) continue;
     states.push({
-      indicator: String(d['indicator']),
-      from: String(d['from']),
-      to: String(d['to']),
-      reason: String(d['reason']),
+      indicator: str(d['indicator']),
+      from: str(d['from']),
+      to: str(d['to']),
+      reason: str(d['reason']),
       at,
       seqNo: d['seqNo'] === undefined ? null : Number(d['seqNo']),
-      gateway: d['gateway'] === undefined ? null : String(d['gateway']),
+      gateway: d['gateway'] === undefined ? null : str(d['gateway']),
       height: e.height,
       txHash: toHex(e.txHash),
     });
@@ -232,9 +239,9 @@ export function reportHash(html: string): string {
 
 /** The value an indicator charts for one anchored window (null when the window lacks the metric). */
 export function indicatorValue(ind: Record<string, Value>, a: AnchorRow): bigint | null {
-  const num = a.sums[String(ind['metric'])];
+  const num = a.sums[str(ind['metric'])];
   if (ind['kind'] === 'ratio') {
-    const den = a.sums[String(ind['denominator'])];
+    const den = a.sums[str(ind['denominator'])];
     if (den === undefined || den === 0n) return null;
     return ((num ?? 0n) * 1000n) / den;
   }
@@ -284,8 +291,8 @@ function renderHtml(
 
   out.push('<section><h2>Indicators</h2>');
   for (const ind of indicators) {
-    const id = String(ind['id']);
-    const site = String(ind['site']);
+    const id = str(ind['id']);
+    const site = str(ind['site']);
     const pts: Array<{ t: number; v: bigint }> = [];
     for (const a of anchors) {
       if (a.site !== site) continue;
@@ -295,17 +302,17 @@ function renderHtml(
     const marks = states.filter((s) => s.indicator === id).map((s) => ({ t: s.at, state: s.to }));
     const rule =
       ind['kind'] === 'ratio'
-        ? `ratio ${String(ind['metric'])} / ${String(ind['denominator'])} within ${String(ind['minPermille'])}..${String(ind['maxPermille'])} per mille`
-        : `level of ${String(ind['metric'])}: drop beyond ${String(ind['dropPct'])}% of the trailing ${String(ind['baselineWindows'])}-window baseline${Number(ind['kTenths']) > 0 ? `, swing beyond ${Number(ind['kTenths']) / 10} sigma` : ''}`;
+        ? `ratio ${str(ind['metric'])} / ${str(ind['denominator'])} within ${str(ind['minPermille'])}..${str(ind['maxPermille'])} per mille`
+        : `level of ${str(ind['metric'])}: drop beyond ${str(ind['dropPct'])}% of the trailing ${str(ind['baselineWindows'])}-window baseline${Number(ind['kTenths']) > 0 ? `, swing beyond ${Number(ind['kTenths']) / 10} sigma` : ''}`;
     out.push(
-      `<h3>${esc(id)} <span class="${esc(String(ind['state']))}">${esc(String(ind['state']))}</span></h3>`,
-      `<p>Site ${esc(site)}; ${esc(rule)}; WATCH on a breach, ALERT after ${String(ind['alertAfter'])} consecutive breaches. ${pts.length} windows charted (value per window = ${ind['kind'] === 'ratio' ? 'numerator sum &times; 1000 / denominator sum' : 'sum of the readings'}).</p>`,
+      `<h3>${esc(id)} <span class="${esc(str(ind['state']))}">${esc(str(ind['state']))}</span></h3>`,
+      `<p>Site ${esc(site)}; ${esc(rule)}; WATCH on a breach, ALERT after ${str(ind['alertAfter'])} consecutive breaches. ${pts.length} windows charted (value per window = ${ind['kind'] === 'ratio' ? 'numerator sum &times; 1000 / denominator sum' : 'sum of the readings'}).</p>`,
       chart(
         pts,
         marks,
         o.from,
         o.to,
-        ind['kind'] === 'ratio' ? 'per mille' : `${String(ind['metric'])} per window`,
+        ind['kind'] === 'ratio' ? 'per mille' : `${str(ind['metric'])} per window`,
       ),
     );
   }

@@ -740,12 +740,12 @@ export function createGateway(options: GatewayOptions): Gateway {
       if (g['address'] !== address) {
         throw new IotError(
           'BAD_CONFIG',
-          `gateway ${options.gatewayId} is registered for ${String(g['address'])}, this key is ${address}`,
+          `gateway ${options.gatewayId} is registered for ${JSON.stringify(g['address'])}, this key is ${address}`,
           {},
         );
       }
       windowMs = Number(g['windowMs']);
-      enterprise = String(g['enterprise']);
+      enterprise = g['enterprise'] as string;
       recover(Number(g['lastSeq']), Number(g['lastWindowEnd']));
       await refreshRegistry(true);
       appendLog = await openAppendLog(logPath);

@@ -18,7 +18,8 @@ Devices of a machining plant (power and water meters, two CNC machines, line out
 counter) or a warehouse (power meter, vehicle gate, weight sensor, people counter) publish signed
 readings to the gateway's MQTT topic trellis/ID/readings with QoS 1.
 
-Scenarios: normal, decline (values fall ~2% of base per 100 ms after the event), sudden-stop
+Scenarios: normal, decline (values fall by 2 per mille of base per 100 ms after the event,
+to at most 90% down), sudden-stop
 (machines and output to zero, power to idle), tampered (every 5th signed reading altered after
 signing: the gateway rejects it), gateway-offline (the link drops for --offline-ms).
 

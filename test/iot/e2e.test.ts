@@ -13,9 +13,9 @@ import { bytesEqual, fromHex, type Bytes } from '../../core/bytes.ts';
 import { unpackCanonical, type Value } from '../../core/codec.ts';
 import { verifyMerkleProof } from '../../core/merkle.ts';
 import { decodeEnvelope, openEnvelope } from '../../iot/gateway/envelope.ts';
-import { decodeLeaf, encodeLeaf } from '../../iot/gateway/reading.ts';
+import { decodeLeaf, encodeLeaf, readingToJson, signReading } from '../../iot/gateway/reading.ts';
 import { buildReport, reportHash } from '../../iot/report.ts';
-import { createSimulator, PLANT, provisionSite, type Simulator } from '../../iot/simulate.ts';
+import { createSimulator, deviceKey, PLANT, provisionSite, type Simulator } from '../../iot/simulate.ts';
 import { startIotNetwork, waitFor, type IotNetwork } from './network.ts';
 
 const BASE_PORT = 37300;
@@ -145,6 +145,27 @@ describe('IoT end to end (one validator)', () => {
 
   it('a reading proves against its anchor, a tampered one does not; tampered publishes are refused at ingest', async () => {
     const before = (await status())['rejectedByReason'] as Record<string, number>;
+    // HTTP ingest: a signed reading is accepted once, a repeat is a duplicate, strangers are refused.
+    const viaHttp = signReading(
+      { device: 'plant-power', n: 1, ts: Date.now(), value: 4242n },
+      deviceKey('demo', 'plant-power').secretKey,
+    );
+    const post = async (body: unknown) => {
+      const res = await fetch(`http://127.0.0.1:${HTTP_PORT}/readings`, {
+        method: 'POST',
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      return {
+        status: res.status,
+        body: (await res.json()) as { results?: Array<{ status: string; error?: string }> },
+      };
+    };
+    expect((await post([readingToJson(viaHttp)])).body.results).toEqual([{ status: 'accepted' }]);
+    expect((await post(readingToJson(viaHttp))).body.results).toEqual([{ status: 'duplicate' }]);
+    expect(
+      (await post({ ...readingToJson(viaHttp), device: 'nobody', n: 2 })).body.results![0],
+    ).toMatchObject({ status: 'rejected', error: 'UNKNOWN_DEVICE' });
+    expect((await post('{not json')).status).toBe(400);
     const sim = await runSim('tampered', 3_000, 500);
     expect(sim.tampered.length).toBeGreaterThan(0);
     await waitFor('the gateway to anchor what it received', async () => {
@@ -155,7 +176,7 @@ describe('IoT end to end (one validator)', () => {
     const after = (await status())['rejectedByReason'] as Record<string, number>;
     expect((after['BAD_SIGNATURE'] ?? 0) - (before['BAD_SIGNATURE'] ?? 0)).toBe(sim.tampered.length);
     const tamperedIds = new Set(sim.tampered.map((r) => `${r.device}:${r.n}`));
-    const honest = [...sim.acked].filter((id) => !tamperedIds.has(id)).slice(0, 5);
+    const honest = ['plant-power:1', ...[...sim.acked].filter((id) => !tamperedIds.has(id)).slice(0, 5)];
     for (const id of honest) {
       const r = await provenOnChain(id);
       expect(r.ok).toBe(true);
@@ -165,12 +186,12 @@ describe('IoT end to end (one validator)', () => {
     const [device, n] = [...tamperedIds][0]!.split(':');
     expect((await http(`/proof?device=${device}&n=${n}`)).status).toBe(404);
     // The lender can open the kept batch of that window; the leaves give the anchored root.
-    const { seqNo } = await provenOnChain(honest[0]!);
+    const { seqNo } = await provenOnChain(honest[1]!);
     const env = decodeEnvelope(
       readFileSync(join(gatewayDir, 'batches', `${String(seqNo).padStart(12, '0')}.env`)),
     );
     const leaves = unpackCanonical(openEnvelope(env, net.lenderKey.secretKey), 'leaves') as Bytes[];
-    expect(leaves.some((l) => `${decodeLeaf(l).device}:${decodeLeaf(l).n}` === honest[0])).toBe(true);
+    expect(leaves.some((l) => `${decodeLeaf(l).device}:${decodeLeaf(l).n}` === honest[1])).toBe(true);
   }, 60_000);
 
   it('a gateway killed mid-window loses no acknowledged reading and anchors no window twice; the chain sees it OFFLINE meanwhile', async () => {

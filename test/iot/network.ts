@@ -77,8 +77,8 @@ export async function startIotNetwork(o: { validators: number; basePort: number 
   const spawnLogged = (args: string[], logName: string): ChildProcess => {
     const log = createWriteStream(join(dir, logName), { flags: 'a' });
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
+    child.stdout.pipe(log);
+    child.stderr.pipe(log);
     children.push(child);
     return child;
   };

@@ -81,11 +81,22 @@ interface Proposal {
 // Validation helpers (contracts cannot import runtime code, so each carries its own).
 
 function isNameChar(c: string): boolean {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c === '-' || c === '_' || c === '.' || c === ':';
+  return (
+    (c >= 'a' && c <= 'z') ||
+    (c >= 'A' && c <= 'Z') ||
+    (c >= '0' && c <= '9') ||
+    c === '-' ||
+    c === '_' ||
+    c === '.' ||
+    c === ':'
+  );
 }
 function checkName(ctx: ViewContext, v: unknown, what: string): string {
-  if (typeof v !== 'string' || v.length < 1 || v.length > 64) ctx.revert('BAD_ARGS', `${what} must be a name of 1..64 characters`);
-  for (const c of v) if (!isNameChar(c)) ctx.revert('BAD_ARGS', `${what} "${v}" holds a character other than letters, digits, - _ . :`);
+  if (typeof v !== 'string' || v.length < 1 || v.length > 64)
+    ctx.revert('BAD_ARGS', `${what} must be a name of 1..64 characters`);
+  for (const c of v)
+    if (!isNameChar(c))
+      ctx.revert('BAD_ARGS', `${what} "${v}" holds a character other than letters, digits, - _ . :`);
   return v;
 }
 function isHex(s: string): boolean {
@@ -110,7 +121,8 @@ function bytesArg(ctx: ViewContext, v: unknown, len: number, what: string): Byte
   }
   if (typeof v !== 'string') ctx.revert('BAD_ARGS', `${what} must be bytes or a hex string`);
   const h = v.startsWith('0x') ? v.slice(2) : v;
-  if (h.length !== len * 2 || !isHex(h)) ctx.revert('BAD_ARGS', `${what} must be ${len} bytes of lowercase hex`);
+  if (h.length !== len * 2 || !isHex(h))
+    ctx.revert('BAD_ARGS', `${what} must be ${len} bytes of lowercase hex`);
   const out = new Uint8Array(len);
   for (let i = 0; i < len; i++) out[i] = HEX.indexOf(h[2 * i]!) * 16 + HEX.indexOf(h[2 * i + 1]!);
   return out;
@@ -133,17 +145,21 @@ function canonical(v: Value): string {
 
 function checkTree(ctx: ViewContext, t: unknown, depth: number, count: { n: number }): Tree {
   if (depth > MAX_TREE_DEPTH) ctx.revert('BAD_POLICY', `policy trees nest at most ${MAX_TREE_DEPTH} deep`);
-  if (++count.n > MAX_TREE_NODES) ctx.revert('BAD_POLICY', `policy trees have at most ${MAX_TREE_NODES} nodes`);
-  if (t === null || typeof t !== 'object' || Array.isArray(t)) ctx.revert('BAD_POLICY', 'a policy node must be an object');
+  if (++count.n > MAX_TREE_NODES)
+    ctx.revert('BAD_POLICY', `policy trees have at most ${MAX_TREE_NODES} nodes`);
+  if (t === null || typeof t !== 'object' || Array.isArray(t))
+    ctx.revert('BAD_POLICY', 'a policy node must be an object');
   const n = t as Record<string, unknown>;
   const min = n['min'];
-  if (n['kind'] === 'signer') return { kind: 'signer', address: checkAddress(ctx, n['address'], 'signer address') };
+  if (n['kind'] === 'signer')
+    return { kind: 'signer', address: checkAddress(ctx, n['address'], 'signer address') };
   if (typeof min !== 'number' || !Number.isSafeInteger(min) || min < 1 || min > MAX_VOTERS)
     ctx.revert('BAD_POLICY', `min must be an integer 1..${MAX_VOTERS}`);
   if (n['kind'] === 'members') {
     const out: Tree = { kind: 'members', min };
     if (n['org'] !== undefined && n['org'] !== null) out.org = checkName(ctx, n['org'], 'org');
-    if (n['orgRole'] !== undefined && n['orgRole'] !== null) out.orgRole = checkName(ctx, n['orgRole'], 'orgRole');
+    if (n['orgRole'] !== undefined && n['orgRole'] !== null)
+      out.orgRole = checkName(ctx, n['orgRole'], 'orgRole');
     if (n['role'] !== undefined && n['role'] !== null) out.role = checkName(ctx, n['role'], 'role');
     if (out.org === undefined && out.orgRole === undefined && out.role === undefined)
       ctx.revert('BAD_POLICY', 'a members node names an org, an orgRole or a role');
@@ -151,19 +167,32 @@ function checkTree(ctx: ViewContext, t: unknown, depth: number, count: { n: numb
   }
   if (n['kind'] === 'threshold') {
     const of = n['of'];
-    if (!Array.isArray(of) || of.length < 1) ctx.revert('BAD_POLICY', 'a threshold node has children in `of`');
+    if (!Array.isArray(of) || of.length < 1)
+      ctx.revert('BAD_POLICY', 'a threshold node has children in `of`');
     if (min > of.length) ctx.revert('BAD_POLICY', `min ${min} exceeds the ${of.length} children`);
     return { kind: 'threshold', min, of: of.map((c) => checkTree(ctx, c, depth + 1, count)) };
   }
-  return ctx.revert('BAD_POLICY', `unknown policy node kind ${String(n['kind'])}; expected signer, members or threshold`);
+  return ctx.revert(
+    'BAD_POLICY',
+    `unknown policy node kind ${String(n['kind'])}; expected signer, members or threshold`,
+  );
 }
 
-function checkPolicy(ctx: ViewContext, a: { id?: unknown; tree?: unknown; rejectMin?: unknown }): { id: string; tree: Tree; rejectMin: number } {
+function checkPolicy(
+  ctx: ViewContext,
+  a: { id?: unknown; tree?: unknown; rejectMin?: unknown },
+): { id: string; tree: Tree; rejectMin: number } {
   const id = checkName(ctx, a.id, 'policy id');
-  if (id.startsWith('admins:')) ctx.revert('BAD_POLICY', 'admins:<org> policies are implicit and cannot be set');
+  if (id.startsWith('admins:'))
+    ctx.revert('BAD_POLICY', 'admins:<org> policies are implicit and cannot be set');
   const tree = checkTree(ctx, a.tree, 1, { n: 0 });
   const rejectMin = a.rejectMin ?? 1;
-  if (typeof rejectMin !== 'number' || !Number.isSafeInteger(rejectMin) || rejectMin < 1 || rejectMin > MAX_VOTERS)
+  if (
+    typeof rejectMin !== 'number' ||
+    !Number.isSafeInteger(rejectMin) ||
+    rejectMin < 1 ||
+    rejectMin > MAX_VOTERS
+  )
     ctx.revert('BAD_POLICY', `rejectMin must be an integer 1..${MAX_VOTERS}`);
   return { id, tree, rejectMin };
 }
@@ -181,7 +210,12 @@ function memberInfo(ctx: ViewContext, address: string): MemberInfo | null {
 /** The policy version a proposal pins (implicit `admins:<org>` is version 0). */
 function policyAt(ctx: ViewContext, id: string, version?: number): Policy | undefined {
   if (id.startsWith('admins:')) {
-    return { id, version: 0, tree: { kind: 'members', org: id.slice(7), role: 'admin', min: 1 }, rejectMin: 1 };
+    return {
+      id,
+      version: 0,
+      tree: { kind: 'members', org: id.slice(7), role: 'admin', min: 1 },
+      rejectMin: 1,
+    };
   }
   if (version === undefined) return ctx.state.get(`pol:${id}`) as Policy | undefined;
   return ctx.state.get(`polv:${id}:${version}`) as Policy | undefined;
@@ -242,14 +276,25 @@ function applyOwn(ctx: Context, p: Proposal): void {
     ctx.state.set(`polv:${id}:${pol.version}`, pol as never);
     ctx.emit('PolicySet', { id, version: pol.version, proposalId: p.id, policy: pol as never });
   } else if (p.method === 'grantLifecycle') {
-    const grant = { kind: a['kind']!, contract: a['contract']!, sender: a['sender'] ?? null, fromVersion: a['fromVersion'] ?? null, proposalId: p.id, height: ctx.height };
-    ctx.state.set(`grant:${String(a['kind'])}:${String(a['contract'])}`, grant);
+    const grant = {
+      kind: a['kind']!,
+      contract: a['contract']!,
+      sender: a['sender'] ?? null,
+      fromVersion: a['fromVersion'] ?? null,
+      proposalId: p.id,
+      height: ctx.height,
+    };
+    ctx.state.set(`grant:${a['kind'] as string}:${a['contract'] as string}`, grant);
     ctx.emit('LifecycleGranted', grant);
   } else if (p.method === 'setParam') {
-    ctx.state.set(`param:${String(a['key'])}`, a['value'] ?? null);
+    ctx.state.set(`param:${a['key'] as string}`, a['value'] ?? null);
     ctx.emit('ParamSet', { key: a['key']!, value: a['value'] ?? null, proposalId: p.id });
   } else {
-    const change = { validators: a['validators']!, effectiveHeight: ctx.height + VALIDATOR_DELAY_BLOCKS, proposalId: p.id };
+    const change = {
+      validators: a['validators']!,
+      effectiveHeight: ctx.height + VALIDATOR_DELAY_BLOCKS,
+      proposalId: p.id,
+    };
     ctx.state.set('validators:pending', change);
     ctx.emit('ValidatorSetChanged', change);
   }
@@ -262,29 +307,43 @@ function checkTopLevel(ctx: Context, policyId: string, target: string, method: s
     ctx.revert('BAD_ARGS', 'proposal args must be an object');
   const membership = cfg(ctx).membership;
   if (target === ctx.contract) {
-    if (!OWN_ACTIONS.includes(method)) ctx.revert('BAD_TARGET', `approvals has no governance action ${method}; expected one of ${OWN_ACTIONS.join(', ')}`);
+    if (!OWN_ACTIONS.includes(method))
+      ctx.revert(
+        'BAD_TARGET',
+        `approvals has no governance action ${method}; expected one of ${OWN_ACTIONS.join(', ')}`,
+      );
     if (method === 'setPolicy') {
       const { id } = checkPolicy(ctx, a);
       const owner = id.indexOf('.') > 0 ? id.slice(0, id.indexOf('.')) : null;
       if (policyId !== 'governance' && !(owner !== null && policyId === `admins:${owner}`))
-        ctx.revert('WRONG_POLICY', `setPolicy ${id} needs the governance policy${owner === null ? '' : ` or admins:${owner}`}`);
+        ctx.revert(
+          'WRONG_POLICY',
+          `setPolicy ${id} needs the governance policy${owner === null ? '' : ` or admins:${owner}`}`,
+        );
       return;
     }
     if (policyId !== 'governance') ctx.revert('WRONG_POLICY', `${method} needs the governance policy`);
     if (method === 'grantLifecycle') {
-      if (!LIFECYCLE_KINDS.includes(a['kind'] as string)) ctx.revert('BAD_ARGS', `kind must be one of ${LIFECYCLE_KINDS.join(', ')}`);
+      if (!LIFECYCLE_KINDS.includes(a['kind'] as string))
+        ctx.revert('BAD_ARGS', `kind must be one of ${LIFECYCLE_KINDS.join(', ')}`);
       checkName(ctx, a['contract'], 'contract');
       if (a['sender'] !== undefined && a['sender'] !== null) checkAddress(ctx, a['sender'], 'sender');
-      if (a['fromVersion'] !== undefined && a['fromVersion'] !== null && (typeof a['fromVersion'] !== 'number' || !Number.isSafeInteger(a['fromVersion'])))
+      if (
+        a['fromVersion'] !== undefined &&
+        a['fromVersion'] !== null &&
+        (typeof a['fromVersion'] !== 'number' || !Number.isSafeInteger(a['fromVersion']))
+      )
         ctx.revert('BAD_ARGS', 'fromVersion must be an integer');
     } else if (method === 'setParam') {
       checkName(ctx, a['key'], 'param key');
     } else {
       const vs = a['validators'];
-      if (!Array.isArray(vs) || vs.length < 1 || vs.length > 100) ctx.revert('BAD_ARGS', 'validators must be a list of 1..100 entries');
+      if (!Array.isArray(vs) || vs.length < 1 || vs.length > 100)
+        ctx.revert('BAD_ARGS', 'validators must be a list of 1..100 entries');
       for (const v of vs) {
         const o = v as Record<string, Value>;
-        if (o === null || typeof o !== 'object') ctx.revert('BAD_ARGS', 'each validator is { name, organisation, publicKey }');
+        if (o === null || typeof o !== 'object')
+          ctx.revert('BAD_ARGS', 'each validator is { name, organisation, publicKey }');
         checkName(ctx, o['name'], 'validator name');
         checkName(ctx, o['organisation'], 'validator organisation');
         bytesArg(ctx, o['publicKey'], 32, 'validator publicKey');
@@ -298,20 +357,34 @@ function checkTopLevel(ctx: Context, policyId: string, target: string, method: s
       return;
     }
     if (MEMBER_METHODS.includes(method)) {
-      if (policyId !== 'governance' && policyId !== `admins:${String(a['org'])}`)
-        ctx.revert('WRONG_POLICY', `${method} in ${String(a['org'])} needs governance or admins:${String(a['org'])}`);
+      if (policyId !== 'governance' && policyId !== `admins:${a['org'] as string}`)
+        ctx.revert(
+          'WRONG_POLICY',
+          `${method} in ${a['org'] as string} needs governance or admins:${a['org'] as string}`,
+        );
       return;
     }
     ctx.revert('BAD_TARGET', `membership has no method ${method}`);
   }
-  if (!method.startsWith('gov')) ctx.revert('BAD_TARGET', `members may propose only governance calls (methods named gov*) to ${target}`);
-  if (policyId !== 'governance') ctx.revert('WRONG_POLICY', `${target}.${method} needs the governance policy`);
+  if (!method.startsWith('gov'))
+    ctx.revert('BAD_TARGET', `members may propose only governance calls (methods named gov*) to ${target}`);
+  if (policyId !== 'governance')
+    ctx.revert('WRONG_POLICY', `${target}.${method} needs the governance policy`);
 }
 
 function finish(ctx: Context, p: Proposal, status: string, reason: string): void {
   p.status = status;
   save(ctx, p);
-  event(ctx, status === 'REJECTED' ? 'ProposalRejected' : status === 'EXPIRED' ? 'ProposalExpired' : 'ProposalCancelled', p, { reason });
+  event(
+    ctx,
+    status === 'REJECTED'
+      ? 'ProposalRejected'
+      : status === 'EXPIRED'
+        ? 'ProposalExpired'
+        : 'ProposalCancelled',
+    p,
+    { reason },
+  );
   if (p.onReject !== null) {
     try {
       ctx.call(p.target, p.onReject, { proposalId: p.id, reason, args: p.args });
@@ -348,12 +421,15 @@ function execute(ctx: Context, p: Proposal): void {
 function vote(ctx: Context, p: Proposal, voter: string, decision: string): void {
   if (p.status !== 'PENDING') ctx.revert('NOT_PENDING', `proposal ${p.id} is ${p.status}`);
   if (ctx.time >= p.expiresAt) ctx.revert('EXPIRED', `proposal ${p.id} expired at ${p.expiresAt}`);
-  if (p.approvals.includes(voter) || p.rejections.includes(voter)) ctx.revert('ALREADY_VOTED', `${voter} already voted on ${p.id}`);
-  if (p.approvals.length + p.rejections.length >= MAX_VOTERS) ctx.revert('LIMIT', `at most ${MAX_VOTERS} votes per proposal`);
+  if (p.approvals.includes(voter) || p.rejections.includes(voter))
+    ctx.revert('ALREADY_VOTED', `${voter} already voted on ${p.id}`);
+  if (p.approvals.length + p.rejections.length >= MAX_VOTERS)
+    ctx.revert('LIMIT', `at most ${MAX_VOTERS} votes per proposal`);
   const pol = policyAt(ctx, p.policyId, p.policyVersion);
   if (pol === undefined) ctx.revert('NO_POLICY', `policy ${p.policyId} v${p.policyVersion} is missing`);
   const me = memberInfo(ctx, voter);
-  if (me === null || !eligible(pol.tree, me)) ctx.revert('NOT_ELIGIBLE', `${voter} is not named by policy ${p.policyId} v${p.policyVersion}`);
+  if (me === null || !eligible(pol.tree, me))
+    ctx.revert('NOT_ELIGIBLE', `${voter} is not named by policy ${p.policyId} v${p.policyVersion}`);
   if (decision === 'approve') {
     p.approvals.push(voter);
     save(ctx, p);
@@ -381,7 +457,10 @@ function message(ctx: ViewContext, p: Proposal, decision: string): string {
  * Genesis: `{ membership?: string, governance: { tree, rejectMin? }, policies?: [{ id, tree,
  * rejectMin? }] }`.
  */
-export function init(ctx: Context, args: { membership?: string; governance?: unknown; policies?: unknown[] } | null) {
+export function init(
+  ctx: Context,
+  args: { membership?: string; governance?: unknown; policies?: unknown[] } | null,
+) {
   ctx.state.set('cfg', { membership: checkName(ctx, args?.membership ?? 'membership', 'membership') });
   const all = [{ ...(args?.governance as object), id: 'governance' }, ...(args?.policies ?? [])];
   if (args?.governance === undefined) ctx.revert('BAD_ARGS', 'init needs a governance policy');
@@ -400,13 +479,31 @@ export const methods = {
    * Caller: a member (governance and membership calls, see the module comment) or a contract
    * proposing a call to itself.
    */
-  propose(ctx: Context, args: { policy: string; target: string; method: string; args?: Value; onReject?: string; expiresInMs?: number }) {
+  propose(
+    ctx: Context,
+    args: {
+      policy: string;
+      target: string;
+      method: string;
+      args?: Value;
+      onReject?: string;
+      expiresInMs?: number;
+    },
+  ) {
     const policyId = checkName(ctx, args.policy, 'policy');
     const target = checkName(ctx, args.target, 'target');
     const method = checkName(ctx, args.method, 'method');
-    const onReject = args.onReject === undefined || args.onReject === null ? null : checkName(ctx, args.onReject, 'onReject');
+    const onReject =
+      args.onReject === undefined || args.onReject === null
+        ? null
+        : checkName(ctx, args.onReject, 'onReject');
     const expiresIn = args.expiresInMs ?? DEFAULT_EXPIRY_MS;
-    if (typeof expiresIn !== 'number' || !Number.isSafeInteger(expiresIn) || expiresIn < 1 || expiresIn > MAX_EXPIRY_MS)
+    if (
+      typeof expiresIn !== 'number' ||
+      !Number.isSafeInteger(expiresIn) ||
+      expiresIn < 1 ||
+      expiresIn > MAX_EXPIRY_MS
+    )
       ctx.revert('BAD_ARGS', `expiresInMs must be 1..${MAX_EXPIRY_MS}`);
     const pol = policyAt(ctx, policyId);
     if (pol === undefined) ctx.revert('NO_POLICY', `no policy ${policyId}`);
@@ -421,7 +518,9 @@ export const methods = {
     const seq = Number(ctx.state.get('seq') ?? 0) + 1;
     ctx.state.set('seq', seq);
     const id = `P${seq}`;
-    const digest = toHex(ctx.sha256(canonical([ctx.txHash, id, policyId, pol.version, target, method, callArgs, onReject])));
+    const digest = toHex(
+      ctx.sha256(canonical([ctx.txHash, id, policyId, pol.version, target, method, callArgs, onReject])),
+    );
     const p: Proposal = {
       id,
       policyId,
@@ -458,16 +557,23 @@ export const methods = {
    * Offline signature bundle: `{ id, signatures: [{ publicKey, signature, decision }] }`, each an
    * Ed25519 signature over `signingMessage({ id, decision })`. Caller: anyone (a relayer).
    */
-  submitSignatures(ctx: Context, args: { id: string; signatures: Array<{ publicKey: unknown; signature: unknown; decision: string }> }) {
+  submitSignatures(
+    ctx: Context,
+    args: { id: string; signatures: Array<{ publicKey: unknown; signature: unknown; decision: string }> },
+  ) {
     const sigs = args?.signatures;
-    if (!Array.isArray(sigs) || sigs.length < 1 || sigs.length > MAX_BUNDLE) ctx.revert('BAD_ARGS', `signatures must be a list of 1..${MAX_BUNDLE}`);
+    if (!Array.isArray(sigs) || sigs.length < 1 || sigs.length > MAX_BUNDLE)
+      ctx.revert('BAD_ARGS', `signatures must be a list of 1..${MAX_BUNDLE}`);
     for (const s of sigs) {
       const p = load(ctx, args.id);
-      if (s === null || typeof s !== 'object') ctx.revert('BAD_ARGS', 'each signature is { publicKey, signature, decision }');
+      if (s === null || typeof s !== 'object')
+        ctx.revert('BAD_ARGS', 'each signature is { publicKey, signature, decision }');
       const pk = bytesArg(ctx, s.publicKey, 32, 'publicKey');
       const sig = bytesArg(ctx, s.signature, 64, 'signature');
-      if (s.decision !== 'approve' && s.decision !== 'reject') ctx.revert('BAD_ARGS', 'decision must be approve or reject');
-      if (!ctx.verifyEd25519(sig, message(ctx, p, s.decision), pk)) ctx.revert('BAD_SIGNATURE', `signature by ${toHex(pk)} does not verify`);
+      if (s.decision !== 'approve' && s.decision !== 'reject')
+        ctx.revert('BAD_ARGS', 'decision must be approve or reject');
+      if (!ctx.verifyEd25519(sig, message(ctx, p, s.decision), pk))
+        ctx.revert('BAD_SIGNATURE', `signature by ${toHex(pk)} does not verify`);
       const voter = `0x${toHex(ctx.sha256(pk).slice(0, 20))}`;
       if (p.status !== 'PENDING') break; // decided by an earlier signature of this bundle
       vote(ctx, p, voter, s.decision);
@@ -477,13 +583,15 @@ export const methods = {
   /** Withdraws a pending proposal. Caller: its proposer. */
   cancel(ctx: Context, args: { id: string }) {
     const p = load(ctx, args?.id);
-    if (p.proposer !== ctx.sender) ctx.revert('NOT_AUTHORIZED', `only the proposer ${p.proposer} may cancel ${p.id}`);
+    if (p.proposer !== ctx.sender)
+      ctx.revert('NOT_AUTHORIZED', `only the proposer ${p.proposer} may cancel ${p.id}`);
     if (p.status !== 'PENDING') ctx.revert('NOT_PENDING', `proposal ${p.id} is ${p.status}`);
     finish(ctx, p, 'CANCELLED', 'cancelled');
   },
   /** Scheduled at creation: a still-pending proposal expires. Caller: the scheduler only. */
   expire(ctx: Context, args: { id: string }) {
-    if (!ctx.scheduled || ctx.sender !== ctx.contract) ctx.revert('NOT_AUTHORIZED', 'expire runs only as a scheduled callback');
+    if (!ctx.scheduled || ctx.sender !== ctx.contract)
+      ctx.revert('NOT_AUTHORIZED', 'expire runs only as a scheduled callback');
     const p = load(ctx, args.id);
     if (p.status === 'PENDING') finish(ctx, p, 'EXPIRED', 'expired');
   },
@@ -491,20 +599,23 @@ export const methods = {
 
 export const views = {
   /** A proposal, or null. */
-  proposal: (ctx: ViewContext, args: { id: string }) => (ctx.state.get(`p:${String(args?.id)}`) ?? null) as never,
+  proposal: (ctx: ViewContext, args: { id: string }) => ctx.state.get(`p:${String(args?.id)}`) ?? null,
   /** A policy's current version (or `version` when given), or null. */
-  policy: (ctx: ViewContext, args: { id: string; version?: number }) => (policyAt(ctx, String(args?.id), args.version) ?? null) as never,
+  policy: (ctx: ViewContext, args: { id: string; version?: number }) =>
+    (policyAt(ctx, String(args?.id), args.version) ?? null) as never,
   /** True when a policy exists (implicit admins:<org> always does). */
   hasPolicy: (ctx: ViewContext, args: { id: string }) => policyAt(ctx, String(args?.id)) !== undefined,
   /** The UTF-8 text an offline signer signs with Ed25519 to approve or reject. */
   signingMessage(ctx: ViewContext, args: { id: string; decision: string }) {
-    if (args.decision !== 'approve' && args.decision !== 'reject') ctx.revert('BAD_ARGS', 'decision must be approve or reject');
+    if (args.decision !== 'approve' && args.decision !== 'reject')
+      ctx.revert('BAD_ARGS', 'decision must be approve or reject');
     return message(ctx, load(ctx, args.id), args.decision);
   },
   /** A governance parameter, or null. */
-  param: (ctx: ViewContext, args: { key: string }) => (ctx.state.get(`param:${String(args?.key)}`) ?? null) as never,
+  param: (ctx: ViewContext, args: { key: string }) => ctx.state.get(`param:${String(args?.key)}`) ?? null,
   /** A lifecycle grant `{ kind, contract, sender, fromVersion, proposalId, height }`, or null. */
-  grant: (ctx: ViewContext, args: { kind: string; contract: string }) => (ctx.state.get(`grant:${String(args.kind)}:${String(args.contract)}`) ?? null) as never,
+  grant: (ctx: ViewContext, args: { kind: string; contract: string }) =>
+    ctx.state.get(`grant:${String(args.kind)}:${String(args.contract)}`) ?? null,
   /** The approved validator-set change `{ validators, effectiveHeight, proposalId }`, or null. */
-  pendingValidators: (ctx: ViewContext) => (ctx.state.get('validators:pending') ?? null) as never,
+  pendingValidators: (ctx: ViewContext) => ctx.state.get('validators:pending') ?? null,
 } satisfies Views;

@@ -23,18 +23,33 @@ interface Encumbrance {
 }
 
 function checkText(ctx: ViewContext, v: unknown, what: string, max = 128): string {
-  if (typeof v !== 'string' || v.length < 1 || v.length > max) ctx.revert('BAD_ARGS', `${what} must be a string of 1..${max} characters`);
+  if (typeof v !== 'string' || v.length < 1 || v.length > max)
+    ctx.revert('BAD_ARGS', `${what} must be a string of 1..${max} characters`);
   return v;
 }
 
 /** Callers are contracts: their names never start with 0x, addresses always do. */
 function assetOf(ctx: Context, id: unknown): string {
-  if (ctx.sender.startsWith('0x') || ctx.sender === '') ctx.revert('NOT_AUTHORIZED', 'only asset contracts register encumbrances');
+  if (ctx.sender.startsWith('0x') || ctx.sender === '')
+    ctx.revert('NOT_AUTHORIZED', 'only asset contracts register encumbrances');
   return `${ctx.sender}:${checkText(ctx, id, 'asset id', 160)}`;
 }
 
-function emit(ctx: Context, name: string, e: Encumbrance | null, asset: string, extra: Record<string, Value> = {}): void {
-  ctx.emit(name, { asset, kind: e?.kind ?? null, beneficiary: e?.beneficiary ?? null, ref: e?.ref ?? null, ...extra, encumbrance: e as never });
+function emit(
+  ctx: Context,
+  name: string,
+  e: Encumbrance | null,
+  asset: string,
+  extra: Record<string, Value> = {},
+): void {
+  ctx.emit(name, {
+    asset,
+    kind: e?.kind ?? null,
+    beneficiary: e?.beneficiary ?? null,
+    ref: e?.ref ?? null,
+    ...extra,
+    encumbrance: e as never,
+  });
 }
 
 export const methods = {
@@ -44,7 +59,10 @@ export const methods = {
     if (!KINDS.includes(args.kind)) ctx.revert('BAD_ARGS', `kind must be one of ${KINDS.join(', ')}`);
     const existing = ctx.state.get(`e:${asset}`) as Encumbrance | undefined;
     if (existing !== undefined)
-      ctx.revert('ALREADY_ENCUMBERED', `${asset} already carries a ${existing.kind} for ${existing.beneficiary}`);
+      ctx.revert(
+        'ALREADY_ENCUMBERED',
+        `${asset} already carries a ${existing.kind} for ${existing.beneficiary}`,
+      );
     const e: Encumbrance = {
       asset,
       kind: args.kind,
@@ -70,7 +88,8 @@ export const methods = {
       emit(ctx, 'Released', frozen, asset, { released: e.under as never });
       return;
     }
-    if (e === undefined || e.kind !== args.kind) ctx.revert('NOT_ENCUMBERED', `${asset} carries no ${String(args.kind)}`);
+    if (e === undefined || e.kind !== args.kind)
+      ctx.revert('NOT_ENCUMBERED', `${asset} carries no ${String(args.kind)}`);
     ctx.state.delete(`e:${asset}`);
     emit(ctx, 'Released', null, asset, { released: e as never });
   },
@@ -103,7 +122,8 @@ export const methods = {
 
 export const views = {
   /** The encumbrance of `asset` (`<contract>:<id>`), or null. */
-  get: (ctx: ViewContext, args: { asset: string }) => (ctx.state.get(`e:${String(args?.asset)}`) ?? null) as never,
+  get: (ctx: ViewContext, args: { asset: string }) =>
+    (ctx.state.get(`e:${String(args?.asset)}`) ?? null),
   /** True when `asset` carries an encumbrance. */
   isEncumbered: (ctx: ViewContext, args: { asset: string }) => ctx.state.has(`e:${String(args?.asset)}`),
 } satisfies Views;

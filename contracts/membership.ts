@@ -30,28 +30,43 @@ interface Member {
 
 function isNameChar(c: string): boolean {
   return (
-    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c === '-' || c === '_' || c === '.'
+    (c >= 'a' && c <= 'z') ||
+    (c >= 'A' && c <= 'Z') ||
+    (c >= '0' && c <= '9') ||
+    c === '-' ||
+    c === '_' ||
+    c === '.'
   );
 }
 
 function checkName(ctx: ViewContext, v: unknown, what: string): string {
-  if (typeof v !== 'string' || v.length < 1 || v.length > 64) ctx.revert('BAD_ARGS', `${what} must be a name of 1..64 characters`);
-  for (const c of v) if (!isNameChar(c)) ctx.revert('BAD_ARGS', `${what} "${v}" may hold only letters, digits, '-', '_' and '.'`);
+  if (typeof v !== 'string' || v.length < 1 || v.length > 64)
+    ctx.revert('BAD_ARGS', `${what} must be a name of 1..64 characters`);
+  for (const c of v)
+    if (!isNameChar(c))
+      ctx.revert('BAD_ARGS', `${what} "${v}" may hold only letters, digits, '-', '_' and '.'`);
   return v;
 }
 
 function checkAddress(ctx: ViewContext, v: unknown, what = 'address'): string {
   if (typeof v !== 'string' || v.length !== 42 || !v.startsWith('0x'))
     ctx.revert('BAD_ARGS', `${what} must be a 0x-hex address of 20 bytes`);
-  for (const c of v.slice(2)) if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) ctx.revert('BAD_ARGS', `${what} must be lowercase hex`);
+  for (const c of v.slice(2))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+      ctx.revert('BAD_ARGS', `${what} must be lowercase hex`);
   return v;
 }
 
 function checkOrgRoles(ctx: ViewContext, v: unknown): string[] {
-  if (!Array.isArray(v) || v.length < 1 || v.length > ORG_ROLES.length) ctx.revert('BAD_ARGS', 'roles must be a non-empty list of organisation roles');
+  if (!Array.isArray(v) || v.length < 1 || v.length > ORG_ROLES.length)
+    ctx.revert('BAD_ARGS', 'roles must be a non-empty list of organisation roles');
   const out: string[] = [];
   for (const r of v) {
-    if (typeof r !== 'string' || !ORG_ROLES.includes(r)) ctx.revert('BAD_ARGS', `unknown organisation role "${String(r)}"; expected one of ${ORG_ROLES.join(', ')}`);
+    if (typeof r !== 'string' || !ORG_ROLES.includes(r))
+      ctx.revert(
+        'BAD_ARGS',
+        `unknown organisation role "${String(r)}"; expected one of ${ORG_ROLES.join(', ')}`,
+      );
     if (out.includes(r)) ctx.revert('BAD_ARGS', `role ${r} listed twice`);
     out.push(r);
   }
@@ -59,7 +74,8 @@ function checkOrgRoles(ctx: ViewContext, v: unknown): string[] {
 }
 
 function checkMemberRoles(ctx: ViewContext, v: unknown): string[] {
-  if (!Array.isArray(v) || v.length > MAX_MEMBER_ROLES) ctx.revert('BAD_ARGS', `member roles must be a list of at most ${MAX_MEMBER_ROLES} names`);
+  if (!Array.isArray(v) || v.length > MAX_MEMBER_ROLES)
+    ctx.revert('BAD_ARGS', `member roles must be a list of at most ${MAX_MEMBER_ROLES} names`);
   const out: string[] = [];
   for (const r of v) {
     const name = checkName(ctx, r, 'member role');
@@ -78,12 +94,16 @@ function getMember(ctx: ViewContext, address: string): Member | undefined {
 
 function onlyApprovals(ctx: Context): void {
   if (ctx.sender !== ctx.state.get('approvals'))
-    ctx.revert('NOT_AUTHORIZED', 'membership changes only through an approved proposal of the approvals contract');
+    ctx.revert(
+      'NOT_AUTHORIZED',
+      'membership changes only through an approved proposal of the approvals contract',
+    );
 }
 
 function addOrg(ctx: Context, a: { id?: unknown; name?: unknown; roles?: unknown }): void {
   const id = checkName(ctx, a.id, 'organisation id');
-  if (typeof a.name !== 'string' || a.name.length < 1 || a.name.length > 128) ctx.revert('BAD_ARGS', 'organisation name must be 1..128 characters');
+  if (typeof a.name !== 'string' || a.name.length < 1 || a.name.length > 128)
+    ctx.revert('BAD_ARGS', 'organisation name must be 1..128 characters');
   const roles = checkOrgRoles(ctx, a.roles);
   if (getOrg(ctx, id) !== undefined) ctx.revert('ORG_EXISTS', `organisation ${id} exists`);
   const count = Number(ctx.state.get('orgCount') ?? 0);
@@ -101,7 +121,8 @@ function addMember(ctx: Context, a: { address?: unknown; org?: unknown; roles?: 
   const org = getOrg(ctx, orgId);
   if (org === undefined) ctx.revert('NO_ORG', `no organisation ${orgId}`);
   if (getMember(ctx, address) !== undefined) ctx.revert('MEMBER_EXISTS', `${address} is already a member`);
-  if (org.members >= MAX_MEMBERS_PER_ORG) ctx.revert('LIMIT', `at most ${MAX_MEMBERS_PER_ORG} members per organisation`);
+  if (org.members >= MAX_MEMBERS_PER_ORG)
+    ctx.revert('LIMIT', `at most ${MAX_MEMBERS_PER_ORG} members per organisation`);
   const m: Member = { address, org: orgId, roles };
   const updated: Org = { ...org, members: org.members + 1 };
   ctx.state.set(`m:${address}`, m as never);
@@ -120,7 +141,8 @@ export function init(
   ctx.state.set('approvals', checkName(ctx, args?.approvals ?? 'approvals', 'approvals'));
   const orgs = args?.organisations ?? [];
   const members = args?.members ?? [];
-  if (!Array.isArray(orgs) || !Array.isArray(members)) ctx.revert('BAD_ARGS', 'organisations and members must be lists');
+  if (!Array.isArray(orgs) || !Array.isArray(members))
+    ctx.revert('BAD_ARGS', 'organisations and members must be lists');
   for (const o of orgs) addOrg(ctx, o as never);
   for (const m of members) addMember(ctx, m as never);
 }
@@ -151,7 +173,8 @@ export const methods = {
     onlyApprovals(ctx);
     const m = getMember(ctx, checkAddress(ctx, args.address));
     if (m === undefined) ctx.revert('NO_MEMBER', `${args.address} is not a member`);
-    if (m.org !== args.org) ctx.revert('WRONG_ORG', `${args.address} belongs to ${m.org}, not ${String(args.org)}`);
+    if (m.org !== args.org)
+      ctx.revert('WRONG_ORG', `${args.address} belongs to ${m.org}, not ${String(args.org)}`);
     const roles = checkMemberRoles(ctx, args.roles);
     const updated: Member = { ...m, roles };
     ctx.state.set(`m:${m.address}`, updated as never);
@@ -162,7 +185,8 @@ export const methods = {
     onlyApprovals(ctx);
     const m = getMember(ctx, checkAddress(ctx, args.address));
     if (m === undefined) ctx.revert('NO_MEMBER', `${args.address} is not a member`);
-    if (m.org !== args.org) ctx.revert('WRONG_ORG', `${args.address} belongs to ${m.org}, not ${String(args.org)}`);
+    if (m.org !== args.org)
+      ctx.revert('WRONG_ORG', `${args.address} belongs to ${m.org}, not ${String(args.org)}`);
     const org = getOrg(ctx, m.org)!;
     const updated: Org = { ...org, members: org.members - 1 };
     ctx.state.delete(`m:${m.address}`);

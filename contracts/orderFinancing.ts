@@ -53,7 +53,8 @@ function cfg(ctx: ViewContext): { membership: string; encumbrances: string } {
 function requireMember(ctx: ViewContext, address: string, orgRole: string | null, what: string): Member {
   const m = ctx.call(cfg(ctx).membership, 'member', { address }) as Member | null;
   if (m === null) ctx.revert('NOT_MEMBER', `${what} ${address} is not a member`);
-  if (orgRole !== null && !m.orgRoles.includes(orgRole)) ctx.revert('WRONG_ROLE', `${what} ${address} (${m.org}) is not a ${orgRole}`);
+  if (orgRole !== null && !m.orgRoles.includes(orgRole))
+    ctx.revert('WRONG_ROLE', `${what} ${address} (${m.org}) is not a ${orgRole}`);
   return m;
 }
 function orgHasRole(ctx: ViewContext, org: string, role: string): boolean {
@@ -61,11 +62,13 @@ function orgHasRole(ctx: ViewContext, org: string, role: string): boolean {
   return o !== null && o.roles.includes(role);
 }
 function text(ctx: ViewContext, v: unknown, what: string, max = 64): string {
-  if (typeof v !== 'string' || v.length < 1 || v.length > max) ctx.revert('BAD_ARGS', `${what} must be a string of 1..${max} characters`);
+  if (typeof v !== 'string' || v.length < 1 || v.length > max)
+    ctx.revert('BAD_ARGS', `${what} must be a string of 1..${max} characters`);
   return v;
 }
 function amountOf(ctx: ViewContext, v: unknown, what: string): bigint {
-  if ((typeof v !== 'number' || !Number.isSafeInteger(v)) && typeof v !== 'bigint') ctx.revert('BAD_AMOUNT', `${what} must be an integer in minor units`);
+  if ((typeof v !== 'number' || !Number.isSafeInteger(v)) && typeof v !== 'bigint')
+    ctx.revert('BAD_AMOUNT', `${what} must be an integer in minor units`);
   const a = BigInt(v);
   if (a < 1n || a > MAX_AMOUNT) ctx.revert('BAD_AMOUNT', `${what} must be 1..${MAX_AMOUNT}`);
   return a;
@@ -92,7 +95,15 @@ function coverOf(o: Order): bigint {
   return c < o.orderValue ? c : o.orderValue;
 }
 function emit(ctx: Context, name: string, o: Order, data: Record<string, Value> = {}): void {
-  ctx.emit(name, { id: o.id, distributor: o.distributor, core: o.core, bank: o.bank, status: o.status, ...data, order: o as never });
+  ctx.emit(name, {
+    id: o.id,
+    distributor: o.distributor,
+    core: o.core,
+    bank: o.bank,
+    status: o.status,
+    ...data,
+    order: o as never,
+  });
 }
 function once(ctx: Context, opId: unknown, method: string, run: () => Value): Value {
   const key = `op:${ctx.sender}:${text(ctx, opId, 'opId')}`;
@@ -106,10 +117,12 @@ function once(ctx: Context, opId: unknown, method: string, run: () => Value): Va
   return result;
 }
 function requireStatus(ctx: ViewContext, o: Order, ...statuses: string[]): void {
-  if (!statuses.includes(o.status)) ctx.revert('WRONG_STATUS', `order ${o.id} is ${o.status}; expected ${statuses.join(' or ')}`);
+  if (!statuses.includes(o.status))
+    ctx.revert('WRONG_STATUS', `order ${o.id} is ${o.status}; expected ${statuses.join(' or ')}`);
 }
 function requireDistributor(ctx: ViewContext, o: Order): void {
-  if (ctx.sender !== o.distributor) ctx.revert('NOT_DISTRIBUTOR', `only the distributor ${o.distributor} may do this with ${o.id}`);
+  if (ctx.sender !== o.distributor)
+    ctx.revert('NOT_DISTRIBUTOR', `only the distributor ${o.distributor} may do this with ${o.id}`);
 }
 function requireOrg(ctx: ViewContext, org: string, role: string): void {
   const m = requireMember(ctx, ctx.sender, role, 'sender');
@@ -118,7 +131,10 @@ function requireOrg(ctx: ViewContext, org: string, role: string): void {
 
 /** Genesis: `{ membership?, encumbrances? }`. */
 export function init(ctx: Context, args: { membership?: string; encumbrances?: string } | null) {
-  ctx.state.set('cfg', { membership: args?.membership ?? 'membership', encumbrances: args?.encumbrances ?? 'encumbrances' });
+  ctx.state.set('cfg', {
+    membership: args?.membership ?? 'membership',
+    encumbrances: args?.encumbrances ?? 'encumbrances',
+  });
 }
 
 export const methods = {
@@ -126,17 +142,32 @@ export const methods = {
    * Opens an order `{ opId, core, bank, orderValue, releaseRatioBps, maturity }`; returns its id.
    * Caller: a member of a supplier (distributor) organisation.
    */
-  open(ctx: Context, args: { opId: string; core: string; bank: string; orderValue: number | bigint; releaseRatioBps: number; maturity: number }) {
+  open(
+    ctx: Context,
+    args: {
+      opId: string;
+      core: string;
+      bank: string;
+      orderValue: number | bigint;
+      releaseRatioBps: number;
+      maturity: number;
+    },
+  ) {
     return once(ctx, args?.opId, 'open', () => {
       const m = requireMember(ctx, ctx.sender, 'supplier', 'distributor');
       const core = text(ctx, args.core, 'core');
       const bank = text(ctx, args.bank, 'bank');
-      if (!orgHasRole(ctx, core, 'core-enterprise')) ctx.revert('WRONG_ROLE', `${core} is not a core enterprise`);
+      if (!orgHasRole(ctx, core, 'core-enterprise'))
+        ctx.revert('WRONG_ROLE', `${core} is not a core enterprise`);
       if (!orgHasRole(ctx, bank, 'bank')) ctx.revert('WRONG_ROLE', `${bank} is not a bank`);
       const ratio = args.releaseRatioBps;
       if (typeof ratio !== 'number' || !Number.isSafeInteger(ratio) || ratio < 1 || ratio > MAX_RATIO_BPS)
         ctx.revert('BAD_ARGS', `releaseRatioBps must be 1..${MAX_RATIO_BPS}`);
-      if (typeof args.maturity !== 'number' || !Number.isSafeInteger(args.maturity) || args.maturity <= ctx.time)
+      if (
+        typeof args.maturity !== 'number' ||
+        !Number.isSafeInteger(args.maturity) ||
+        args.maturity <= ctx.time
+      )
         ctx.revert('BAD_ARGS', 'maturity must be a time after now');
       const seq = Number(ctx.state.get('seq') ?? 0) + 1;
       ctx.state.set('seq', seq);
@@ -170,7 +201,12 @@ export const methods = {
       requireOrg(ctx, o.bank, 'bank');
       requireStatus(ctx, o, 'REQUESTED');
       if (o.maturity <= ctx.time) ctx.revert('MATURED', `order ${o.id} matured before acceptance`);
-      ctx.call(cfg(ctx).encumbrances, 'encumber', { id: o.id, kind: 'assignment', beneficiary: o.bank, ref: `voucher:${o.id}` });
+      ctx.call(cfg(ctx).encumbrances, 'encumber', {
+        id: o.id,
+        kind: 'assignment',
+        beneficiary: o.bank,
+        ref: `voucher:${o.id}`,
+      });
       o.voucher = `voucher:${o.id}`;
       o.status = 'ACTIVE';
       save(ctx, o);
@@ -210,7 +246,8 @@ export const methods = {
       requireDistributor(ctx, o);
       requireStatus(ctx, o, 'ACTIVE');
       const amount = amountOf(ctx, args.amount, 'amount');
-      if (o.margin + amount > o.orderValue) ctx.revert('EXCEEDS_ORDER', `margin would be ${o.margin + amount}, order value is ${o.orderValue}`);
+      if (o.margin + amount > o.orderValue)
+        ctx.revert('EXCEEDS_ORDER', `margin would be ${o.margin + amount}, order value is ${o.orderValue}`);
       o.margin += amount;
       save(ctx, o);
       emit(ctx, 'MarginPaid', o, { amount, margin: o.margin, cover: coverOf(o) });
@@ -226,7 +263,10 @@ export const methods = {
       const value = amountOf(ctx, args.value, 'value');
       const cover = coverOf(o);
       if (o.released + value > cover)
-        ctx.revert('EXCEEDS_COVER', `releasing ${value} would make ${o.released + value}, the margin covers ${cover}`);
+        ctx.revert(
+          'EXCEEDS_COVER',
+          `releasing ${value} would make ${o.released + value}, the margin covers ${cover}`,
+        );
       o.released += value;
       save(ctx, o);
       emit(ctx, 'GoodsReleased', o, { value, released: o.released, cover });
@@ -240,7 +280,8 @@ export const methods = {
       requireOrg(ctx, o.core, 'core-enterprise');
       requireStatus(ctx, o, 'ACTIVE');
       const value = amountOf(ctx, args.value, 'value');
-      if (o.shipped + value > o.released) ctx.revert('EXCEEDS_RELEASED', `shipping ${value} would exceed the ${o.released} released`);
+      if (o.shipped + value > o.released)
+        ctx.revert('EXCEEDS_RELEASED', `shipping ${value} would exceed the ${o.released} released`);
       o.shipped += value;
       save(ctx, o);
       emit(ctx, 'Shipped', o, { value, shipped: o.shipped });
@@ -254,7 +295,8 @@ export const methods = {
       requireDistributor(ctx, o);
       requireStatus(ctx, o, 'ACTIVE');
       const value = amountOf(ctx, args.value, 'value');
-      if (o.received + value > o.shipped) ctx.revert('EXCEEDS_SHIPPED', `receiving ${value} would exceed the ${o.shipped} shipped`);
+      if (o.received + value > o.shipped)
+        ctx.revert('EXCEEDS_SHIPPED', `receiving ${value} would exceed the ${o.shipped} shipped`);
       o.received += value;
       save(ctx, o);
       emit(ctx, 'ReceiptConfirmed', o, { value, received: o.received });
@@ -267,7 +309,8 @@ export const methods = {
       const o = load(ctx, args.id);
       requireOrg(ctx, o.core, 'core-enterprise');
       requireStatus(ctx, o, 'REQUESTED', 'ACTIVE');
-      if (args.kind !== 'buyback' && args.kind !== 'guarantee') ctx.revert('BAD_ARGS', 'kind must be buyback or guarantee');
+      if (args.kind !== 'buyback' && args.kind !== 'guarantee')
+        ctx.revert('BAD_ARGS', 'kind must be buyback or guarantee');
       if (o.cover !== 'none') ctx.revert('ALREADY_COVERED', `order ${o.id} already has a ${o.cover}`);
       o.cover = args.kind;
       save(ctx, o);
@@ -277,7 +320,8 @@ export const methods = {
   },
   /** Maturity: SETTLED when fully paid, else COVER_DUE or DEFAULTED. Caller: the scheduler. */
   mature(ctx: Context, args: { id: string }) {
-    if (!ctx.scheduled || ctx.sender !== ctx.contract) ctx.revert('NOT_AUTHORIZED', 'runs only as a scheduled callback');
+    if (!ctx.scheduled || ctx.sender !== ctx.contract)
+      ctx.revert('NOT_AUTHORIZED', 'runs only as a scheduled callback');
     const o = load(ctx, args.id);
     if (o.status !== 'ACTIVE') return;
     o.shortfall = o.orderValue - o.margin;
@@ -286,11 +330,16 @@ export const methods = {
       o.status = 'SETTLED';
     } else o.status = o.cover === 'none' ? 'DEFAULTED' : 'COVER_DUE';
     save(ctx, o);
-    emit(ctx, o.status === 'SETTLED' ? 'OrderSettled' : o.status === 'DEFAULTED' ? 'OrderDefaulted' : 'CoverDue', o, {
-      orderValue: o.orderValue,
-      margin: o.margin,
-      shortfall: o.shortfall,
-    });
+    emit(
+      ctx,
+      o.status === 'SETTLED' ? 'OrderSettled' : o.status === 'DEFAULTED' ? 'OrderDefaulted' : 'CoverDue',
+      o,
+      {
+        orderValue: o.orderValue,
+        margin: o.margin,
+        shortfall: o.shortfall,
+      },
+    );
   },
   /** Pays the shortfall under the buy-back or guarantee: COVER_DUE → COVERED. Caller: the core enterprise. */
   cover(ctx: Context, args: { opId: string; id: string }) {
@@ -309,7 +358,8 @@ export const methods = {
 
 export const views = {
   /** An order, or null. */
-  order: (ctx: ViewContext, args: { id: string }) => (ctx.state.get(`o:${String(args?.id)}`) ?? null) as never,
+  order: (ctx: ViewContext, args: { id: string }) =>
+    (ctx.state.get(`o:${String(args?.id)}`) ?? null),
   /** What the bank may still release: cover − released. */
   releasable(ctx: ViewContext, args: { id: string }) {
     const o = load(ctx, args?.id);

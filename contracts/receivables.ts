@@ -75,7 +75,8 @@ function member(ctx: ViewContext, address: string): Member | null {
 function requireMember(ctx: ViewContext, address: string, orgRole: string | null, what: string): Member {
   const m = member(ctx, address);
   if (m === null) ctx.revert('NOT_MEMBER', `${what} ${address} is not a member`);
-  if (orgRole !== null && !m.orgRoles.includes(orgRole)) ctx.revert('WRONG_ROLE', `${what} ${address} (${m.org}) is not a ${orgRole}`);
+  if (orgRole !== null && !m.orgRoles.includes(orgRole))
+    ctx.revert('WRONG_ROLE', `${what} ${address} (${m.org}) is not a ${orgRole}`);
   return m;
 }
 function orgHasRole(ctx: ViewContext, org: string, role: string): boolean {
@@ -83,18 +84,22 @@ function orgHasRole(ctx: ViewContext, org: string, role: string): boolean {
   return o !== null && o.roles.includes(role);
 }
 function amountOf(ctx: ViewContext, v: unknown, what = 'amount'): bigint {
-  if (typeof v !== 'number' && typeof v !== 'bigint') ctx.revert('BAD_AMOUNT', `${what} must be an integer in minor units`);
-  if (typeof v === 'number' && !Number.isSafeInteger(v)) ctx.revert('BAD_AMOUNT', `${what} must be an integer in minor units`);
+  if (typeof v !== 'number' && typeof v !== 'bigint')
+    ctx.revert('BAD_AMOUNT', `${what} must be an integer in minor units`);
+  if (typeof v === 'number' && !Number.isSafeInteger(v))
+    ctx.revert('BAD_AMOUNT', `${what} must be an integer in minor units`);
   const a = BigInt(v);
   if (a <= 0n || a > MAX_AMOUNT) ctx.revert('BAD_AMOUNT', `${what} must be 1..${MAX_AMOUNT}`);
   return a;
 }
 function intIn(ctx: ViewContext, v: unknown, min: number, max: number, what: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) ctx.revert('BAD_ARGS', `${what} must be an integer ${min}..${max}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+    ctx.revert('BAD_ARGS', `${what} must be an integer ${min}..${max}`);
   return v;
 }
 function text(ctx: ViewContext, v: unknown, what: string, max = 64): string {
-  if (typeof v !== 'string' || v.length < 1 || v.length > max) ctx.revert('BAD_ARGS', `${what} must be a string of 1..${max} characters`);
+  if (typeof v !== 'string' || v.length < 1 || v.length > max)
+    ctx.revert('BAD_ARGS', `${what} must be a string of 1..${max} characters`);
   return v;
 }
 
@@ -130,20 +135,30 @@ function requireUnencumbered(ctx: ViewContext, v: Voucher): void {
     ctx.revert('ENCUMBERED', `voucher ${v.id} is encumbered`);
 }
 function requireStatus(ctx: ViewContext, v: Voucher, ...statuses: string[]): void {
-  if (!statuses.includes(v.status)) ctx.revert('WRONG_STATUS', `voucher ${v.id} is ${v.status}; expected ${statuses.join(' or ')}`);
+  if (!statuses.includes(v.status))
+    ctx.revert('WRONG_STATUS', `voucher ${v.id} is ${v.status}; expected ${statuses.join(' or ')}`);
 }
 function requireHolder(ctx: ViewContext, v: Voucher): void {
-  if (ctx.sender !== v.holder) ctx.revert('NOT_HOLDER', `only the holder ${v.holder} may do this with ${v.id}`);
+  if (ctx.sender !== v.holder)
+    ctx.revert('NOT_HOLDER', `only the holder ${v.holder} may do this with ${v.id}`);
 }
 function onlyApprovals(ctx: ViewContext): void {
-  if (ctx.sender !== cfg(ctx).approvals) ctx.revert('NOT_AUTHORIZED', 'only the approvals contract calls this');
+  if (ctx.sender !== cfg(ctx).approvals)
+    ctx.revert('NOT_AUTHORIZED', 'only the approvals contract calls this');
 }
 function onlyScheduler(ctx: ViewContext): void {
-  if (!ctx.scheduled || ctx.sender !== ctx.contract) ctx.revert('NOT_AUTHORIZED', 'runs only as a scheduled callback');
+  if (!ctx.scheduled || ctx.sender !== ctx.contract)
+    ctx.revert('NOT_AUTHORIZED', 'runs only as a scheduled callback');
 }
 
 /** Emits a transition event: ids, parties and amounts, plus the changed voucher records. */
-function emit(ctx: Context, name: string, data: Record<string, Value>, changed: Voucher[], credit?: { org: string; limit: bigint; used: bigint }): void {
+function emit(
+  ctx: Context,
+  name: string,
+  data: Record<string, Value>,
+  changed: Voucher[],
+  credit?: { org: string; limit: bigint; used: bigint },
+): void {
   ctx.emit(name, { ...data, vouchers: changed as never, credit: (credit ?? null) as never });
 }
 
@@ -192,14 +207,23 @@ function child(ctx: Context, parent: Voucher, holder: Member, amount: bigint): V
 }
 
 /** Genesis: `{ membership?, approvals?, encumbrances?, creditLines?: [{ org, limit }] }`. */
-export function init(ctx: Context, args: { membership?: string; approvals?: string; encumbrances?: string; creditLines?: Array<{ org: string; limit: number | bigint }> } | null) {
+export function init(
+  ctx: Context,
+  args: {
+    membership?: string;
+    approvals?: string;
+    encumbrances?: string;
+    creditLines?: Array<{ org: string; limit: number | bigint }>;
+  } | null,
+) {
   ctx.state.set('cfg', {
     membership: args?.membership ?? 'membership',
     approvals: args?.approvals ?? 'approvals',
     encumbrances: args?.encumbrances ?? 'encumbrances',
   });
   for (const c of args?.creditLines ?? []) {
-    if ((typeof c.limit !== 'number' && typeof c.limit !== 'bigint') || BigInt(c.limit) < 0n) ctx.revert('BAD_AMOUNT', 'limit must be a non-negative integer');
+    if ((typeof c.limit !== 'number' && typeof c.limit !== 'bigint') || BigInt(c.limit) < 0n)
+      ctx.revert('BAD_AMOUNT', 'limit must be a non-negative integer');
     const credit = { org: text(ctx, c.org, 'org'), limit: BigInt(c.limit), used: 0n };
     setCredit(ctx, credit);
     ctx.emit('CreditLineSet', { org: credit.org, limit: credit.limit, used: 0n, credit });
@@ -212,13 +236,31 @@ export const methods = {
    * debtor's confirmation; returns `{ id, proposalId }`. Caller: a member of the debtor (a core
    * enterprise) or the holder itself (a supplier registering its claim).
    */
-  issue(ctx: Context, args: { opId: string; debtor: string; holder: string; amount: number | bigint; maturity: number; graceMs?: number; ref?: string }) {
+  issue(
+    ctx: Context,
+    args: {
+      opId: string;
+      debtor: string;
+      holder: string;
+      amount: number | bigint;
+      maturity: number;
+      graceMs?: number;
+      ref?: string;
+    },
+  ) {
     return once(ctx, args?.opId, 'issue', () => {
       const debtor = text(ctx, args.debtor, 'debtor');
       const amount = amountOf(ctx, args.amount);
-      const maturity = intIn(ctx, args.maturity, ctx.time + 1, Number.MAX_SAFE_INTEGER, 'maturity (after now)');
+      const maturity = intIn(
+        ctx,
+        args.maturity,
+        ctx.time + 1,
+        Number.MAX_SAFE_INTEGER,
+        'maturity (after now)',
+      );
       const graceMs = intIn(ctx, args.graceMs ?? DEFAULT_GRACE_MS, 0, MAX_GRACE_MS, 'graceMs');
-      if (!orgHasRole(ctx, debtor, 'core-enterprise')) ctx.revert('WRONG_ROLE', `debtor ${debtor} is not a core enterprise`);
+      if (!orgHasRole(ctx, debtor, 'core-enterprise'))
+        ctx.revert('WRONG_ROLE', `debtor ${debtor} is not a core enterprise`);
       const sender = requireMember(ctx, ctx.sender, null, 'sender');
       const holder = requireMember(ctx, text(ctx, args.holder, 'holder', 42), null, 'holder');
       if (sender.org !== debtor && ctx.sender !== holder.address)
@@ -256,7 +298,12 @@ export const methods = {
       save(ctx, v);
       ctx.state.set(`t:${id}:${id}`, true);
       ctx.state.set(`tc:${id}`, 1);
-      emit(ctx, 'Issued', { id, debtor, holder: v.holder, amount, maturity, proposalId, issuer: ctx.sender }, [v]);
+      emit(
+        ctx,
+        'Issued',
+        { id, debtor, holder: v.holder, amount, maturity, proposalId, issuer: ctx.sender },
+        [v],
+      );
       return { id, proposalId };
     });
   },
@@ -269,13 +316,22 @@ export const methods = {
     if (v.maturity <= ctx.time) ctx.revert('MATURED', `voucher ${v.id} matured before confirmation`);
     const c = creditOf(ctx, v.debtor);
     if (c.used + v.amount > c.limit)
-      ctx.revert('CREDIT_LINE_EXCEEDED', `${v.debtor} has ${c.limit - c.used} of credit left, voucher needs ${v.amount}`);
+      ctx.revert(
+        'CREDIT_LINE_EXCEEDED',
+        `${v.debtor} has ${c.limit - c.used} of credit left, voucher needs ${v.amount}`,
+      );
     c.used += v.amount;
     setCredit(ctx, c);
     v.status = 'ACTIVE';
     save(ctx, v);
     ctx.schedule(v.maturity, 'mature', { root: v.id });
-    emit(ctx, 'Confirmed', { id: v.id, debtor: v.debtor, holder: v.holder, amount: v.amount, proposalId: v.proposalId }, [v], c);
+    emit(
+      ctx,
+      'Confirmed',
+      { id: v.id, debtor: v.debtor, holder: v.holder, amount: v.amount, proposalId: v.proposalId },
+      [v],
+      c,
+    );
   },
 
   /** Confirmation rejected, cancelled or expired: → CANCELLED. Caller: approvals. */
@@ -286,7 +342,12 @@ export const methods = {
     else if (v.status === 'FROZEN' && v.prevStatus === 'PENDING_CONFIRMATION') v.prevStatus = 'CANCELLED';
     else return;
     save(ctx, v);
-    emit(ctx, 'Cancelled', { id: v.id, debtor: v.debtor, holder: v.holder, amount: v.amount, reason: String(args.reason) }, [v]);
+    emit(
+      ctx,
+      'Cancelled',
+      { id: v.id, debtor: v.debtor, holder: v.holder, amount: v.amount, reason: String(args.reason) },
+      [v],
+    );
   },
 
   /** Transfers `amount` to member `to` as a child voucher; returns the child id. Caller: the holder. */
@@ -297,7 +358,8 @@ export const methods = {
       requireStatus(ctx, v, 'ACTIVE');
       requireUnencumbered(ctx, v);
       const amount = amountOf(ctx, args.amount);
-      if (amount > v.amount) ctx.revert('INSUFFICIENT', `voucher ${v.id} holds ${v.amount}, cannot transfer ${amount}`);
+      if (amount > v.amount)
+        ctx.revert('INSUFFICIENT', `voucher ${v.id} holds ${v.amount}, cannot transfer ${amount}`);
       const to = requireMember(ctx, text(ctx, args.to, 'to', 42), null, 'receiver');
       if (to.address === v.holder) ctx.revert('BAD_ARGS', 'cannot transfer to yourself');
       if (to.org === v.debtor) ctx.revert('BAD_ARGS', 'the debtor cannot hold its own voucher');
@@ -305,7 +367,12 @@ export const methods = {
       v.amount -= amount;
       if (v.amount === 0n) v.status = 'TRANSFERRED';
       save(ctx, v);
-      emit(ctx, 'Transferred', { id: v.id, child: c.id, root: v.root, from: v.holder, to: to.address, amount, remainder: v.amount }, [v, c]);
+      emit(
+        ctx,
+        'Transferred',
+        { id: v.id, child: c.id, root: v.root, from: v.holder, to: to.address, amount, remainder: v.amount },
+        [v, c],
+      );
       return c.id;
     });
   },
@@ -318,17 +385,24 @@ export const methods = {
       requireStatus(ctx, v, 'ACTIVE');
       requireUnencumbered(ctx, v);
       const parts = args.amounts;
-      if (!Array.isArray(parts) || parts.length < 2 || parts.length > MAX_SPLIT) ctx.revert('BAD_ARGS', `amounts must list 2..${MAX_SPLIT} parts`);
+      if (!Array.isArray(parts) || parts.length < 2 || parts.length > MAX_SPLIT)
+        ctx.revert('BAD_ARGS', `amounts must list 2..${MAX_SPLIT} parts`);
       const amounts = parts.map((a) => amountOf(ctx, a));
       let sum = 0n;
       for (const a of amounts) sum += a;
-      if (sum !== v.amount) ctx.revert('BAD_AMOUNT', `parts sum to ${sum}, voucher ${v.id} holds ${v.amount}`);
+      if (sum !== v.amount)
+        ctx.revert('BAD_AMOUNT', `parts sum to ${sum}, voucher ${v.id} holds ${v.amount}`);
       const holder: Member = { address: v.holder, org: v.holderOrg, roles: [], orgRoles: [] };
       const children = amounts.map((a) => child(ctx, v, holder, a));
       v.amount = 0n;
       v.status = 'SPLIT';
       save(ctx, v);
-      emit(ctx, 'Split', { id: v.id, root: v.root, holder: v.holder, children: children.map((c) => c.id), amounts }, [v, ...children]);
+      emit(
+        ctx,
+        'Split',
+        { id: v.id, root: v.root, holder: v.holder, children: children.map((c) => c.id), amounts },
+        [v, ...children],
+      );
       return children.map((c) => c.id);
     });
   },
@@ -337,18 +411,33 @@ export const methods = {
    * Asks bank organisation `bank` to finance `amount` against the voucher: → FINANCING with an
    * assignment encumbrance; returns the proposal id. Caller: the holder.
    */
-  financeRequest(ctx: Context, args: { opId: string; id: string; bank: string; amount: number | bigint; expiresInMs?: number }) {
+  financeRequest(
+    ctx: Context,
+    args: { opId: string; id: string; bank: string; amount: number | bigint; expiresInMs?: number },
+  ) {
     return once(ctx, args?.opId, 'financeRequest', () => {
       const v = load(ctx, args.id);
       requireHolder(ctx, v);
       requireStatus(ctx, v, 'ACTIVE');
       const amount = amountOf(ctx, args.amount);
-      if (amount > v.amount) ctx.revert('INSUFFICIENT', `voucher ${v.id} holds ${v.amount}, cannot finance ${amount}`);
+      if (amount > v.amount)
+        ctx.revert('INSUFFICIENT', `voucher ${v.id} holds ${v.amount}, cannot finance ${amount}`);
       const bank = text(ctx, args.bank, 'bank');
       if (!orgHasRole(ctx, bank, 'bank')) ctx.revert('WRONG_ROLE', `${bank} is not a bank`);
-      const window = intIn(ctx, args.expiresInMs ?? DEFAULT_DECISION_MS, 1, DEFAULT_DECISION_MS * 30, 'expiresInMs');
+      const window = intIn(
+        ctx,
+        args.expiresInMs ?? DEFAULT_DECISION_MS,
+        1,
+        DEFAULT_DECISION_MS * 30,
+        'expiresInMs',
+      );
       // The registry refuses a second encumbrance (ALREADY_ENCUMBERED), whoever placed the first.
-      ctx.call(cfg(ctx).encumbrances, 'encumber', { id: v.id, kind: 'assignment', beneficiary: bank, ref: v.root });
+      ctx.call(cfg(ctx).encumbrances, 'encumber', {
+        id: v.id,
+        kind: 'assignment',
+        beneficiary: bank,
+        ref: v.root,
+      });
       const proposalId = ctx.call(cfg(ctx).approvals, 'propose', {
         policy: policyFor(ctx, bank, 'finance'),
         target: ctx.contract,
@@ -362,7 +451,12 @@ export const methods = {
       v.financeAmount = amount;
       v.proposalId = proposalId;
       save(ctx, v);
-      emit(ctx, 'FinancingRequested', { id: v.id, root: v.root, holder: v.holder, bank, amount, proposalId }, [v]);
+      emit(
+        ctx,
+        'FinancingRequested',
+        { id: v.id, root: v.root, holder: v.holder, bank, amount, proposalId },
+        [v],
+      );
       return proposalId;
     });
   },
@@ -378,7 +472,19 @@ export const methods = {
     }
     v.financed = true;
     save(ctx, v);
-    emit(ctx, 'Financed', { id: v.id, root: v.root, holder: v.holder, bank: v.bank, amount: v.financeAmount, proposalId: v.proposalId }, [v]);
+    emit(
+      ctx,
+      'Financed',
+      {
+        id: v.id,
+        root: v.root,
+        holder: v.holder,
+        bank: v.bank,
+        amount: v.financeAmount,
+        proposalId: v.proposalId,
+      },
+      [v],
+    );
   },
 
   /** Financing rejected, cancelled or expired: FINANCING → ACTIVE, assignment lifted. Caller: approvals. */
@@ -394,7 +500,19 @@ export const methods = {
     v.bank = null;
     v.financeAmount = 0n;
     save(ctx, v);
-    emit(ctx, 'FinancingRejected', { id: v.id, root: v.root, holder: v.holder, bank, reason: String(args.reason), proposalId: args.proposalId }, [v]);
+    emit(
+      ctx,
+      'FinancingRejected',
+      {
+        id: v.id,
+        root: v.root,
+        holder: v.holder,
+        bank,
+        reason: String(args.reason),
+        proposalId: args.proposalId,
+      },
+      [v],
+    );
   },
 
   /** Maturity of a root: live vouchers of its tree → DUE. Caller: the scheduler. */
@@ -419,7 +537,12 @@ export const methods = {
     }
     const root = load(ctx, args.root);
     ctx.schedule(root.maturity + root.graceMs, 'overdue', { root: args.root });
-    emit(ctx, 'Matured', { root: args.root, debtor: root.debtor, at: ctx.time, ids: changed.map((v) => v.id) }, changed);
+    emit(
+      ctx,
+      'Matured',
+      { root: args.root, debtor: root.debtor, at: ctx.time, ids: changed.map((v) => v.id) },
+      changed,
+    );
   },
 
   /** The grace period passed: DUE → OVERDUE. Caller: the scheduler. */
@@ -435,7 +558,17 @@ export const methods = {
     }
     if (changed.length > 0) {
       const root = load(ctx, args.root);
-      emit(ctx, 'Overdue', { root: args.root, debtor: root.debtor, ids: changed.map((v) => v.id), amount: changed.reduce((s, v) => s + v.amount, 0n) }, changed);
+      emit(
+        ctx,
+        'Overdue',
+        {
+          root: args.root,
+          debtor: root.debtor,
+          ids: changed.map((v) => v.id),
+          amount: changed.reduce((s, v) => s + v.amount, 0n),
+        },
+        changed,
+      );
     }
   },
 
@@ -465,7 +598,13 @@ export const methods = {
       const c = creditOf(ctx, root.debtor);
       c.used = c.used > total ? c.used - total : 0n;
       setCredit(ctx, c);
-      emit(ctx, 'Settled', { root: root.id, debtor: root.debtor, payer: ctx.sender, total, payments }, payable, c);
+      emit(
+        ctx,
+        'Settled',
+        { root: root.id, debtor: root.debtor, payer: ctx.sender, total, payments },
+        payable,
+        c,
+      );
       return total;
     });
   },
@@ -475,12 +614,15 @@ export const methods = {
     return once(ctx, args?.opId, 'writeOff', () => {
       const v = load(ctx, args.id);
       const m = requireMember(ctx, ctx.sender, 'bank', 'sender');
-      if (!v.financed || m.org !== v.bank) ctx.revert('NOT_AUTHORIZED', `only the financing bank may write off ${v.id}`);
+      if (!v.financed || m.org !== v.bank)
+        ctx.revert('NOT_AUTHORIZED', `only the financing bank may write off ${v.id}`);
       requireStatus(ctx, v, 'OVERDUE');
       ctx.call(cfg(ctx).encumbrances, 'release', { id: v.id, kind: 'assignment' });
       v.status = 'WRITTEN_OFF';
       save(ctx, v);
-      emit(ctx, 'WrittenOff', { id: v.id, root: v.root, bank: v.bank, holder: v.holder, amount: v.amount }, [v]);
+      emit(ctx, 'WrittenOff', { id: v.id, root: v.root, bank: v.bank, holder: v.holder, amount: v.amount }, [
+        v,
+      ]);
       return null;
     });
   },
@@ -491,11 +633,17 @@ export const methods = {
       requireMember(ctx, ctx.sender, 'regulator', 'sender');
       const v = load(ctx, args.id);
       requireStatus(ctx, v, ...LIVE);
-      ctx.call(cfg(ctx).encumbrances, 'freeze', { id: v.id, by: ctx.sender, ref: args.reason === undefined ? 'regulator' : text(ctx, args.reason, 'reason', 128) });
+      ctx.call(cfg(ctx).encumbrances, 'freeze', {
+        id: v.id,
+        by: ctx.sender,
+        ref: args.reason === undefined ? 'regulator' : text(ctx, args.reason, 'reason', 128),
+      });
       v.prevStatus = v.status;
       v.status = 'FROZEN';
       save(ctx, v);
-      emit(ctx, 'Frozen', { id: v.id, root: v.root, holder: v.holder, amount: v.amount, by: ctx.sender }, [v]);
+      emit(ctx, 'Frozen', { id: v.id, root: v.root, holder: v.holder, amount: v.amount, by: ctx.sender }, [
+        v,
+      ]);
       return null;
     });
   },
@@ -510,7 +658,9 @@ export const methods = {
       v.status = v.prevStatus!;
       v.prevStatus = null;
       save(ctx, v);
-      emit(ctx, 'Unfrozen', { id: v.id, root: v.root, holder: v.holder, amount: v.amount, by: ctx.sender }, [v]);
+      emit(ctx, 'Unfrozen', { id: v.id, root: v.root, holder: v.holder, amount: v.amount, by: ctx.sender }, [
+        v,
+      ]);
       return null;
     });
   },
@@ -520,7 +670,8 @@ export const methods = {
     onlyApprovals(ctx);
     const org = text(ctx, args?.org, 'org');
     if (!orgHasRole(ctx, org, 'core-enterprise')) ctx.revert('WRONG_ROLE', `${org} is not a core enterprise`);
-    if ((typeof args.limit !== 'number' && typeof args.limit !== 'bigint') || BigInt(args.limit) < 0n) ctx.revert('BAD_AMOUNT', 'limit must be a non-negative integer');
+    if ((typeof args.limit !== 'number' && typeof args.limit !== 'bigint') || BigInt(args.limit) < 0n)
+      ctx.revert('BAD_AMOUNT', 'limit must be a non-negative integer');
     const c = creditOf(ctx, org);
     c.limit = BigInt(args.limit);
     setCredit(ctx, c);
@@ -530,7 +681,8 @@ export const methods = {
 
 export const views = {
   /** A voucher, or null. */
-  voucher: (ctx: ViewContext, args: { id: string }) => (ctx.state.get(`v:${String(args?.id)}`) ?? null) as never,
+  voucher: (ctx: ViewContext, args: { id: string }) =>
+    (ctx.state.get(`v:${String(args?.id)}`) ?? null),
   /** Every voucher of a root's tree (at most 64). */
   tree: (ctx: ViewContext, args: { root: string }) => treeOf(ctx, String(args?.root)) as never,
   /** A core enterprise's credit line `{ org, limit, used }`. */

@@ -71,17 +71,21 @@ function cfg(ctx: ViewContext): { membership: string; encumbrances: string } {
 function requireMember(ctx: ViewContext, address: string, orgRole: string | null, what: string): Member {
   const m = ctx.call(cfg(ctx).membership, 'member', { address }) as Member | null;
   if (m === null) ctx.revert('NOT_MEMBER', `${what} ${address} is not a member`);
-  if (orgRole !== null && !m.orgRoles.includes(orgRole)) ctx.revert('WRONG_ROLE', `${what} ${address} (${m.org}) is not a ${orgRole}`);
+  if (orgRole !== null && !m.orgRoles.includes(orgRole))
+    ctx.revert('WRONG_ROLE', `${what} ${address} (${m.org}) is not a ${orgRole}`);
   return m;
 }
 function text(ctx: ViewContext, v: unknown, what: string, max = 64): string {
-  if (typeof v !== 'string' || v.length < 1 || v.length > max) ctx.revert('BAD_ARGS', `${what} must be a string of 1..${max} characters`);
+  if (typeof v !== 'string' || v.length < 1 || v.length > max)
+    ctx.revert('BAD_ARGS', `${what} must be a string of 1..${max} characters`);
   return v;
 }
 function qty(ctx: ViewContext, v: unknown, what = 'quantity', allowZero = false): bigint {
-  if ((typeof v !== 'number' || !Number.isSafeInteger(v)) && typeof v !== 'bigint') ctx.revert('BAD_AMOUNT', `${what} must be an integer`);
+  if ((typeof v !== 'number' || !Number.isSafeInteger(v)) && typeof v !== 'bigint')
+    ctx.revert('BAD_AMOUNT', `${what} must be an integer`);
   const q = BigInt(v);
-  if (q < (allowZero ? 0n : 1n) || q > MAX_QUANTITY) ctx.revert('BAD_AMOUNT', `${what} must be ${allowZero ? 0 : 1}..${MAX_QUANTITY}`);
+  if (q < (allowZero ? 0n : 1n) || q > MAX_QUANTITY)
+    ctx.revert('BAD_AMOUNT', `${what} must be ${allowZero ? 0 : 1}..${MAX_QUANTITY}`);
   return q;
 }
 
@@ -94,7 +98,8 @@ function load(ctx: ViewContext, id: unknown): Receipt {
     loan: BigInt(r.loan),
     price: BigInt(r.price),
     deliveryQty: BigInt(r.deliveryQty),
-    pending: r.pending === null ? null : { ...r.pending, quantities: r.pending.quantities.map((q) => BigInt(q)) },
+    pending:
+      r.pending === null ? null : { ...r.pending, quantities: r.pending.quantities.map((q) => BigInt(q)) },
   };
 }
 function save(ctx: Context, r: Receipt): void {
@@ -112,7 +117,13 @@ function nextId(ctx: Context): string {
   ctx.state.set('seq', seq);
   return `W${seq}`;
 }
-function emit(ctx: Context, name: string, data: Record<string, Value>, changed: Receipt[], stock?: Stock): void {
+function emit(
+  ctx: Context,
+  name: string,
+  data: Record<string, Value>,
+  changed: Receipt[],
+  stock?: Stock,
+): void {
   ctx.emit(name, { ...data, receipts: changed as never, stock: (stock ?? null) as never });
 }
 function once(ctx: Context, opId: unknown, method: string, run: () => Value): Value {
@@ -127,10 +138,12 @@ function once(ctx: Context, opId: unknown, method: string, run: () => Value): Va
   return result;
 }
 function requireStatus(ctx: ViewContext, r: Receipt, ...statuses: string[]): void {
-  if (!statuses.includes(r.status)) ctx.revert('WRONG_STATUS', `receipt ${r.id} is ${r.status}; expected ${statuses.join(' or ')}`);
+  if (!statuses.includes(r.status))
+    ctx.revert('WRONG_STATUS', `receipt ${r.id} is ${r.status}; expected ${statuses.join(' or ')}`);
 }
 function requireHolder(ctx: ViewContext, r: Receipt): void {
-  if (ctx.sender !== r.holder) ctx.revert('NOT_HOLDER', `only the holder ${r.holder} may do this with ${r.id}`);
+  if (ctx.sender !== r.holder)
+    ctx.revert('NOT_HOLDER', `only the holder ${r.holder} may do this with ${r.id}`);
 }
 function requireWarehouse(ctx: ViewContext, r: Receipt): Member {
   const m = requireMember(ctx, ctx.sender, 'warehouse', 'sender');
@@ -148,13 +161,15 @@ function requireMovable(ctx: ViewContext, r: Receipt): void {
     ctx.revert('ENCUMBERED', `receipt ${r.id} is encumbered`);
 }
 function requireNoPending(ctx: ViewContext, r: Receipt): void {
-  if (r.pending !== null) ctx.revert('PENDING_REQUEST', `receipt ${r.id} has a pending ${r.pending.op} awaiting endorsement`);
+  if (r.pending !== null)
+    ctx.revert('PENDING_REQUEST', `receipt ${r.id} has a pending ${r.pending.op} awaiting endorsement`);
 }
 function enc(ctx: Context, method: string, args: Value): void {
   ctx.call(cfg(ctx).encumbrances, method, args);
 }
 function child(ctx: Context, parent: Receipt, quantity: bigint, status: string): Receipt {
-  if (parent.depth + 1 > MAX_DEPTH) ctx.revert('TOO_DEEP', `receipt lineage depth is bounded by ${MAX_DEPTH}`);
+  if (parent.depth + 1 > MAX_DEPTH)
+    ctx.revert('TOO_DEEP', `receipt lineage depth is bounded by ${MAX_DEPTH}`);
   const c: Receipt = {
     ...parent,
     id: nextId(ctx),
@@ -184,7 +199,10 @@ function unpledge(r: Receipt): void {
 
 /** Genesis: `{ membership?, encumbrances? }`. */
 export function init(ctx: Context, args: { membership?: string; encumbrances?: string } | null) {
-  ctx.state.set('cfg', { membership: args?.membership ?? 'membership', encumbrances: args?.encumbrances ?? 'encumbrances' });
+  ctx.state.set('cfg', {
+    membership: args?.membership ?? 'membership',
+    encumbrances: args?.encumbrances ?? 'encumbrances',
+  });
 }
 
 export const methods = {
@@ -194,22 +212,39 @@ export const methods = {
       const m = requireMember(ctx, ctx.sender, 'warehouse', 'sender');
       const s = stockOf(ctx, m.org, text(ctx, args.sku, 'sku'));
       const q = qty(ctx, args.quantity, 'quantity', true);
-      if (q < s.live) ctx.revert('STOCK_BELOW_RECEIPTS', `live receipts cover ${s.live} of ${s.sku}; attested ${q} is less`);
+      if (q < s.live)
+        ctx.revert(
+          'STOCK_BELOW_RECEIPTS',
+          `live receipts cover ${s.live} of ${s.sku}; attested ${q} is less`,
+        );
       s.attested = q;
       setStock(ctx, s);
-      emit(ctx, 'StockAttested', { warehouse: m.org, sku: s.sku, attested: q, live: s.live, by: ctx.sender }, [], s);
+      emit(
+        ctx,
+        'StockAttested',
+        { warehouse: m.org, sku: s.sku, attested: q, live: s.live, by: ctx.sender },
+        [],
+        s,
+      );
       return null;
     });
   },
   /** Requests inbound of a lot; returns the receipt id. Caller: any member (the depositor). */
-  requestInbound(ctx: Context, args: { opId: string; warehouse: string; sku: string; quantity: number | bigint; lot: string }) {
+  requestInbound(
+    ctx: Context,
+    args: { opId: string; warehouse: string; sku: string; quantity: number | bigint; lot: string },
+  ) {
     return once(ctx, args?.opId, 'requestInbound', () => {
       requireMember(ctx, ctx.sender, null, 'depositor');
       const warehouse = text(ctx, args.warehouse, 'warehouse');
-      const o = ctx.call(cfg(ctx).membership, 'organisation', { id: warehouse }) as { roles: string[] } | null;
-      if (o === null || !o.roles.includes('warehouse')) ctx.revert('WRONG_ROLE', `${warehouse} is not a warehouse`);
+      const o = ctx.call(cfg(ctx).membership, 'organisation', { id: warehouse }) as {
+        roles: string[];
+      } | null;
+      if (o === null || !o.roles.includes('warehouse'))
+        ctx.revert('WRONG_ROLE', `${warehouse} is not a warehouse`);
       const lot = text(ctx, args.lot, 'lot');
-      if (ctx.state.has(`lot:${warehouse}:${lot}`)) ctx.revert('LOT_EXISTS', `lot ${lot} at ${warehouse} already has a receipt`);
+      if (ctx.state.has(`lot:${warehouse}:${lot}`))
+        ctx.revert('LOT_EXISTS', `lot ${lot} at ${warehouse} already has a receipt`);
       const id = nextId(ctx);
       ctx.state.set(`lot:${warehouse}:${lot}`, id);
       const r: Receipt = {
@@ -235,7 +270,12 @@ export const methods = {
         deliveryQty: 0n,
       };
       save(ctx, r);
-      emit(ctx, 'InboundRequested', { id, warehouse, sku: r.sku, quantity: r.quantity, lot, depositor: ctx.sender }, [r]);
+      emit(
+        ctx,
+        'InboundRequested',
+        { id, warehouse, sku: r.sku, quantity: r.quantity, lot, depositor: ctx.sender },
+        [r],
+      );
       return id;
     });
   },
@@ -248,12 +288,21 @@ export const methods = {
       if (args.quantity !== undefined) r.quantity = qty(ctx, args.quantity);
       const s = stockOf(ctx, r.warehouse, r.sku);
       if (s.live + r.quantity > s.attested)
-        ctx.revert('STOCK_EXCEEDED', `${r.warehouse} attested ${s.attested} of ${r.sku}; live receipts would cover ${s.live + r.quantity}`);
+        ctx.revert(
+          'STOCK_EXCEEDED',
+          `${r.warehouse} attested ${s.attested} of ${r.sku}; live receipts would cover ${s.live + r.quantity}`,
+        );
       s.live += r.quantity;
       setStock(ctx, s);
       r.status = 'ISSUED';
       save(ctx, r);
-      emit(ctx, 'Issued', { id: r.id, warehouse: r.warehouse, sku: r.sku, quantity: r.quantity, holder: r.holder }, [r], s);
+      emit(
+        ctx,
+        'Issued',
+        { id: r.id, warehouse: r.warehouse, sku: r.sku, quantity: r.quantity, holder: r.holder },
+        [r],
+        s,
+      );
       return null;
     });
   },
@@ -265,7 +314,12 @@ export const methods = {
       requireStatus(ctx, r, 'INBOUND_REQUESTED');
       r.status = 'CANCELLED';
       save(ctx, r);
-      emit(ctx, 'InboundRejected', { id: r.id, warehouse: r.warehouse, depositor: r.depositor, quantity: r.quantity }, [r]);
+      emit(
+        ctx,
+        'InboundRejected',
+        { id: r.id, warehouse: r.warehouse, depositor: r.depositor, quantity: r.quantity },
+        [r],
+      );
       return null;
     });
   },
@@ -309,7 +363,19 @@ export const methods = {
       r.status = 'ISSUED';
       r.price = 0n;
       save(ctx, r);
-      emit(ctx, 'TradeSettled', { id: r.id, seller, buyer: buyer.address, quantity: r.quantity, price: qty(ctx, args.price, 'price'), exchange: ctx.sender }, [r]);
+      emit(
+        ctx,
+        'TradeSettled',
+        {
+          id: r.id,
+          seller,
+          buyer: buyer.address,
+          quantity: r.quantity,
+          price: qty(ctx, args.price, 'price'),
+          exchange: ctx.sender,
+        },
+        [r],
+      );
       return null;
     });
   },
@@ -336,9 +402,11 @@ export const methods = {
       requireMovable(ctx, r);
       requireNoPending(ctx, r);
       const parts = args.quantities;
-      if (!Array.isArray(parts) || parts.length < 2 || parts.length > MAX_SPLIT) ctx.revert('BAD_ARGS', `quantities must list 2..${MAX_SPLIT} parts`);
+      if (!Array.isArray(parts) || parts.length < 2 || parts.length > MAX_SPLIT)
+        ctx.revert('BAD_ARGS', `quantities must list 2..${MAX_SPLIT} parts`);
       const quantities = parts.map((q) => qty(ctx, q));
-      if (quantities.reduce((a, b) => a + b, 0n) !== r.quantity) ctx.revert('BAD_AMOUNT', `parts must sum to ${r.quantity}`);
+      if (quantities.reduce((a, b) => a + b, 0n) !== r.quantity)
+        ctx.revert('BAD_AMOUNT', `parts must sum to ${r.quantity}`);
       if (r.depth + 1 > MAX_DEPTH) ctx.revert('TOO_DEEP', `receipt lineage depth is bounded by ${MAX_DEPTH}`);
       r.pending = { op: 'split', to: null, quantities };
       save(ctx, r);
@@ -371,18 +439,31 @@ export const methods = {
         const from = r.holder;
         r.holder = p.to!;
         save(ctx, r);
-        emit(ctx, 'Transferred', { id: r.id, from, to: r.holder, quantity: r.quantity, warehouse: r.warehouse }, [r]);
+        emit(
+          ctx,
+          'Transferred',
+          { id: r.id, from, to: r.holder, quantity: r.quantity, warehouse: r.warehouse },
+          [r],
+        );
         return null;
       }
       const children = p.quantities.map((q) => child(ctx, r, q, 'ISSUED'));
       r.status = 'SPLIT';
       save(ctx, r);
-      emit(ctx, 'Split', { id: r.id, holder: r.holder, children: children.map((c) => c.id), quantities: p.quantities }, [r, ...children]);
+      emit(
+        ctx,
+        'Split',
+        { id: r.id, holder: r.holder, children: children.map((c) => c.id), quantities: p.quantities },
+        [r, ...children],
+      );
       return children.map((c) => c.id);
     });
   },
   /** Asks bank organisation `bank` for a loan against the receipt: → PLEDGE_PENDING. Caller: the holder. */
-  pledgeRequest(ctx: Context, args: { opId: string; id: string; bank: string; loan: number | bigint; expiresInMs?: number }) {
+  pledgeRequest(
+    ctx: Context,
+    args: { opId: string; id: string; bank: string; loan: number | bigint; expiresInMs?: number },
+  ) {
     return once(ctx, args?.opId, 'pledgeRequest', () => {
       const r = load(ctx, args.id);
       requireHolder(ctx, r);
@@ -393,7 +474,12 @@ export const methods = {
       if (o === null || !o.roles.includes('bank')) ctx.revert('WRONG_ROLE', `${bank} is not a bank`);
       const loan = qty(ctx, args.loan, 'loan');
       const window = args.expiresInMs ?? DEFAULT_PLEDGE_WINDOW_MS;
-      if (typeof window !== 'number' || !Number.isSafeInteger(window) || window < 1 || window > MAX_PLEDGE_WINDOW_MS)
+      if (
+        typeof window !== 'number' ||
+        !Number.isSafeInteger(window) ||
+        window < 1 ||
+        window > MAX_PLEDGE_WINDOW_MS
+      )
         ctx.revert('BAD_ARGS', `expiresInMs must be 1..${MAX_PLEDGE_WINDOW_MS}`);
       // The registry refuses a second encumbrance, whoever placed the first.
       enc(ctx, 'encumber', { id: r.id, kind: 'pledge', beneficiary: bank, ref: r.lot });
@@ -403,7 +489,12 @@ export const methods = {
       r.pledgeSeq += 1;
       save(ctx, r);
       ctx.schedule(ctx.time + window, 'pledgeExpire', { id: r.id, seq: r.pledgeSeq });
-      emit(ctx, 'PledgeRequested', { id: r.id, holder: r.holder, bank, loan, quantity: r.quantity, expiresAt: ctx.time + window }, [r]);
+      emit(
+        ctx,
+        'PledgeRequested',
+        { id: r.id, holder: r.holder, bank, loan, quantity: r.quantity, expiresAt: ctx.time + window },
+        [r],
+      );
       return null;
     });
   },
@@ -417,7 +508,12 @@ export const methods = {
       r.bankApproved = true;
       if (r.locked) r.status = 'PLEDGED';
       save(ctx, r);
-      emit(ctx, r.status === 'PLEDGED' ? 'Pledged' : 'PledgeApproved', { id: r.id, holder: r.holder, bank: r.bank, loan: r.loan, quantity: r.quantity }, [r]);
+      emit(
+        ctx,
+        r.status === 'PLEDGED' ? 'Pledged' : 'PledgeApproved',
+        { id: r.id, holder: r.holder, bank: r.bank, loan: r.loan, quantity: r.quantity },
+        [r],
+      );
       return null;
     });
   },
@@ -431,7 +527,12 @@ export const methods = {
       r.locked = true;
       if (r.bankApproved) r.status = 'PLEDGED';
       save(ctx, r);
-      emit(ctx, r.status === 'PLEDGED' ? 'Pledged' : 'PledgeLocked', { id: r.id, holder: r.holder, bank: r.bank, loan: r.loan, quantity: r.quantity }, [r]);
+      emit(
+        ctx,
+        r.status === 'PLEDGED' ? 'Pledged' : 'PledgeLocked',
+        { id: r.id, holder: r.holder, bank: r.bank, loan: r.loan, quantity: r.quantity },
+        [r],
+      );
       return null;
     });
   },
@@ -452,7 +553,8 @@ export const methods = {
   },
   /** An unanswered pledge request lapses: PLEDGE_PENDING → ISSUED. Caller: the scheduler. */
   pledgeExpire(ctx: Context, args: { id: string; seq: number }) {
-    if (!ctx.scheduled || ctx.sender !== ctx.contract) ctx.revert('NOT_AUTHORIZED', 'runs only as a scheduled callback');
+    if (!ctx.scheduled || ctx.sender !== ctx.contract)
+      ctx.revert('NOT_AUTHORIZED', 'runs only as a scheduled callback');
     const r = load(ctx, args.id);
     if (r.status !== 'PLEDGE_PENDING' || r.pledgeSeq !== args.seq) return;
     const bank = r.bank;
@@ -486,7 +588,12 @@ export const methods = {
       requireStatus(ctx, r, 'PLEDGED');
       r.status = 'ENFORCEMENT';
       save(ctx, r);
-      emit(ctx, 'Defaulted', { id: r.id, holder: r.holder, bank: r.bank, loan: r.loan, quantity: r.quantity }, [r]);
+      emit(
+        ctx,
+        'Defaulted',
+        { id: r.id, holder: r.holder, bank: r.bank, loan: r.loan, quantity: r.quantity },
+        [r],
+      );
       return null;
     });
   },
@@ -505,7 +612,12 @@ export const methods = {
       r.holder = buyer.address;
       r.status = 'ISSUED';
       save(ctx, r);
-      emit(ctx, 'EnforcementSale', { id: r.id, seller, buyer: buyer.address, bank, price, quantity: r.quantity }, [r]);
+      emit(
+        ctx,
+        'EnforcementSale',
+        { id: r.id, seller, buyer: buyer.address, bank, price, quantity: r.quantity },
+        [r],
+      );
       return null;
     });
   },
@@ -517,8 +629,10 @@ export const methods = {
       requireMovable(ctx, r);
       requireNoPending(ctx, r);
       const q = qty(ctx, args.quantity);
-      if (q > r.quantity) ctx.revert('INSUFFICIENT', `receipt ${r.id} covers ${r.quantity}, cannot deliver ${q}`);
-      if (q < r.quantity && r.depth + 1 > MAX_DEPTH) ctx.revert('TOO_DEEP', `receipt lineage depth is bounded by ${MAX_DEPTH}`);
+      if (q > r.quantity)
+        ctx.revert('INSUFFICIENT', `receipt ${r.id} covers ${r.quantity}, cannot deliver ${q}`);
+      if (q < r.quantity && r.depth + 1 > MAX_DEPTH)
+        ctx.revert('TOO_DEEP', `receipt lineage depth is bounded by ${MAX_DEPTH}`);
       r.deliveryQty = q;
       r.status = 'DELIVERY_PENDING';
       save(ctx, r);
@@ -559,7 +673,19 @@ export const methods = {
       const changed = [r];
       if (remainder > 0n) changed.push(child(ctx, r, remainder, 'ISSUED'));
       save(ctx, r);
-      emit(ctx, 'Delivered', { id: r.id, holder: r.holder, quantity: delivered, remainder, remainderId: remainder > 0n ? changed[1]!.id : null }, changed, s);
+      emit(
+        ctx,
+        'Delivered',
+        {
+          id: r.id,
+          holder: r.holder,
+          quantity: delivered,
+          remainder,
+          remainderId: remainder > 0n ? changed[1]!.id : null,
+        },
+        changed,
+        s,
+      );
       return remainder > 0n ? changed[1]!.id : null;
     });
   },
@@ -569,7 +695,11 @@ export const methods = {
       requireMember(ctx, ctx.sender, 'regulator', 'sender');
       const r = load(ctx, args.id);
       requireStatus(ctx, r, 'INBOUND_REQUESTED', ...LIVE);
-      enc(ctx, 'freeze', { id: r.id, by: ctx.sender, ref: args.reason === undefined ? 'regulator' : text(ctx, args.reason, 'reason', 128) });
+      enc(ctx, 'freeze', {
+        id: r.id,
+        by: ctx.sender,
+        ref: args.reason === undefined ? 'regulator' : text(ctx, args.reason, 'reason', 128),
+      });
       r.prevStatus = r.status;
       r.status = 'FROZEN';
       save(ctx, r);
@@ -595,7 +725,9 @@ export const methods = {
 
 export const views = {
   /** A receipt, or null. */
-  receipt: (ctx: ViewContext, args: { id: string }) => (ctx.state.get(`r:${String(args?.id)}`) ?? null) as never,
+  receipt: (ctx: ViewContext, args: { id: string }) =>
+    (ctx.state.get(`r:${String(args?.id)}`) ?? null),
   /** Attested and live stock of (warehouse, sku). */
-  stock: (ctx: ViewContext, args: { warehouse: string; sku: string }) => stockOf(ctx, String(args?.warehouse), String(args?.sku)) as never,
+  stock: (ctx: ViewContext, args: { warehouse: string; sku: string }) =>
+    stockOf(ctx, String(args?.warehouse), String(args?.sku)) as never,
 } satisfies Views;

@@ -118,9 +118,11 @@ export function scfLifecyclePolicy(options: ScfLifecyclePolicyOptions = {}): Lif
     const raw = request.state.get(approvals, utf8(`grant:${request.kind}:${request.contract}`));
     if (raw === undefined) return fallback(request);
     const grant = decodeValue(raw) as { sender?: string | null; fromVersion?: number | null };
-    if (grant.sender !== null && grant.sender !== undefined && grant.sender !== request.sender) return fallback(request);
+    if (grant.sender !== null && grant.sender !== undefined && grant.sender !== request.sender)
+      return fallback(request);
     if (request.kind === 'upgrade' && grant.fromVersion !== null && grant.fromVersion !== undefined) {
-      if (readCodeEntry(request.state, request.contract)?.version !== grant.fromVersion) return fallback(request);
+      if (readCodeEntry(request.state, request.contract)?.version !== grant.fromVersion)
+        return fallback(request);
     }
     return true;
   };

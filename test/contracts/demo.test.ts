@@ -13,8 +13,12 @@ import { GAS, dump, ok } from './helpers.ts';
 describe('demo storyline', () => {
   it('runs every step with the outcome it names', () => {
     const chain = createTestChain({ admins: ['deployer'], blockTimeMs: 1_000 });
-    const orgs = DEFAULT_ORGANISATIONS.map((o) => ({ ...o, admins: [chain.account(`${o.id}-admin`).keys.publicKey] }));
-    for (const c of scfGenesisContracts(orgs)) ok(chain.deploy(c.name, c.source, { from: 'deployer', initArgs: c.initArgs, gasLimit: GAS }));
+    const orgs = DEFAULT_ORGANISATIONS.map((o) => ({
+      ...o,
+      admins: [chain.account(`${o.id}-admin`).keys.publicKey],
+    }));
+    for (const c of scfGenesisContracts(orgs))
+      ok(chain.deploy(c.name, c.source, { from: 'deployer', initArgs: c.initArgs, gasLimit: GAS }));
     const results = new Map<string, Value>();
     const ctx = (): DemoContext => ({ results, address: (a) => chain.account(a).address, now: chain.time });
     const log: string[] = [];
@@ -23,8 +27,13 @@ describe('demo storyline', () => {
         chain.advance(step.waitMs);
         log.push(`${i + 1}. ${step.title}: waited ${step.waitMs} ms`);
       } else {
-        const r = chain.call(step.contract!, step.method!, step.args!(ctx()), { from: step.actor!, gasLimit: GAS });
-        log.push(`${i + 1}. ${step.title}: ${toHex(r.txHash).slice(0, 18)} ${r.status}${r.errorCode ? ` ${r.errorCode}` : ''}`);
+        const r = chain.call(step.contract!, step.method!, step.args!(ctx()), {
+          from: step.actor!,
+          gasLimit: GAS,
+        });
+        log.push(
+          `${i + 1}. ${step.title}: ${toHex(r.txHash).slice(0, 18)} ${r.status}${r.errorCode ? ` ${r.errorCode}` : ''}`,
+        );
         expect(r.status, `${step.title}: ${r.errorCode} ${r.error}`).toBe('ok');
         if (step.key !== undefined) results.set(step.key, r.returnValue);
       }

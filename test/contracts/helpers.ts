@@ -51,7 +51,14 @@ export const MEMBERS: Record<string, [string, string[]]> = {
 };
 
 /** Deployment order and names. */
-export const CONTRACTS = ['membership', 'approvals', 'encumbrances', 'receivables', 'warehouseReceipts', 'orderFinancing'] as const;
+export const CONTRACTS = [
+  'membership',
+  'approvals',
+  'encumbrances',
+  'receivables',
+  'warehouseReceipts',
+  'orderFinancing',
+] as const;
 
 export const CREDIT_LIMIT = 1_000_000n;
 
@@ -82,7 +89,11 @@ export function consortium(): TestChain {
         policies: [
           {
             id: 'acme.confirm',
-            tree: { kind: 'threshold', min: 1, of: [{ kind: 'members', org: 'acme', role: 'treasury', min: 2 }] },
+            tree: {
+              kind: 'threshold',
+              min: 1,
+              of: [{ kind: 'members', org: 'acme', role: 'treasury', min: 2 }],
+            },
           },
         ],
       },
@@ -91,8 +102,14 @@ export function consortium(): TestChain {
       warehouseReceipts: null,
       orderFinancing: null,
     };
-    for (const c of CONTRACTS.filter((n) => existsSync(new URL(`../../contracts/${n}.ts`, import.meta.url)))) {
-      const r = chain.deploy(c, source(c), { from: 'deployer', initArgs: initArgs[c] ?? null, gasLimit: GAS });
+    for (const c of CONTRACTS.filter((n) =>
+      existsSync(new URL(`../../contracts/${n}.ts`, import.meta.url)),
+    )) {
+      const r = chain.deploy(c, source(c), {
+        from: 'deployer',
+        initArgs: initArgs[c] ?? null,
+        gasLimit: GAS,
+      });
       if (r.status !== 'ok') throw new Error(`deploy ${c}: ${r.errorCode} ${r.error}`);
     }
     base = { state: chain.state, executor };
@@ -130,7 +147,7 @@ export function dumpAll(chain: TestChain): Map<string, Map<string, Value>> {
   for (const [c, k, v] of chain.state.entries()) {
     if (c.startsWith('$')) continue;
     let m = out.get(c);
-    if (m === undefined) out.set(c, (m = new Map()));
+    if (m === undefined) out.set(c, (m = new Map<string, Value>()));
     m.set(Buffer.from(k).toString('utf8'), decodeValue(v));
   }
   return out;
@@ -188,7 +205,8 @@ export function recorder(chain: TestChain): Recorder {
 export function snapshot(chain: TestChain, contracts: readonly string[]): string {
   const parts: string[] = [];
   for (const [c, k, v] of chain.state.entries()) {
-    if (contracts.includes(c)) parts.push(`${c}|${Buffer.from(k).toString('latin1')}|${Buffer.from(v).toString('latin1')}`);
+    if (contracts.includes(c))
+      parts.push(`${c}|${Buffer.from(k).toString('latin1')}|${Buffer.from(v).toString('latin1')}`);
   }
   return parts.join('\n');
 }
@@ -198,4 +216,10 @@ export function stringify(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) =>
     typeof x === 'bigint' ? `${x}n` : x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x,
   );
+}
+
+/** A string field of an event or record (throws when it is not one). */
+export function str(v: Value | undefined): string {
+  if (typeof v !== 'string') throw new Error(`expected a string, got ${stringify(v)}`);
+  return v;
 }

@@ -5,7 +5,19 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Value } from '../../core/codec.ts';
-import { closeConsortium, consortium, dump, dumpAll, norm, recorder, snapshot, stringify, CREDIT_LIMIT, type Recorder } from './helpers.ts';
+import {
+  closeConsortium,
+  consortium,
+  dump,
+  dumpAll,
+  norm,
+  recorder,
+  snapshot,
+  stringify,
+  CREDIT_LIMIT,
+  type Recorder,
+  str,
+} from './helpers.ts';
 
 afterAll(closeConsortium);
 
@@ -28,12 +40,36 @@ interface V {
 }
 
 const op = fc.oneof(
-  fc.record({ k: fc.constant('issue'), amount: fc.integer({ min: 1, max: 1000 }), holder: fc.nat(1), byDebtor: fc.boolean(), maturity: fc.integer({ min: 5, max: 40 }), grace: fc.integer({ min: 0, max: 20 }) }),
+  fc.record({
+    k: fc.constant('issue'),
+    amount: fc.integer({ min: 1, max: 1000 }),
+    holder: fc.nat(1),
+    byDebtor: fc.boolean(),
+    maturity: fc.integer({ min: 5, max: 40 }),
+    grace: fc.integer({ min: 0, max: 20 }),
+  }),
   fc.record({ k: fc.constant('vote'), pick: fc.nat(), who: fc.nat(3), approve: fc.boolean() }),
   fc.record({ k: fc.constant('decide'), pick: fc.nat() }),
-  fc.record({ k: fc.constant('transfer'), pick: fc.nat(), to: fc.nat(1), amount: fc.integer({ min: 1, max: 1200 }), wrong: fc.nat(9) }),
-  fc.record({ k: fc.constant('split'), pick: fc.nat(), parts: fc.integer({ min: 2, max: 4 }), wrong: fc.nat(9) }),
-  fc.record({ k: fc.constant('finance'), pick: fc.nat(), bank: fc.nat(1), amount: fc.integer({ min: 1, max: 1200 }), approve: fc.boolean() }),
+  fc.record({
+    k: fc.constant('transfer'),
+    pick: fc.nat(),
+    to: fc.nat(1),
+    amount: fc.integer({ min: 1, max: 1200 }),
+    wrong: fc.nat(9),
+  }),
+  fc.record({
+    k: fc.constant('split'),
+    pick: fc.nat(),
+    parts: fc.integer({ min: 2, max: 4 }),
+    wrong: fc.nat(9),
+  }),
+  fc.record({
+    k: fc.constant('finance'),
+    pick: fc.nat(),
+    bank: fc.nat(1),
+    amount: fc.integer({ min: 1, max: 1200 }),
+    approve: fc.boolean(),
+  }),
   fc.record({ k: fc.constant('advance'), seconds: fc.integer({ min: 1, max: 30 }) }),
   fc.record({ k: fc.constant('pay'), pick: fc.nat(), wrong: fc.nat(9) }),
   fc.record({ k: fc.constant('writeOff'), pick: fc.nat(), who: fc.nat(1) }),
@@ -42,16 +78,25 @@ const op = fc.oneof(
 );
 
 function vouchers(chain: Recorder['chain'], all?: Map<string, Value>): V[] {
-  return [...(all ?? dump(chain, 'receivables', 'v:')).entries()].filter(([k]) => k.startsWith('v:')).map(([, raw]) => raw).map((raw) => {
-    const v = raw as unknown as V;
-    return { ...v, amount: BigInt(v.amount), face: BigInt(v.face) };
-  });
+  return [...(all ?? dump(chain, 'receivables', 'v:')).entries()]
+    .filter(([k]) => k.startsWith('v:'))
+    .map(([, raw]) => raw)
+    .map((raw) => {
+      const v = raw as unknown as V;
+      return { ...v, amount: BigInt(v.amount), face: BigInt(v.face) };
+    });
 }
 
 function checkInvariants(rec: Recorder): void {
   const all = dumpAll(rec.chain);
   const vs = vouchers(rec.chain, all.get('receivables'));
-  const roots = vs.filter((v) => v.id === v.root && v.status !== 'PENDING_CONFIRMATION' && v.status !== 'CANCELLED' && !(v.status === 'FROZEN' && (v.prevStatus === 'PENDING_CONFIRMATION' || v.prevStatus === 'CANCELLED')));
+  const roots = vs.filter(
+    (v) =>
+      v.id === v.root &&
+      v.status !== 'PENDING_CONFIRMATION' &&
+      v.status !== 'CANCELLED' &&
+      !(v.status === 'FROZEN' && (v.prevStatus === 'PENDING_CONFIRMATION' || v.prevStatus === 'CANCELLED')),
+  );
   let confirmedFace = 0n;
   let settled = 0n;
   for (const root of roots) {
@@ -59,7 +104,9 @@ function checkInvariants(rec: Recorder): void {
     const live = (s: V) => ['ACTIVE', 'FINANCING', 'FINANCED', 'DUE', 'OVERDUE', 'FROZEN'].includes(s.status);
     const sum = (f: (v: V) => boolean) => tree.filter(f).reduce((a, v) => a + v.amount, 0n);
     // Splits and transfers never create value: live + settled + written off = face.
-    expect(sum(live) + sum((v) => v.status === 'SETTLED') + sum((v) => v.status === 'WRITTEN_OFF')).toBe(root.face);
+    expect(sum(live) + sum((v) => v.status === 'SETTLED') + sum((v) => v.status === 'WRITTEN_OFF')).toBe(
+      root.face,
+    );
     expect(sum((v) => v.status === 'SPLIT' || v.status === 'TRANSFERRED')).toBe(0n);
     confirmedFace += root.face;
     settled += sum((v) => v.status === 'SETTLED');
@@ -71,7 +118,8 @@ function checkInvariants(rec: Recorder): void {
   // One registry entry per asset, and it matches the voucher's status.
   const enc = all.get('encumbrances') ?? new Map<string, Value>();
   for (const v of vs) {
-    const e = enc.get(`e:receivables:${v.id}`) as { kind: string; under: { kind: string } | null } | undefined;
+    const e = enc.get(`e:receivables:${v.id}`) as
+      { kind: string; under: { kind: string } | null } | undefined;
     const s = v.status;
     if (s === 'FROZEN') expect(e?.kind).toBe('freeze');
     else if (s === 'FINANCING' || s === 'FINANCED' || (v.financed && (s === 'DUE' || s === 'OVERDUE'))) {
@@ -83,23 +131,27 @@ function checkInvariants(rec: Recorder): void {
 }
 
 /** Rebuilds voucher records, credit lines and encumbrances from the events alone. */
-function checkReplay(rec: Recorder, base: { vouchers: Map<string, Value>; credit: Map<string, Value>; enc: Map<string, Value> }): void {
+function checkReplay(
+  rec: Recorder,
+  base: { vouchers: Map<string, Value>; credit: Map<string, Value>; enc: Map<string, Value> },
+): void {
   const vs = new Map(base.vouchers);
   const credit = new Map(base.credit);
   const enc = new Map(base.enc);
   for (const e of rec.events) {
     const d = e.data as Record<string, Value>;
     if (e.contract === 'receivables') {
-      for (const v of (d['vouchers'] ?? []) as Array<Record<string, Value>>) vs.set(`v:${String(v['id'])}`, v);
+      for (const v of (d['vouchers'] ?? []) as Array<Record<string, Value>>) vs.set(`v:${str(v['id'])}`, v);
       const c = d['credit'] as Record<string, Value> | null;
-      if (c !== null && c !== undefined) credit.set(`cl:${String(c['org'])}`, c);
+      if (c !== null && c !== undefined) credit.set(`cl:${str(c['org'])}`, c);
     } else if (e.contract === 'encumbrances') {
-      const key = `e:${String(d['asset'])}`;
+      const key = `e:${str(d['asset'])}`;
       if (d['encumbrance'] === null) enc.delete(key);
       else enc.set(key, d['encumbrance']!);
     }
   }
-  const canon = (m: Map<string, Value>) => stringify([...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, norm(v)]));
+  const canon = (m: Map<string, Value>) =>
+    stringify([...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, norm(v)]));
   expect(canon(vs)).toBe(canon(dump(rec.chain, 'receivables', 'v:')));
   expect(canon(credit)).toBe(canon(dump(rec.chain, 'receivables', 'cl:')));
   expect(canon(enc)).toBe(canon(dump(rec.chain, 'encumbrances', 'e:')));
@@ -110,155 +162,262 @@ describe('receivables under random operation sequences', () => {
     let runs = 0;
     const succeeded = new Map<string, number>();
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1, max: 1000 }), { minLength: 1, maxLength: 2 }), fc.array(op, { minLength: 4, maxLength: 9 }), (prelude, ops) => {
-        runs++;
-        const chain = consortium();
-        const rec = recorder(chain);
-        const addr = (n: string) => chain.account(n).address;
-        const nameOf = new Map([...ANYONE, 'treasurer2', 'treasurer3'].map((n) => [addr(n), n]));
-        const base = { vouchers: dump(chain, 'receivables', 'v:'), credit: dump(chain, 'receivables', 'cl:'), enc: dump(chain, 'encumbrances', 'e:') };
-        let opSeq = 0;
-        // Each run starts from one or two confirmed vouchers held by t1, so the random operations
-        // mostly meet live vouchers.
-        for (const amount of prelude) {
-          const r = rec.call('receivables', 'issue', { opId: `pre${opSeq++}`, debtor: 'acme', holder: addr('t1'), amount, maturity: chain.time + 15_000, graceMs: 5_000 }, 'acmeClerk');
-          const { proposalId } = r.returnValue as { proposalId: string };
-          rec.call('approvals', 'approve', { id: proposalId }, 'treasurer1');
-          rec.call('approvals', 'approve', { id: proposalId }, 'treasurer2');
-        }
-        let last: { contract: string; method: string; args: Value; from: string; result: Value } | null = null;
-        try {
-          for (const o of ops) {
-            const vs = vouchers(chain);
-            const pick = <T>(xs: T[], n: number): T | undefined => (xs.length === 0 ? undefined : xs[n % xs.length]);
-            let call: { method: string; args: Value; from: string; contract?: string } | null = null;
-            const opId = `op${opSeq++}`;
-            switch (o.k) {
-              case 'issue': {
-                const holder = HOLDERS[o.holder]!;
-                call = { method: 'issue', from: o.byDebtor ? 'acmeClerk' : holder, args: { opId, debtor: 'acme', holder: addr(holder), amount: o.amount, maturity: chain.time + o.maturity * 1000, graceMs: o.grace * 1000 } };
-                break;
-              }
-              case 'vote': {
-                const props = [...dump(chain, 'approvals', 'p:').values()].map((p) => p as Record<string, Value>).filter((p) => p['status'] === 'PENDING');
-                const p = pick(props, o.pick);
-                if (p === undefined) break;
-                const who = p['method'] === 'confirm' ? `treasurer${(o.who % 3) + 1}` : o.who % 2 === 0 ? 'bankAdmin' : 'bank2Admin';
-                call = { contract: 'approvals', method: o.approve ? 'approve' : 'reject', from: who, args: { id: p['id']! } };
-                break;
-              }
-              case 'decide': {
-                // Enough approvals to decide a pending proposal, in two transactions.
-                const props = [...dump(chain, 'approvals', 'p:').values()].map((p) => p as Record<string, Value>).filter((p) => p['status'] === 'PENDING');
-                const p = pick(props, o.pick);
-                if (p === undefined) break;
-                if (p['method'] === 'confirm') rec.call('approvals', 'approve', { id: p['id']! }, 'treasurer1');
-                call = { contract: 'approvals', method: 'approve', from: p['method'] === 'confirm' ? 'treasurer2' : p['policyId'] === 'admins:bank' ? 'bankAdmin' : 'bank2Admin', args: { id: p['id']! } };
-                break;
-              }
-              case 'transfer': {
-                const v = pick(vs, o.pick);
-                if (v === undefined) break;
-                const holder = nameOf.get(v.holder) ?? 't1';
-                const from = o.wrong === 0 ? pick(ANYONE, o.pick)! : holder;
-                const to = o.to === 0 ? (holder === 't1' ? 't2' : 't1') : 'banker';
-                call = { method: 'transfer', from, args: { opId, id: v.id, to: addr(to), amount: o.amount } };
-                break;
-              }
-              case 'split': {
-                const v = pick(vs, o.pick);
-                if (v === undefined) break;
-                const parts: bigint[] = [];
-                let left = v.amount;
-                for (let i = 1; i < o.parts && left > 1n; i++) {
-                  const p = left / 2n;
-                  parts.push(p);
-                  left -= p;
-                }
-                parts.push(left);
-                const from = o.wrong === 0 ? pick(ANYONE, o.pick)! : nameOf.get(v.holder) ?? 't1';
-                call = { method: 'split', from, args: { opId, id: v.id, amounts: parts } };
-                break;
-              }
-              case 'finance': {
-                const active = vs.filter((x) => x.status === 'ACTIVE');
-                const v = pick(active.length > 0 && o.pick % 4 !== 0 ? active : vs, o.pick);
-                if (v === undefined) break;
-                const r = rec.call('receivables', 'financeRequest', { opId, id: v.id, bank: o.bank === 0 ? 'bank' : 'bank2', amount: o.amount > 1000 ? o.amount : 1n + (v.amount * BigInt(o.amount)) / 1001n }, nameOf.get(v.holder) ?? 't1');
-                if (r.status === 'ok') succeeded.set('financeRequest', (succeeded.get('financeRequest') ?? 0) + 1);
-                if (r.status !== 'ok' || !o.approve) break;
-                // The bank decides at once: approve or reject.
-                call = { contract: 'approvals', method: o.pick % 3 === 0 ? 'reject' : 'approve', from: o.bank === 0 ? 'bankAdmin' : 'bank2Admin', args: { id: r.returnValue } };
-                break;
-              }
-              case 'advance':
-                rec.advance(o.seconds * 1000);
-                break;
-              case 'pay': {
-                const due = vs.filter((x) => x.status === 'DUE' || x.status === 'OVERDUE');
-                const v = pick(due.length > 0 ? due : vs, o.pick);
-                if (v === undefined) break;
-                call = { method: 'pay', from: o.wrong === 0 ? 't1' : 'acmeClerk', args: { opId, root: v.root } };
-                break;
-              }
-              case 'writeOff': {
-                const overdue = vs.filter((x) => x.status === 'OVERDUE' && x.financed);
-                const v = pick(overdue.length > 0 ? overdue : vs, o.pick);
-                if (v === undefined) break;
-                const bankMember = v.bank === 'bank2' ? 'bank2Admin' : 'banker';
-                call = { method: 'writeOff', from: o.who === 0 ? bankMember : 't1', args: { opId, id: v.id } };
-                break;
-              }
-              case 'freeze': {
-                const frozen = vs.filter((x) => x.status === 'FROZEN');
-                const v = pick(o.unfreeze && frozen.length > 0 ? frozen : vs, o.pick);
-                if (v === undefined) break;
-                call = { method: o.unfreeze ? 'unfreeze' : 'freeze', from: o.wrong === 0 ? 't1' : 'regulatorAdmin', args: { opId, id: v.id } };
-                break;
-              }
-              case 'retry': {
-                if (last === null) break;
-                // The same opId from the same sender: the first result again, and no change.
-                const before = snapshot(chain, OURS);
-                const r = rec.call(last.contract, last.method, last.args, last.from);
-                expect(r.status).toBe('ok');
-                expect(stringify(norm(r.returnValue))).toBe(stringify(norm(last.result)));
-                expect(r.events).toEqual([]);
-                expect(snapshot(chain, OURS)).toBe(before);
-                break;
-              }
-            }
-            if (call !== null) {
-              const contract = call.contract ?? 'receivables';
-              const before = snapshot(chain, OURS);
-              const r = rec.call(contract, call.method, call.args, call.from);
-              if (r.status === 'ok') {
-                succeeded.set(call.method, (succeeded.get(call.method) ?? 0) + 1);
-                // Every state change emits an event (a retry-free call that changed something).
-                if (snapshot(chain, OURS) !== before) expect(r.events.length).toBeGreaterThan(0);
-                if (contract === 'receivables') last = { contract, method: call.method, args: call.args, from: call.from, result: r.returnValue };
-              } else {
-                if (process.env.DEBUG_OPS) console.log(call.method, r.errorCode, r.error);
-                expect(r.status).toBe('reverted');
-                expect(r.errorCode).toMatch(/^[A-Z_]+$/);
-                expect(snapshot(chain, OURS)).toBe(before);
-              }
-            }
-            checkInvariants(rec);
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 1000 }), { minLength: 1, maxLength: 2 }),
+        fc.array(op, { minLength: 4, maxLength: 9 }),
+        (prelude, ops) => {
+          runs++;
+          const chain = consortium();
+          const rec = recorder(chain);
+          const addr = (n: string) => chain.account(n).address;
+          const nameOf = new Map([...ANYONE, 'treasurer2', 'treasurer3'].map((n) => [addr(n), n]));
+          const base = {
+            vouchers: dump(chain, 'receivables', 'v:'),
+            credit: dump(chain, 'receivables', 'cl:'),
+            enc: dump(chain, 'encumbrances', 'e:'),
+          };
+          let opSeq = 0;
+          // Each run starts from one or two confirmed vouchers held by t1, so the random operations
+          // mostly meet live vouchers.
+          for (const amount of prelude) {
+            const r = rec.call(
+              'receivables',
+              'issue',
+              {
+                opId: `pre${opSeq++}`,
+                debtor: 'acme',
+                holder: addr('t1'),
+                amount,
+                maturity: chain.time + 15_000,
+                graceMs: 5_000,
+              },
+              'acmeClerk',
+            );
+            const { proposalId } = r.returnValue as { proposalId: string };
+            rec.call('approvals', 'approve', { id: proposalId }, 'treasurer1');
+            rec.call('approvals', 'approve', { id: proposalId }, 'treasurer2');
           }
-          checkReplay(rec, base);
-        } finally {
-          chain.close();
-        }
-      }),
+          let last: { contract: string; method: string; args: Value; from: string; result: Value } | null =
+            null;
+          try {
+            for (const o of ops) {
+              const vs = vouchers(chain);
+              const pick = <T>(xs: T[], n: number): T | undefined =>
+                xs.length === 0 ? undefined : xs[n % xs.length];
+              let call: { method: string; args: Value; from: string; contract?: string } | null = null;
+              const opId = `op${opSeq++}`;
+              switch (o.k) {
+                case 'issue': {
+                  const holder = HOLDERS[o.holder]!;
+                  call = {
+                    method: 'issue',
+                    from: o.byDebtor ? 'acmeClerk' : holder,
+                    args: {
+                      opId,
+                      debtor: 'acme',
+                      holder: addr(holder),
+                      amount: o.amount,
+                      maturity: chain.time + o.maturity * 1000,
+                      graceMs: o.grace * 1000,
+                    },
+                  };
+                  break;
+                }
+                case 'vote': {
+                  const props = [...dump(chain, 'approvals', 'p:').values()]
+                    .map((p) => p as Record<string, Value>)
+                    .filter((p) => p['status'] === 'PENDING');
+                  const p = pick(props, o.pick);
+                  if (p === undefined) break;
+                  const who =
+                    p['method'] === 'confirm'
+                      ? `treasurer${(o.who % 3) + 1}`
+                      : o.who % 2 === 0
+                        ? 'bankAdmin'
+                        : 'bank2Admin';
+                  call = {
+                    contract: 'approvals',
+                    method: o.approve ? 'approve' : 'reject',
+                    from: who,
+                    args: { id: p['id']! },
+                  };
+                  break;
+                }
+                case 'decide': {
+                  // Enough approvals to decide a pending proposal, in two transactions.
+                  const props = [...dump(chain, 'approvals', 'p:').values()]
+                    .map((p) => p as Record<string, Value>)
+                    .filter((p) => p['status'] === 'PENDING');
+                  const p = pick(props, o.pick);
+                  if (p === undefined) break;
+                  if (p['method'] === 'confirm')
+                    rec.call('approvals', 'approve', { id: p['id']! }, 'treasurer1');
+                  call = {
+                    contract: 'approvals',
+                    method: 'approve',
+                    from:
+                      p['method'] === 'confirm'
+                        ? 'treasurer2'
+                        : p['policyId'] === 'admins:bank'
+                          ? 'bankAdmin'
+                          : 'bank2Admin',
+                    args: { id: p['id']! },
+                  };
+                  break;
+                }
+                case 'transfer': {
+                  const v = pick(vs, o.pick);
+                  if (v === undefined) break;
+                  const holder = nameOf.get(v.holder) ?? 't1';
+                  const from = o.wrong === 0 ? pick(ANYONE, o.pick)! : holder;
+                  const to = o.to === 0 ? (holder === 't1' ? 't2' : 't1') : 'banker';
+                  call = {
+                    method: 'transfer',
+                    from,
+                    args: { opId, id: v.id, to: addr(to), amount: o.amount },
+                  };
+                  break;
+                }
+                case 'split': {
+                  const v = pick(vs, o.pick);
+                  if (v === undefined) break;
+                  const parts: bigint[] = [];
+                  let left = v.amount;
+                  for (let i = 1; i < o.parts && left > 1n; i++) {
+                    const p = left / 2n;
+                    parts.push(p);
+                    left -= p;
+                  }
+                  parts.push(left);
+                  const from = o.wrong === 0 ? pick(ANYONE, o.pick)! : (nameOf.get(v.holder) ?? 't1');
+                  call = { method: 'split', from, args: { opId, id: v.id, amounts: parts } };
+                  break;
+                }
+                case 'finance': {
+                  const active = vs.filter((x) => x.status === 'ACTIVE');
+                  const v = pick(active.length > 0 && o.pick % 4 !== 0 ? active : vs, o.pick);
+                  if (v === undefined) break;
+                  const r = rec.call(
+                    'receivables',
+                    'financeRequest',
+                    {
+                      opId,
+                      id: v.id,
+                      bank: o.bank === 0 ? 'bank' : 'bank2',
+                      amount: o.amount > 1000 ? o.amount : 1n + (v.amount * BigInt(o.amount)) / 1001n,
+                    },
+                    nameOf.get(v.holder) ?? 't1',
+                  );
+                  if (r.status === 'ok')
+                    succeeded.set('financeRequest', (succeeded.get('financeRequest') ?? 0) + 1);
+                  if (r.status !== 'ok' || !o.approve) break;
+                  // The bank decides at once: approve or reject.
+                  call = {
+                    contract: 'approvals',
+                    method: o.pick % 3 === 0 ? 'reject' : 'approve',
+                    from: o.bank === 0 ? 'bankAdmin' : 'bank2Admin',
+                    args: { id: r.returnValue },
+                  };
+                  break;
+                }
+                case 'advance':
+                  rec.advance(o.seconds * 1000);
+                  break;
+                case 'pay': {
+                  const due = vs.filter((x) => x.status === 'DUE' || x.status === 'OVERDUE');
+                  const v = pick(due.length > 0 ? due : vs, o.pick);
+                  if (v === undefined) break;
+                  call = {
+                    method: 'pay',
+                    from: o.wrong === 0 ? 't1' : 'acmeClerk',
+                    args: { opId, root: v.root },
+                  };
+                  break;
+                }
+                case 'writeOff': {
+                  const overdue = vs.filter((x) => x.status === 'OVERDUE' && x.financed);
+                  const v = pick(overdue.length > 0 ? overdue : vs, o.pick);
+                  if (v === undefined) break;
+                  const bankMember = v.bank === 'bank2' ? 'bank2Admin' : 'banker';
+                  call = {
+                    method: 'writeOff',
+                    from: o.who === 0 ? bankMember : 't1',
+                    args: { opId, id: v.id },
+                  };
+                  break;
+                }
+                case 'freeze': {
+                  const frozen = vs.filter((x) => x.status === 'FROZEN');
+                  const v = pick(o.unfreeze && frozen.length > 0 ? frozen : vs, o.pick);
+                  if (v === undefined) break;
+                  call = {
+                    method: o.unfreeze ? 'unfreeze' : 'freeze',
+                    from: o.wrong === 0 ? 't1' : 'regulatorAdmin',
+                    args: { opId, id: v.id },
+                  };
+                  break;
+                }
+                case 'retry': {
+                  if (last === null) break;
+                  // The same opId from the same sender: the first result again, and no change.
+                  const before = snapshot(chain, OURS);
+                  const r = rec.call(last.contract, last.method, last.args, last.from);
+                  expect(r.status).toBe('ok');
+                  expect(stringify(norm(r.returnValue))).toBe(stringify(norm(last.result)));
+                  expect(r.events).toEqual([]);
+                  expect(snapshot(chain, OURS)).toBe(before);
+                  break;
+                }
+              }
+              if (call !== null) {
+                const contract = call.contract ?? 'receivables';
+                const before = snapshot(chain, OURS);
+                const r = rec.call(contract, call.method, call.args, call.from);
+                if (r.status === 'ok') {
+                  succeeded.set(call.method, (succeeded.get(call.method) ?? 0) + 1);
+                  // Every state change emits an event (a retry-free call that changed something).
+                  if (snapshot(chain, OURS) !== before) expect(r.events.length).toBeGreaterThan(0);
+                  if (contract === 'receivables')
+                    last = {
+                      contract,
+                      method: call.method,
+                      args: call.args,
+                      from: call.from,
+                      result: r.returnValue,
+                    };
+                } else {
+                  if (process.env.DEBUG_OPS) console.log(call.method, r.errorCode, r.error);
+                  expect(r.status).toBe('reverted');
+                  expect(r.errorCode).toMatch(/^[A-Z_]+$/);
+                  expect(snapshot(chain, OURS)).toBe(before);
+                }
+              }
+              checkInvariants(rec);
+            }
+            checkReplay(rec, base);
+          } finally {
+            chain.close();
+          }
+        },
+      ),
       { numRuns: Number(process.env.RUNS ?? 500), seed: 7 },
     );
     expect(runs).toBe(Number(process.env.RUNS ?? 500));
     console.log('receivables: successful operations', Object.fromEntries(succeeded));
     // The generator reaches every operation (otherwise the property would hold vacuously).
-    for (const m of ['issue', 'approve', 'reject', 'transfer', 'split', 'financeRequest', 'pay', 'writeOff', 'freeze', 'unfreeze'])
+    for (const m of [
+      'issue',
+      'approve',
+      'reject',
+      'transfer',
+      'split',
+      'financeRequest',
+      'pay',
+      'writeOff',
+      'freeze',
+      'unfreeze',
+    ])
       expect(succeeded.get(m) ?? 0, m).toBeGreaterThan(0);
-
   });
 
   it('exercises every transition across the runs (the generator is not vacuous)', () => {
@@ -267,21 +426,44 @@ describe('receivables under random operation sequences', () => {
     const chain = consortium();
     const rec = recorder(chain);
     const addr = (n: string) => chain.account(n).address;
-    const issue = rec.call('receivables', 'issue', { opId: 'i', debtor: 'acme', holder: addr('t1'), amount: 900, maturity: chain.time + 10_000, graceMs: 5_000 }, 'acmeClerk');
+    const issue = rec.call(
+      'receivables',
+      'issue',
+      {
+        opId: 'i',
+        debtor: 'acme',
+        holder: addr('t1'),
+        amount: 900,
+        maturity: chain.time + 10_000,
+        graceMs: 5_000,
+      },
+      'acmeClerk',
+    );
     const { id, proposalId } = issue.returnValue as { id: string; proposalId: string };
     rec.call('approvals', 'approve', { id: proposalId }, 'treasurer1');
     expect(rec.call('approvals', 'approve', { id: proposalId }, 'treasurer3').returnValue).toBe('EXECUTED');
-    const kids = rec.call('receivables', 'split', { opId: 's', id, amounts: [300, 600] }, 't1').returnValue as string[];
-    const fp = rec.call('receivables', 'financeRequest', { opId: 'f', id: kids[0]!, bank: 'bank', amount: 250 }, 't1').returnValue as string;
+    const kids = rec.call('receivables', 'split', { opId: 's', id, amounts: [300, 600] }, 't1')
+      .returnValue as string[];
+    const fp = rec.call(
+      'receivables',
+      'financeRequest',
+      { opId: 'f', id: kids[0]!, bank: 'bank', amount: 250 },
+      't1',
+    ).returnValue as string;
     expect(rec.call('approvals', 'approve', { id: fp }, 'bankAdmin').returnValue).toBe('EXECUTED');
     rec.advance(20_000); // maturity: DUE, and the grace-period callback is scheduled
     rec.advance(1_000); // the grace period has passed: OVERDUE
-    const statuses = () => vouchers(chain).map((v) => `${v.id}:${v.status}`).sort();
+    const statuses = () =>
+      vouchers(chain)
+        .map((v) => `${v.id}:${v.status}`)
+        .sort();
     expect(statuses()).toEqual([`${id}:SPLIT`, `${kids[0]}:OVERDUE`, `${kids[1]}:OVERDUE`]);
     expect(rec.call('receivables', 'writeOff', { opId: 'w', id: kids[0]! }, 'banker').status).toBe('ok');
     expect(rec.call('receivables', 'pay', { opId: 'p', root: id }, 'acmeClerk').returnValue).toBe(600);
     expect(statuses()).toEqual([`${id}:SPLIT`, `${kids[0]}:WRITTEN_OFF`, `${kids[1]}:SETTLED`]);
-    expect(BigInt((chain.view('receivables', 'creditLine', { org: 'acme' }).returnValue as { used: number }).used)).toBe(300n);
+    expect(
+      BigInt((chain.view('receivables', 'creditLine', { org: 'acme' }).returnValue as { used: number }).used),
+    ).toBe(300n);
     expect(CREDIT_LIMIT).toBeGreaterThan(0n);
     checkInvariants(rec);
     chain.close();

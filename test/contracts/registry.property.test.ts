@@ -7,7 +7,20 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Value } from '../../core/codec.ts';
-import { GAS, MEMBERS, ORGS, closeConsortium, consortium, dump, norm, ok, recorder, snapshot, stringify } from './helpers.ts';
+import {
+  GAS,
+  MEMBERS,
+  ORGS,
+  closeConsortium,
+  consortium,
+  dump,
+  norm,
+  ok,
+  recorder,
+  snapshot,
+  stringify,
+  str,
+} from './helpers.ts';
 
 afterAll(closeConsortium);
 
@@ -40,7 +53,8 @@ describe('encumbrance registry', () => {
               next = { kind: o.kind, beneficiary: o.beneficiary, under: null };
             } else if (o.method === 'release') {
               if (cur?.kind === o.kind) [expected, next] = ['ok', null];
-              else if (cur?.kind === 'freeze' && cur.under?.kind === o.kind) [expected, next] = ['ok', { ...cur, under: null }];
+              else if (cur?.kind === 'freeze' && cur.under?.kind === o.kind)
+                [expected, next] = ['ok', { ...cur, under: null }];
               else expected = 'NOT_ENCUMBERED';
             } else if (o.method === 'freeze') {
               expected = cur?.kind === 'freeze' ? 'ALREADY_FROZEN' : 'ok';
@@ -49,7 +63,12 @@ describe('encumbrance registry', () => {
               expected = cur?.kind === 'freeze' ? 'ok' : 'NOT_FROZEN';
               next = cur?.under ?? null;
             }
-            const args: Record<string, Value> = { id: o.id, kind: o.kind, beneficiary: o.beneficiary, by: o.beneficiary };
+            const args: Record<string, Value> = {
+              id: o.id,
+              kind: o.kind,
+              beneficiary: o.beneficiary,
+              by: o.beneficiary,
+            };
             if (o.method === 'unfreeze') delete args['kind'];
             if (o.method !== 'encumber') delete args['beneficiary'];
             if (o.method !== 'freeze') delete args['by'];
@@ -67,7 +86,11 @@ describe('encumbrance registry', () => {
             expect(actual.size).toBe(model.size);
             for (const [a, e] of model) {
               const got = actual.get(`e:${a}`) as unknown as E & { under: (E & { under: null }) | null };
-              expect([got.kind, got.beneficiary, got.under?.kind ?? null]).toEqual([e.kind, e.beneficiary, e.under?.kind ?? null]);
+              expect([got.kind, got.beneficiary, got.under?.kind ?? null]).toEqual([
+                e.kind,
+                e.beneficiary,
+                e.under?.kind ?? null,
+              ]);
             }
           }
           // Events alone rebuild the registry.
@@ -75,10 +98,11 @@ describe('encumbrance registry', () => {
           for (const e of rec.events) {
             if (e.contract !== 'encumbrances') continue;
             const d = e.data as Record<string, Value>;
-            if (d['encumbrance'] === null) replay.delete(`e:${String(d['asset'])}`);
-            else replay.set(`e:${String(d['asset'])}`, d['encumbrance']!);
+            if (d['encumbrance'] === null) replay.delete(`e:${str(d['asset'])}`);
+            else replay.set(`e:${str(d['asset'])}`, d['encumbrance']!);
           }
-          const canon = (m: Map<string, Value>) => stringify([...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, norm(v)]));
+          const canon = (m: Map<string, Value>) =>
+            stringify([...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, norm(v)]));
           expect(canon(replay)).toBe(canon(dump(chain, 'encumbrances', 'e:')));
         } finally {
           chain.close();
@@ -93,7 +117,13 @@ describe('encumbrance registry', () => {
 
 type Tree =
   | { kind: 'signer'; account: string }
-  | { kind: 'members'; org?: string; role?: string; orgRole?: string; min: number }
+  | {
+      kind: 'members';
+      org?: string | undefined;
+      role?: string | undefined;
+      orgRole?: string | undefined;
+      min: number;
+    }
   | { kind: 'threshold'; min: number; of: Tree[] };
 
 const ACCOUNTS = [...Object.keys(MEMBERS), 'outsider'];
@@ -109,11 +139,17 @@ const leaf: fc.Arbitrary<Tree> = fc.oneof(
       orgRole: fc.option(fc.constantFrom('supplier', 'bank', 'core-enterprise'), { nil: undefined }),
       min: fc.integer({ min: 1, max: 2 }),
     })
-    .map((t) => (t.org === undefined && t.role === undefined && t.orgRole === undefined ? { ...t, role: 'admin' } : t)),
+    .map((t) =>
+      t.org === undefined && t.role === undefined && t.orgRole === undefined ? { ...t, role: 'admin' } : t,
+    ),
 );
 const tree: fc.Arbitrary<Tree> = fc.oneof(
   leaf,
-  fc.array(leaf, { minLength: 1, maxLength: 3 }).chain((of) => fc.integer({ min: 1, max: of.length }).map((min) => ({ kind: 'threshold' as const, min, of }))),
+  fc
+    .array(leaf, { minLength: 1, maxLength: 3 })
+    .chain((of) =>
+      fc.integer({ min: 1, max: of.length }).map((min) => ({ kind: 'threshold' as const, min, of })),
+    ),
 );
 
 function memberInfo(name: string): { org: string; roles: string[]; orgRoles: string[] } | null {
@@ -123,7 +159,11 @@ function memberInfo(name: string): { org: string; roles: string[]; orgRoles: str
 }
 function matches(t: Tree & { kind: 'members' }, name: string): boolean {
   const m = memberInfo(name)!;
-  return (t.org === undefined || t.org === m.org) && (t.role === undefined || m.roles.includes(t.role)) && (t.orgRole === undefined || m.orgRoles.includes(t.orgRole));
+  return (
+    (t.org === undefined || t.org === m.org) &&
+    (t.role === undefined || m.roles.includes(t.role)) &&
+    (t.orgRole === undefined || m.orgRoles.includes(t.orgRole))
+  );
 }
 function eligible(t: Tree, name: string): boolean {
   if (memberInfo(name) === null) return false;
@@ -141,51 +181,79 @@ describe('approvals engine', () => {
   it('executes exactly when the random threshold tree holds and rejects exactly at rejectMin (model check)', () => {
     let decided = 0;
     fc.assert(
-      fc.property(tree, fc.integer({ min: 1, max: 2 }), fc.array(fc.record({ who: fc.constantFrom(...ACCOUNTS), approve: fc.nat(3) }), { minLength: 1, maxLength: 10 }), (t, rejectMin, votes) => {
-        const chain = consortium();
-        const rec = recorder(chain);
-        const addr = (n: string) => chain.account(n).address;
-        const toWire = (x: Tree): Value =>
-          x.kind === 'signer' ? { kind: 'signer', address: addr(x.account) } : x.kind === 'members' ? (Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined)) as Value) : { kind: 'threshold', min: x.min, of: x.of.map(toWire) };
-        try {
-          ok(chain.deploy('probe', PROBE, { from: 'tester', gasLimit: GAS }));
-          // The policy is set by governance (three admins).
-          const set = ok(rec.call('approvals', 'propose', { policy: 'governance', target: 'approvals', method: 'setPolicy', args: { id: 'probe.policy', tree: toWire(t), rejectMin } }, 't1')).returnValue as string;
-          for (const a of ['t1', 't2', 'bankAdmin']) ok(rec.call('approvals', 'approve', { id: set }, a));
-          const id = ok(rec.call('probe', 'proposeSelf', { policy: 'probe.policy' }, 't1')).returnValue as string;
-          const approvals: string[] = [];
-          const rejections: string[] = [];
-          let status = 'PENDING';
-          for (const v of votes) {
-            const decision = v.approve === 0 ? 'reject' : 'approve';
-            let expected = 'ok';
-            if (status !== 'PENDING') expected = 'NOT_PENDING';
-            else if (approvals.includes(v.who) || rejections.includes(v.who)) expected = 'ALREADY_VOTED';
-            else if (!eligible(t, v.who)) expected = 'NOT_ELIGIBLE';
-            const before = snapshot(chain, ['approvals', 'probe']);
-            const r = rec.call('approvals', decision, { id }, v.who);
-            expect(r.status === 'ok' ? 'ok' : r.errorCode).toBe(expected);
-            if (expected !== 'ok') {
-              expect(snapshot(chain, ['approvals', 'probe'])).toBe(before);
-              continue;
+      fc.property(
+        tree,
+        fc.integer({ min: 1, max: 2 }),
+        fc.array(fc.record({ who: fc.constantFrom(...ACCOUNTS), approve: fc.nat(3) }), {
+          minLength: 1,
+          maxLength: 10,
+        }),
+        (t, rejectMin, votes) => {
+          const chain = consortium();
+          const rec = recorder(chain);
+          const addr = (n: string) => chain.account(n).address;
+          const toWire = (x: Tree): Value =>
+            x.kind === 'signer'
+              ? { kind: 'signer', address: addr(x.account) }
+              : x.kind === 'members'
+                ? (Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined)) as Record<
+                    string,
+                    Value
+                  >)
+                : { kind: 'threshold', min: x.min, of: x.of.map(toWire) };
+          try {
+            ok(chain.deploy('probe', PROBE, { from: 'tester', gasLimit: GAS }));
+            // The policy is set by governance (three admins).
+            const set = ok(
+              rec.call(
+                'approvals',
+                'propose',
+                {
+                  policy: 'governance',
+                  target: 'approvals',
+                  method: 'setPolicy',
+                  args: { id: 'probe.policy', tree: toWire(t), rejectMin },
+                },
+                't1',
+              ),
+            ).returnValue as string;
+            for (const a of ['t1', 't2', 'bankAdmin']) ok(rec.call('approvals', 'approve', { id: set }, a));
+            const id = ok(rec.call('probe', 'proposeSelf', { policy: 'probe.policy' }, 't1'))
+              .returnValue as string;
+            const approvals: string[] = [];
+            const rejections: string[] = [];
+            let status = 'PENDING';
+            for (const v of votes) {
+              const decision = v.approve === 0 ? 'reject' : 'approve';
+              let expected = 'ok';
+              if (status !== 'PENDING') expected = 'NOT_PENDING';
+              else if (approvals.includes(v.who) || rejections.includes(v.who)) expected = 'ALREADY_VOTED';
+              else if (!eligible(t, v.who)) expected = 'NOT_ELIGIBLE';
+              const before = snapshot(chain, ['approvals', 'probe']);
+              const r = rec.call('approvals', decision, { id }, v.who);
+              expect(r.status === 'ok' ? 'ok' : r.errorCode).toBe(expected);
+              if (expected !== 'ok') {
+                expect(snapshot(chain, ['approvals', 'probe'])).toBe(before);
+                continue;
+              }
+              if (decision === 'approve') {
+                approvals.push(v.who);
+                if (holds(t, approvals)) status = 'EXECUTED';
+              } else {
+                rejections.push(v.who);
+                if (rejections.length >= rejectMin) status = 'REJECTED';
+              }
+              expect(r.returnValue).toBe(status);
             }
-            if (decision === 'approve') {
-              approvals.push(v.who);
-              if (holds(t, approvals)) status = 'EXECUTED';
-            } else {
-              rejections.push(v.who);
-              if (rejections.length >= rejectMin) status = 'REJECTED';
-            }
-            expect(r.returnValue).toBe(status);
+            if (status !== 'PENDING') decided++;
+            const probe = dump(chain, 'probe');
+            expect(probe.get('done') ?? 0).toBe(status === 'EXECUTED' ? 1 : 0);
+            expect(probe.get(`undone:${id}`) ?? null).toBe(status === 'REJECTED' ? 'rejected' : null);
+          } finally {
+            chain.close();
           }
-          if (status !== 'PENDING') decided++;
-          const probe = dump(chain, 'probe');
-          expect(probe.get('done') ?? 0).toBe(status === 'EXECUTED' ? 1 : 0);
-          expect(probe.get(`undone:${id}`) ?? null).toBe(status === 'REJECTED' ? 'rejected' : null);
-        } finally {
-          chain.close();
-        }
-      }),
+        },
+      ),
       { numRuns: Number(process.env.RUNS ?? 500), seed: 19 },
     );
     // Not vacuous: many runs reach a decision.

@@ -126,6 +126,7 @@ function addMember(ctx: Context, a: { address?: unknown; org?: unknown; roles?: 
   const m: Member = { address, org: orgId, roles };
   const updated: Org = { ...org, members: org.members + 1 };
   ctx.state.set(`m:${address}`, m as never);
+  ctx.state.set(`mo:${orgId}:${address}`, true);
   ctx.state.set(`org:${orgId}`, updated as never);
   ctx.emit('MemberAdded', { address, org: orgId, roles, member: m as never, organisation: updated as never });
 }
@@ -190,6 +191,7 @@ export const methods = {
     const org = getOrg(ctx, m.org)!;
     const updated: Org = { ...org, members: org.members - 1 };
     ctx.state.delete(`m:${m.address}`);
+    ctx.state.delete(`mo:${m.org}:${m.address}`);
     ctx.state.set(`org:${org.id}`, updated as never);
     ctx.emit('MemberRemoved', { address: m.address, org: m.org, organisation: updated as never });
   },
@@ -210,12 +212,12 @@ export const views = {
     const org = getOrg(ctx, m.org);
     return { address: m.address, org: m.org, roles: m.roles, orgRoles: org?.roles ?? [] };
   },
-  /** Members of one organisation (at most 256). */
+  /** Members of one organisation (at most 256, the per-organisation bound). */
   members(ctx: ViewContext, args: { org: string }) {
+    const prefix = `mo:${String(args?.org)}:`;
     return ctx.state
-      .range('m:', 1000)
-      .map(([, v]) => v as unknown as Member)
-      .filter((m) => m.org === args.org) as never;
+      .range(prefix, MAX_MEMBERS_PER_ORG)
+      .map(([k]) => getMember(ctx, k.slice(prefix.length)) ?? null) as never;
   },
   /** True when `address` is a member of an organisation holding `role` (an organisation role). */
   hasOrgRole(ctx: ViewContext, args: { address: string; role: string }) {

@@ -341,6 +341,10 @@ describe('governance', () => {
       roles: ['treasury'],
       orgRoles: ['supplier'],
     });
+    const tier1 = rec.chain.view('membership', 'members', { org: 'tier1' }).returnValue as Array<{
+      address: string;
+    }>;
+    expect(tier1.map((m) => m.address).sort()).toEqual([rec.chain.account('t1').address, member].sort());
     expect(
       (rec.chain.view('membership', 'organisation', { id: 'newbank' }).returnValue as { roles: string[] })
         .roles,

@@ -6,6 +6,7 @@ import { rpcCommands } from './rpcCommands.ts';
 import { addContractCheck } from './contractCheck.ts';
 import { gatewayCommand } from './gateway.ts';
 import { iotCommand } from './iot.ts';
+import { demoCommand } from './demo.ts';
 
 /** A CLI subcommand. */
 export interface Command {
@@ -24,6 +25,7 @@ export const commands: Command[] = [
   ...rpcCommands,
   gatewayCommand,
   iotCommand,
+  demoCommand,
 ];
 // `trellis contract check` (vm/check.ts) joins the `trellis contract` subcommands.
 addContractCheck(commands);

@@ -24,7 +24,8 @@
  * may submit: each signs the UTF-8 text of `signingMessage` (view) with Ed25519. When the pinned
  * policy holds, the proposal executes by calling the target (its failure is recorded, not
  * reverted); when `rejectMin` eligible members reject, or the proposer cancels, or the expiry
- * time passes (a scheduled callback), the target's `onReject` method is told.
+ * time passes (a scheduled callback), or the approved call fails, the target's `onReject` method
+ * is told.
  */
 import type { Bytes, Context, Methods, Value, ViewContext, Views } from './api.ts';
 
@@ -385,15 +386,19 @@ function finish(ctx: Context, p: Proposal, status: string, reason: string): void
     p,
     { reason },
   );
-  if (p.onReject !== null) {
-    try {
-      ctx.call(p.target, p.onReject, { proposalId: p.id, reason, args: p.args });
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? 'UNKNOWN';
-      p.result = `onReject failed: ${code}`;
-      save(ctx, p);
-      event(ctx, 'ProposalCallbackFailed', p, { code });
-    }
+  tellRejected(ctx, p, reason);
+}
+
+/** Tells the proposer's `onReject` (if named) that the call will not happen; its failure is recorded. */
+function tellRejected(ctx: Context, p: Proposal, reason: string): void {
+  if (p.onReject === null) return;
+  try {
+    ctx.call(p.target, p.onReject, { proposalId: p.id, reason, args: p.args });
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? 'UNKNOWN';
+    p.result = `onReject failed: ${code}`;
+    save(ctx, p);
+    event(ctx, 'ProposalCallbackFailed', p, { code });
   }
 }
 
@@ -415,6 +420,8 @@ function execute(ctx: Context, p: Proposal): void {
   }
   save(ctx, p);
   event(ctx, p.status === 'EXECUTED' ? 'ProposalExecuted' : 'ProposalFailed', p, { result: p.result });
+  // A call the target refused will not happen: the proposer learns it as it learns a rejection.
+  if (p.status === 'FAILED') tellRejected(ctx, p, `failed: ${p.result}`);
 }
 
 /** Records one vote; executes or rejects when the pinned policy decides. */

@@ -176,6 +176,31 @@ describe('threshold policies', () => {
   });
 });
 
+describe('a failed execution', () => {
+  it('is recorded and told to the proposer: a confirmation beyond the credit line cancels the voucher', () => {
+    const rec = recorder(consortium());
+    govern(rec, 'receivables', 'govSetCreditLine', { org: 'acme', limit: 500 });
+    const v = issue(rec, 'a', 1000);
+    ok(rec.call('approvals', 'approve', { id: v.proposalId }, 'treasurer1'));
+    const r = ok(rec.call('approvals', 'approve', { id: v.proposalId }, 'treasurer2'));
+    expect(r.returnValue).toBe('FAILED');
+    expect(r.events.map((e) => e.name)).toEqual([
+      'ProposalApprovedBy',
+      'ProposalApproved',
+      'ProposalFailed',
+      'Cancelled',
+    ]);
+    expect(rec.chain.view('approvals', 'proposal', { id: v.proposalId }).returnValue).toMatchObject({
+      result: 'CREDIT_LINE_EXCEEDED',
+    });
+    expect(status(rec, 'receivables', 'voucher', v.id)).toBe('CANCELLED');
+    expect(rec.chain.view('receivables', 'creditLine', { org: 'acme' }).returnValue).toMatchObject({
+      used: 0,
+    });
+    rec.chain.close();
+  });
+});
+
 describe('offline signature bundles', () => {
   const keyOf = (name: string) => keyPairFromSecret(sha256(utf8(`trellis.test-account.${name}`)));
   const signed = (rec: Recorder, id: string, name: string, decision: string, tamper = false) => {

@@ -32,7 +32,7 @@ describe('demo storyline', () => {
           gasLimit: GAS,
         });
         log.push(
-          `${i + 1}. ${step.title}: ${toHex(r.txHash).slice(0, 18)} ${r.status}${r.errorCode ? ` ${r.errorCode}` : ''}`,
+          `${i + 1}. ${step.title}: ${toHex(r.txHash).slice(0, 18)} ${r.status}${r.errorCode ? ` ${r.errorCode}` : ''}, gas ${r.gasUsed}`,
         );
         expect(r.status, `${step.title}: ${r.errorCode} ${r.error}`).toBe('ok');
         if (step.key !== undefined) results.set(step.key, r.returnValue);

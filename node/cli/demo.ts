@@ -128,7 +128,10 @@ export async function playDemo(options: PlayDemoOptions): Promise<DemoReport> {
       ...(options.quiet === true
         ? {}
         : {
-            onChapter: (title: string) => print(`\n== ${title}`),
+            onChapter: (title: string) => {
+              print('');
+              print(`== ${title}`);
+            },
             onStep: (s: DemoStepResult) => print(formatStep(s)),
           }),
     });

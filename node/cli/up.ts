@@ -7,17 +7,21 @@ import { NetworkFiles, networkLayout } from '../config.ts';
 import type { Command } from './commands.ts';
 import { integerOption, parseCommand, stringOption } from './parse.ts';
 import { MAX_LOCAL_VALIDATORS, writeLocalNetwork } from './init.ts';
+import { playDemo } from './demo.ts';
+import { createClient } from '../../rpc/sdk/client.ts';
 
-const UP_USAGE = `Usage: trellis up [--validators N] [--dir DIR] [--verbose]
+const UP_USAGE = `Usage: trellis up [--validators N] [--dir DIR] [--no-demo] [--verbose]
 
 Starts a local consortium: N validators (default 4) as separate processes on 127.0.0.1 from the
 network in DIR (default ./trellis-net), writing it with \`trellis init\` first if DIR holds none.
 Node i serves JSON-RPC at http://127.0.0.1:${8545}+i. Each node's log lines are prefixed with its
-name. Ctrl-C stops them all.
+name. Once every node has committed a block, the supply-chain-finance demo (\`trellis demo\`) plays
+against node 0 (lines prefixed "demo |"); the nodes keep running afterwards. Ctrl-C stops them all.
 
 Options:
   -n, --validators N   validators of a new network (default 4; 1 is the single-node dev mode)
   -d, --dir DIR        network directory (default ./trellis-net)
+      --no-demo        do not run the demo once the nodes are up
       --verbose        show debug log lines
   -h, --help           show this help`;
 
@@ -46,6 +50,58 @@ function pretty(line: string, verbose: boolean): string | null {
   }
 }
 
+/** Longest wait for every node to commit its first block before the demo gives up. */
+const READY_TIMEOUT_MS = 120_000;
+
+/**
+ * Waits until every node reports a committed block (chain_getHead height ≥ 1), then plays the demo
+ * in-process against node 0, printing its lines prefixed `demo | `. Never throws: a demo failure is
+ * printed and the nodes keep running.
+ */
+async function demoWhenReady(
+  dir: string,
+  manifest: Manifest,
+  signal: AbortSignal,
+  stopping: () => boolean,
+): Promise<void> {
+  const print = (line: string): void => {
+    if (!stopping()) process.stdout.write(`demo | ${line}\n`);
+  };
+  const clients = manifest.nodes.map((n) => createClient({ url: `http://127.0.0.1:${n.rpcPort}` }));
+  try {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    for (;;) {
+      if (signal.aborted) return;
+      const heights = await Promise.all(
+        clients.map((c) =>
+          c.head().then(
+            (h) => h?.height ?? 0,
+            () => -1,
+          ),
+        ),
+      );
+      if (heights.every((h) => h >= 1)) break;
+      if (Date.now() > deadline) {
+        print(`not run: the nodes did not all commit a block within ${READY_TIMEOUT_MS / 1000} s`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    print('every node is up; playing the supply-chain-finance story (skip it with --no-demo)');
+    const report = await playDemo({
+      dir,
+      rpcUrl: `http://127.0.0.1:${manifest.nodes[0]!.rpcPort}`,
+      print,
+      signal,
+    });
+    if (report.ok) print('the network keeps running; Ctrl-C stops it');
+  } catch (err) {
+    if (!signal.aborted) print(`failed: ${(err as Error).message}`);
+  } finally {
+    for (const c of clients) c.close();
+  }
+}
+
 /** `trellis up`. */
 export const upCommand: Command = {
   name: 'up',
@@ -57,6 +113,7 @@ export const upCommand: Command = {
         validators: { type: 'string', short: 'n' },
         dir: { type: 'string', short: 'd' },
         verbose: { type: 'boolean' },
+        'no-demo': { type: 'boolean' },
       },
       UP_USAGE,
     );
@@ -113,15 +170,22 @@ export const upCommand: Command = {
         }),
     );
 
+    const demoAbort = new AbortController();
     const stopAll = (): void => {
       if (stopping) return;
       stopping = true;
+      demoAbort.abort(new Error('stopping'));
       console.log('\ntrellis up: stopping every node…');
       for (const c of children.values()) c.kill('SIGTERM');
     };
     process.on('SIGINT', stopAll);
     process.on('SIGTERM', stopAll);
+    const demo =
+      parsed.values['no-demo'] === true
+        ? Promise.resolve()
+        : demoWhenReady(dir, manifest, demoAbort.signal, () => stopping);
     const codes = await Promise.all(exited);
+    await demo;
     process.off('SIGINT', stopAll);
     process.off('SIGTERM', stopAll);
     console.log(

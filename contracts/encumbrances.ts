@@ -122,8 +122,7 @@ export const methods = {
 
 export const views = {
   /** The encumbrance of `asset` (`<contract>:<id>`), or null. */
-  get: (ctx: ViewContext, args: { asset: string }) =>
-    (ctx.state.get(`e:${String(args?.asset)}`) ?? null),
+  get: (ctx: ViewContext, args: { asset: string }) => ctx.state.get(`e:${String(args?.asset)}`) ?? null,
   /** True when `asset` carries an encumbrance. */
   isEncumbered: (ctx: ViewContext, args: { asset: string }) => ctx.state.has(`e:${String(args?.asset)}`),
 } satisfies Views;

@@ -358,8 +358,7 @@ export const methods = {
 
 export const views = {
   /** An order, or null. */
-  order: (ctx: ViewContext, args: { id: string }) =>
-    (ctx.state.get(`o:${String(args?.id)}`) ?? null),
+  order: (ctx: ViewContext, args: { id: string }) => ctx.state.get(`o:${String(args?.id)}`) ?? null,
   /** What the bank may still release: cover − released. */
   releasable(ctx: ViewContext, args: { id: string }) {
     const o = load(ctx, args?.id);

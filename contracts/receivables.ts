@@ -681,8 +681,7 @@ export const methods = {
 
 export const views = {
   /** A voucher, or null. */
-  voucher: (ctx: ViewContext, args: { id: string }) =>
-    (ctx.state.get(`v:${String(args?.id)}`) ?? null),
+  voucher: (ctx: ViewContext, args: { id: string }) => ctx.state.get(`v:${String(args?.id)}`) ?? null,
   /** Every voucher of a root's tree (at most 64). */
   tree: (ctx: ViewContext, args: { root: string }) => treeOf(ctx, String(args?.root)) as never,
   /** A core enterprise's credit line `{ org, limit, used }`. */

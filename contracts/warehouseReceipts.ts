@@ -725,8 +725,7 @@ export const methods = {
 
 export const views = {
   /** A receipt, or null. */
-  receipt: (ctx: ViewContext, args: { id: string }) =>
-    (ctx.state.get(`r:${String(args?.id)}`) ?? null),
+  receipt: (ctx: ViewContext, args: { id: string }) => ctx.state.get(`r:${String(args?.id)}`) ?? null,
   /** Attested and live stock of (warehouse, sku). */
   stock: (ctx: ViewContext, args: { warehouse: string; sku: string }) =>
     stockOf(ctx, String(args?.warehouse), String(args?.sku)) as never,

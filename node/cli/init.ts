@@ -187,7 +187,8 @@ export async function writeLocalNetwork(options: LocalNetworkOptions): Promise<L
     consensus: { ...DEFAULT_CONSENSUS_PARAMS, ...options.consensus },
     // Default: the supply-chain-finance contracts (node/scfGenesis.ts), deployed at height 0.
     contracts: (
-      options.contracts ?? scfGenesisContracts(orgs.map((o, i) => ({ ...o, admins: [admins[i]!.key.publicKey] })))
+      options.contracts ??
+      scfGenesisContracts(orgs.map((o, i) => ({ ...o, admins: [admins[i]!.key.publicKey] })))
     ).map((c) => ({ ...c })),
   });
   writeFileSync(layout.genesisFile, JSON.stringify(genesisToJson(genesis), null, 2) + '\n');

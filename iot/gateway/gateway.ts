@@ -55,6 +55,8 @@ import {
 
 /** Most distinct reading ids remembered for duplicate detection (oldest forgotten first). */
 export const MAX_REMEMBERED_READINGS = 1_000_000;
+/** Most reading ids indexed for proofs (oldest forgotten first: the gateway then no longer serves their proofs; the batch files keep them). */
+export const MAX_INDEXED_READINGS = 5_000_000;
 /** Most readings in one window; beyond it readings are refused (OVERLOADED) until it closes. */
 export const MAX_WINDOW_READINGS = 200_000;
 /** Most readings in one HTTP request. */
@@ -251,6 +253,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (seen.size > MAX_REMEMBERED_READINGS) seen.delete(seen.keys().next().value!);
   }
 
+  function place(id: string, seqNo: number): void {
+    placed.set(id, seqNo);
+    if (placed.size > MAX_INDEXED_READINGS) placed.delete(placed.keys().next().value!);
+  }
+
   function reject(reason: string, message: string, meta: Record<string, unknown>): never {
     stats.rejected++;
     stats.rejectedByReason[reason] = (stats.rejectedByReason[reason] ?? 0) + 1;
@@ -348,24 +355,27 @@ export function createGateway(options: GatewayOptions): Gateway {
     lastSeq = seqNo;
     closedUntil = Math.max(closedUntil, ws + windowMs);
     closed.set(seqNo, w);
-    for (const r of readings) placed.set(readingId(r), seqNo);
+    for (const r of readings) place(readingId(r), seqNo);
     stats.windowsClosed++;
     enqueueAnchor(seqNo);
   }
 
   function closeDueWindows(): Promise<void> {
     // Serialised: two overlapping calls must not give two windows the same seqNo.
-    closing = closing.then(async () => {
-      if (!running) return;
-      const limit = now() - closeDelayMs;
-      const due = [...open.keys()].filter((ws) => ws + windowMs <= limit);
-      // While running, every window is anchored, empty ones included: they are the heartbeat.
-      for (let ws = Math.max(closedUntil, liveFrom); ws + windowMs <= limit; ws += windowMs) {
-        if (!due.includes(ws)) due.push(ws);
-      }
-      due.sort((a, b) => a - b);
-      for (const ws of due) await closeWindow(ws);
-    });
+    // A failed close (logged by the caller) must not stop every later one.
+    closing = closing
+      .catch(() => undefined)
+      .then(async () => {
+        if (!running) return;
+        const limit = now() - closeDelayMs;
+        const due = [...open.keys()].filter((ws) => ws + windowMs <= limit);
+        // While running, every window is anchored, empty ones included: they are the heartbeat.
+        for (let ws = Math.max(closedUntil, liveFrom); ws + windowMs <= limit; ws += windowMs) {
+          if (!due.includes(ws)) due.push(ws);
+        }
+        due.sort((a, b) => a - b);
+        for (const ws of due) await closeWindow(ws);
+      });
     return closing;
   }
 
@@ -502,7 +512,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           batchHash,
           metrics,
         });
-        for (const r of readings) placed.set(readingId(r), Number(seq));
+        for (const r of readings) place(readingId(r), Number(seq));
         lastSeq = Math.max(lastSeq, Number(seq));
         closedUntil = Math.max(closedUntil, Number(ws) + windowMs);
       } else if (a[0] === 'a') {
@@ -679,6 +689,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       await new Promise<void>((resolve, fail) => {
         c.once('connect', () => resolve());
         c.once('error', fail);
+        c.on('error', (e) => log('warn', 'MQTT_ERROR', { error: e.message }));
       });
       await c.subscribeAsync(topic, { qos: 1 });
       mqttClient = c;

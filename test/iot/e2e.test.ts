@@ -7,16 +7,27 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { Aedes } from 'aedes';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { bytesEqual, fromHex, type Bytes } from '../../core/bytes.ts';
 import { unpackCanonical, type Value } from '../../core/codec.ts';
 import { verifyMerkleProof } from '../../core/merkle.ts';
 import { decodeEnvelope, openEnvelope } from '../../iot/gateway/envelope.ts';
 import { decodeLeaf, encodeLeaf, readingToJson, signReading } from '../../iot/gateway/reading.ts';
 import { buildReport, reportHash } from '../../iot/report.ts';
-import { createSimulator, deviceKey, PLANT, provisionSite, type Simulator } from '../../iot/simulate.ts';
-import { startIotNetwork, waitFor, type IotNetwork } from './network.ts';
+import { createGateway } from '../../iot/gateway/gateway.ts';
+import {
+  createSimulator,
+  deviceKey,
+  PLANT,
+  provisionSite,
+  WAREHOUSE,
+  type Simulator,
+} from '../../iot/simulate.ts';
+import { startIotNetwork, testKey, waitFor, type IotNetwork } from './network.ts';
 
 const BASE_PORT = 37300;
 const MQTT_PORT = 37380;
@@ -25,7 +36,9 @@ const GATEWAY = 'gw-plant';
 const WINDOW_MS = 1000;
 const HEARTBEAT_MS = 3000;
 const ALERT_AFTER = Number(PLANT.indicators.find((i) => i['id'] === 'plant-power')!['alertAfter']);
+const EXT_BROKER_PORT = 37382;
 const SCREENSHOT_DIR = join(tmpdir(), 'trellis-iot-report');
+const BIN = fileURLToPath(new URL('../../bin/trellis.js', import.meta.url));
 
 let net: IotNetwork;
 let gateway: ChildProcess;
@@ -122,6 +135,8 @@ afterAll(async () => {
 });
 
 describe('IoT end to end (one validator)', () => {
+  beforeEach(() => onTestFailed(() => console.log(net.logTail(`gateway-${GATEWAY}.log`))));
+
   it('a sudden stop raises an ALERT event within the configured number of windows', async () => {
     const sim = await runSim('sudden-stop', 9_000, 4_000);
     expect(sim.eventAt).not.toBeNull();
@@ -249,9 +264,70 @@ describe('IoT end to end (one validator)', () => {
     expect((await events('GatewayOnline')).length).toBeGreaterThan(0);
   }, 120_000);
 
+  it('a gateway also ingests from an external MQTT broker by URL', async () => {
+    const broker = await Aedes.createBroker();
+    const server = createNetServer(broker.handle);
+    await new Promise<void>((r) => server.listen(EXT_BROKER_PORT, '127.0.0.1', () => r()));
+    const key = testKey('gateway-ext');
+    await provisionSite(net.client, net.admin, {
+      enterprise: 'acme',
+      gatewayId: 'gw-wh',
+      gatewayPublicKey: key.publicKey,
+      site: WAREHOUSE,
+      windowMs: WINDOW_MS,
+      heartbeatMs: 60_000,
+    });
+    const gw = createGateway({
+      dir: join(net.dir, 'gateway-ext'),
+      gatewayId: 'gw-wh',
+      key,
+      rpcUrl: net.rpcUrl,
+      mqtt: { url: `mqtt://127.0.0.1:${EXT_BROKER_PORT}` },
+      httpPort: null,
+      log: () => undefined,
+    });
+    await gw.start();
+    try {
+      const sim = createSimulator({
+        mqttUrl: `mqtt://127.0.0.1:${EXT_BROKER_PORT}`,
+        gatewayId: 'gw-wh',
+        site: WAREHOUSE,
+        scenario: 'normal',
+        intervalMs: 100,
+      });
+      await sim.start();
+      await new Promise((r) => setTimeout(r, 2_500));
+      await sim.stop(10_000);
+      await waitFor(
+        'the external-broker readings anchored',
+        () =>
+          gw.stats.accepted === sim.acked.size &&
+          gw.stats.pendingAnchors === 0 &&
+          gw.stats.windowsAnchored > 2,
+      );
+      await new Promise((r) => setTimeout(r, 2 * WINDOW_MS));
+      await gw.closeDueWindows();
+      await waitFor('the last window anchored', () => gw.stats.pendingAnchors === 0);
+      for (const id of [...sim.acked].slice(0, 20)) {
+        const [device, n] = id.split(':') as [string, string];
+        const p = gw.proof(device, Number(n));
+        const onChain = (await net.client.view('iot', 'anchorOf', { gateway: 'gw-wh', seqNo: p.seqNo })) as {
+          root: Bytes;
+        };
+        expect(verifyMerkleProof(onChain.root, p.leaf, p.proof)).toBe(true);
+      }
+      expect(gw.stats.rejected).toBe(0);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => broker.close(() => r()));
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  }, 60_000);
+
   it('the lender report renders in headless Chromium (screenshot written to a file)', async () => {
     const head = await net.client.head();
-    const to = Date.now() + 5_000;
+    // Up to a settled point of the chain: the gateway keeps anchoring newer windows meanwhile.
+    const to = head!.header.timestamp - 3_000;
     const r = await buildReport(net.client, { enterprise: 'acme', from: startedAt - 60_000, to });
     expect(r.anchors.length).toBeGreaterThan(10);
     expect(r.states.some((s) => s.to === 'ALERT' && s.indicator === 'plant-power')).toBe(true);
@@ -261,7 +337,6 @@ describe('IoT end to end (one validator)', () => {
     expect((await buildReport(net.client, { enterprise: 'acme', from: startedAt - 60_000, to })).hash).toBe(
       r.hash,
     );
-    expect(head).not.toBeNull();
     mkdirSync(SCREENSHOT_DIR, { recursive: true });
     const htmlFile = join(SCREENSHOT_DIR, 'report.html');
     const png = join(SCREENSHOT_DIR, 'report.png');
@@ -293,6 +368,30 @@ describe('IoT end to end (one validator)', () => {
     const bytes = readFileSync(png);
     expect(bytes.subarray(1, 4).toString()).toBe('PNG');
     expect(bytes.length).toBeGreaterThan(20_000);
+    // The CLI writes the same report.
+    const cliOut = join(SCREENSHOT_DIR, 'report-cli.html');
+    const cli = spawnSync(
+      process.execPath,
+      [
+        BIN,
+        'iot',
+        'report',
+        '--enterprise',
+        'acme',
+        '--from',
+        String(startedAt - 60_000),
+        '--to',
+        String(to),
+        '--rpc',
+        net.rpcUrl,
+        '--out',
+        cliOut,
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(cli.stdout).toContain(`hash ${r.hash}`);
+    expect(readFileSync(cliOut, 'utf8')).toBe(r.html);
     console.log(`report screenshot: ${png} (${bytes.length} bytes), html ${htmlFile}, hash ${r.hash}`);
   }, 90_000);
 });

@@ -40,6 +40,8 @@ export interface IotNetwork {
   readonly gatewayKeyFile: string;
   /** Starts a `trellis gateway` process; returns it. */
   startGateway(o: { id: string; dir: string; mqttPort: number; httpPort: number }): ChildProcess;
+  /** The last lines of a process log in the network dir (for failure messages). */
+  logTail(name: string, lines?: number): string;
   stop(): Promise<void>;
 }
 
@@ -127,6 +129,16 @@ export async function startIotNetwork(o: { validators: number; basePort: number 
         ],
         `gateway-${g.id}.log`,
       );
+    },
+    logTail(name, lines = 40) {
+      try {
+        return (
+          `--- ${name} (last ${lines} lines)\n` +
+          readFileSync(join(dir, name), 'utf8').split('\n').slice(-lines).join('\n')
+        );
+      } catch {
+        return `--- ${name}: no log`;
+      }
     },
     async stop() {
       client.close();

@@ -10,8 +10,8 @@ import { createClient, type TrellisClient } from '../../rpc/sdk/client.ts';
 import { createCluster, type Cluster } from './harness.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/trellis.js', import.meta.url));
-/** Short maturities keep the run near a minute; the 8 steps before the voucher's fit easily. */
-const TIMING = { voucherMaturityMs: 10_000, orderMaturityMs: 10_000 };
+/** Short maturities keep the run under a minute; 15 s leaves room for the 8 steps before the voucher matures on a loaded machine. */
+const TIMING = { voucherMaturityMs: 15_000, orderMaturityMs: 15_000 };
 
 let cluster: Cluster;
 let report: DemoReport;

@@ -529,6 +529,16 @@ export function decodeNode(bytes: Bytes, key: Bytes): StoredNode {
   }
 }
 
+/**
+ * Decodes node bytes this process has just encoded, skipping the checks {@link decodeNode} makes
+ * on bytes read from storage.
+ */
+export function decodeOwnNode(bytes: Buffer): StoredNode {
+  return bytes[0] === NODE_INTERNAL
+    ? parseInternal(bytes, 0, bytes.length, undefined)
+    : decodeNode(bytes, bytes);
+}
+
 /** Hash of a stored node (the root hash when it is a version's root). */
 export function storedNodeHash(node: StoredNode): Bytes {
   switch (node.kind) {

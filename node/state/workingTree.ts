@@ -12,7 +12,7 @@ import {
   NULL_NODE_BYTES,
   childAt,
   childHashOffset,
-  decodeNode,
+  decodeOwnNode,
   encodeInternalFrom,
   encodeRootLeaf,
   makeLeafEntry,
@@ -113,7 +113,6 @@ export function createWorkingTree(
   baseRoot: StoredNode,
 ): WorkingTree {
   const ZERO = Buffer.alloc(32);
-  const EMBEDDED_KEY = Buffer.from('embedded node');
   // Committed internal nodes replaced so far, by latin1 node key (a Map, so each is listed once).
   const stale = new Map<string, Buffer>();
   let root: Child | undefined;
@@ -286,7 +285,7 @@ export function createWorkingTree(
       const nodes: Array<[string, StoredNode]> = [];
       const write = (key: Buffer, bytes: Buffer): void => {
         ops.push({ type: 'put', key, value: bytes });
-        nodes.push([key.toString('latin1'), decodeNode(bytes, key)]);
+        nodes.push([key.toString('latin1'), decodeOwnNode(bytes)]);
       };
       // Writes a changed node (its changed descendants first) as a record of its own, or returns
       // it embedded for its parent's record when its subtree is small; also returns its leaves.
@@ -329,7 +328,7 @@ export function createWorkingTree(
         const bytes = encodeInternalFrom(node.base, node.inherited, children);
         const hash = hashOf(node);
         if (depth > 0 && leaves <= EMBED_MAX_LEAVES) {
-          return { child: { t: 'emb', node: decodeNode(bytes, EMBEDDED_KEY) as InternalNode, hash }, leaves };
+          return { child: { t: 'emb', node: decodeOwnNode(bytes) as InternalNode, hash }, leaves };
         }
         write(nodeKey(version, path, depth), bytes);
         return { child: { t: 'ref', version, hash }, leaves };

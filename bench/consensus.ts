@@ -58,6 +58,7 @@ const cluster = await createCluster({
   validators: 4,
   basePort: 39400,
   consensus: { heartbeatMs: 100, roundTimeoutMs: 2000 },
+  contracts: [],
 });
 try {
   await cluster.waitFor('all nodes committing', async () =>

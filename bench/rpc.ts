@@ -93,7 +93,7 @@ async function network(validators: number): Promise<LoadReport> {
   const dir = mkdtempSync(join(tmpdir(), `trellis-bench-${validators}-`));
   const children: ChildProcess[] = [];
   try {
-    const net = await writeLocalNetwork({ dir, validators });
+    const net = await writeLocalNetwork({ dir, validators, contracts: [] });
     // Below the ephemeral range (32768+), where outgoing connections take their ports.
     const base = 20000 + Math.floor(Math.random() * 100) * 100;
     const ports = movePorts(

@@ -15,7 +15,7 @@ import { createKeySigner, openSafetyRules } from '../consensus/safetyRules.ts';
 import { NodeApiError, type ContractInfo, type NodeApi } from '../rpc/nodeApi.ts';
 import { createRpcServer, type RpcServer } from '../rpc/server.ts';
 import { decodeArtifact } from '../vm/compile.ts';
-import { createExecutor } from '../vm/executor.ts';
+import { createExecutor, type LifecyclePolicy } from '../vm/executor.ts';
 import { SystemContract, readCodeEntry, readNonce } from '../vm/systemState.ts';
 import { openChain, type Chain } from './chain.ts';
 import type { NodeConfig } from './config.ts';
@@ -31,6 +31,7 @@ import { loadNodeKey } from './keystore.ts';
 import { createP2p, type P2p } from './p2p/p2p.ts';
 import { peerIdOf } from './p2p/members.ts';
 import { createFileSafetyStore } from './safetyFile.ts';
+import { scfLifecyclePolicy } from './scfGenesis.ts';
 import { openStateStore } from './state/stateStore.ts';
 import { createBlockStore } from './storage/blockStore.ts';
 import { openLevelStore, type KvStore } from './storage/kv.ts';
@@ -76,6 +77,17 @@ function packageVersion(): string {
   return pkg.version;
 }
 
+/**
+ * Who may deploy, upgrade, freeze and unfreeze contracts. A network whose genesis deploys the
+ * approvals contract is governed: only a grant written by an executed governance proposal allows a
+ * lifecycle transaction (node/scfGenesis.ts). Without it, the genesis organisations' admins decide.
+ */
+export function lifecyclePolicyOf(genesis: Genesis): LifecyclePolicy {
+  if (genesis.contracts.some((c) => c.name === 'approvals')) return scfLifecyclePolicy();
+  const admins = new Set(genesis.organisations.flatMap((o) => o.admins.map((a) => toHex(addressOf(a)))));
+  return (r) => admins.has(r.sender);
+}
+
 /** Starts a node from its validated config: opens its data, joins the network, serves RPC. */
 export async function startNode(config: NodeConfig, options: StartNodeOptions = {}): Promise<TrellisNode> {
   const log = options.log ?? createJsonLog(config.name, config.logLevel);
@@ -108,10 +120,12 @@ async function assemble(
   });
   const head = blocks.getHead();
   const state = await openStateStore(kv, head === undefined ? {} : { version: head.height });
-  const admins = genesis.organisations.flatMap((o) => o.admins.map((a) => toHex(addressOf(a))));
-  const executor = createExecutor({ admins });
+  const executor = createExecutor();
   closers.push(() => executor.close());
-  const chain = await openChain({ genesis }, { kv, blocks, state, executor, log });
+  const chain = await openChain(
+    { genesis, policy: lifecyclePolicyOf(genesis) },
+    { kv, blocks, state, executor, log },
+  );
 
   const selfAddress = addressOf(keys.publicKey);
   const isValidator = genesisValidatorIndex(genesis, keys.publicKey) >= 0;

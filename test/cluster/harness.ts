@@ -8,7 +8,7 @@ import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeLocalNetwork, type LocalNetwork } from '../../node/cli/init.ts';
+import { writeLocalNetwork, type LocalNetwork, type LocalNetworkOptions } from '../../node/cli/init.ts';
 import type { ConsensusParams } from '../../node/genesis.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/trellis.js', import.meta.url));
@@ -29,6 +29,11 @@ export interface ClusterOptions {
   /** First p2p port; RPC ports start at base + 1000. Distinct per test file (files run in parallel). */
   readonly basePort: number;
   readonly consensus?: Partial<ConsensusParams>;
+  /**
+   * Genesis contracts; default: the supply-chain-finance consortium (governed: deploys need an
+   * approvals grant). `[]` gives a bare network whose genesis admins deploy.
+   */
+  readonly contracts?: LocalNetworkOptions['contracts'];
 }
 
 /** A running cluster and the operations tests need. */
@@ -55,6 +60,7 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
     validators: options.validators,
     basePorts: { p2p: options.basePort, rpc: options.basePort + 1000 },
     consensus: { roundTimeoutMs: 1000, heartbeatMs: 300, ...options.consensus },
+    ...(options.contracts === undefined ? {} : { contracts: options.contracts }),
   });
   const nodes: ClusterNode[] = network.nodes.map((n, index) => ({
     index,

@@ -33,7 +33,7 @@ export const TOKEN_SOURCE = readFileSync(new URL('./fixtures/token.ts', import.m
 /** Starts a one-validator network and deploys `token`. */
 export async function startRealNode(): Promise<RealNode> {
   const dir = mkdtempSync(join(tmpdir(), 'trellis-rpc-node-'));
-  const net = await writeLocalNetwork({ dir, validators: 1 });
+  const net = await writeLocalNetwork({ dir, validators: 1, contracts: [] });
   const config = loadNodeConfig(net.nodes[0]!.home);
   const node = await startNode(
     { ...config, rpc: { host: '127.0.0.1', port: 0 } },

@@ -175,13 +175,28 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       );
     keys.set(adminActor(org), key);
   }
+  // Wallets retry refused sends for up to two minutes; once aborted, every call they make fails
+  // at once with the abort reason (not an RPC error, so they stop instead of retrying).
+  const walletClient: TrellisClient =
+    signal === undefined
+      ? client
+      : new Proxy(client, {
+          get(target, prop, receiver) {
+            const v: unknown = Reflect.get(target, prop, receiver);
+            if (typeof v !== 'function') return v;
+            return (...args: unknown[]): unknown => {
+              signal.throwIfAborted();
+              return (v as (...a: unknown[]) => unknown).apply(target, args);
+            };
+          },
+        });
   const wallets = new Map<string, Wallet>();
   const walletOf = (actor: string): Wallet => {
     let w = wallets.get(actor);
     if (w === undefined) {
       const key = keys.get(actor);
       if (key === undefined) throw new Error(`demo: unknown actor ${actor}`);
-      w = createWallet(client, key);
+      w = createWallet(walletClient, key);
       wallets.set(actor, w);
     }
     return w;

@@ -3,14 +3,15 @@
  *
  * A policy is a threshold tree over members, organisations and roles:
  * - `{ kind: 'signer', address }`: that member approved;
- * - `{ kind: 'members', org?, orgRole?, role?, min }`: at least `min` distinct approvers who are
- *   members of `org` (or of any organisation holding `orgRole`) and hold member role `role`;
+ * - `{ kind: 'members', org?, orgRole?, role?, min, perOrg? }`: at least `min` distinct approvers
+ *   who are members of `org` (or of any organisation holding `orgRole`) and hold member role
+ *   `role` (with `perOrg`, at least `min` distinct organisations among them);
  * - `{ kind: 'threshold', min, of: [nodes] }`: at least `min` children hold (AND = all, OR = 1).
  * Policies are versioned; a proposal pins the version it was created under, so changing a policy
  * never changes what an open proposal needs.
  *
- * Two implicit policies need no setup: `governance` (stored at genesis: `min` admins of distinct
- * organisations) and `admins:<org>` (any one admin of that organisation, version 0).
+ * Two implicit policies need no setup: `governance` (stored at genesis: admins of at least `min`
+ * distinct organisations) and `admins:<org>` (any one admin of that organisation, version 0).
  *
  * A proposal names a target call. Who may propose what:
  * - a contract may propose calls to itself (business steps: receivables' confirmation and
@@ -52,7 +53,7 @@ interface MemberInfo {
 }
 type Tree =
   | { kind: 'signer'; address: string }
-  | { kind: 'members'; org?: string; orgRole?: string; role?: string; min: number }
+  | { kind: 'members'; org?: string; orgRole?: string; role?: string; min: number; perOrg?: boolean }
   | { kind: 'threshold'; min: number; of: Tree[] };
 interface Policy {
   id: string;
@@ -164,6 +165,10 @@ function checkTree(ctx: ViewContext, t: unknown, depth: number, count: { n: numb
     if (n['role'] !== undefined && n['role'] !== null) out.role = checkName(ctx, n['role'], 'role');
     if (out.org === undefined && out.orgRole === undefined && out.role === undefined)
       ctx.revert('BAD_POLICY', 'a members node names an org, an orgRole or a role');
+    if (n['perOrg'] !== undefined && n['perOrg'] !== null) {
+      if (typeof n['perOrg'] !== 'boolean') ctx.revert('BAD_POLICY', 'perOrg must be a boolean');
+      if (n['perOrg']) out.perOrg = true;
+    }
     return out;
   }
   if (n['kind'] === 'threshold') {
@@ -232,7 +237,12 @@ function matchesLeaf(t: Tree & { kind: 'members' }, m: MemberInfo): boolean {
 
 function holds(t: Tree, voters: MemberInfo[]): boolean {
   if (t.kind === 'signer') return voters.some((v) => v.address === t.address);
-  if (t.kind === 'members') return voters.filter((v) => matchesLeaf(t, v)).length >= t.min;
+  if (t.kind === 'members') {
+    const matching = voters.filter((v) => matchesLeaf(t, v));
+    // perOrg counts organisations, not people: M-of-N organisations whatever their admin counts.
+    const count = t.perOrg === true ? new Set(matching.map((v) => v.org)).size : matching.length;
+    return count >= t.min;
+  }
   return t.of.filter((c) => holds(c, voters)).length >= t.min;
 }
 

@@ -38,8 +38,9 @@ export interface ScfOrganisation {
 /** Options of {@link scfGenesisContracts}. */
 export interface ScfGenesisOptions {
   /**
-   * Admin approvals a governance proposal needs (default: more than two thirds of all admins, the
-   * BFT quorum, so the admins of f organisations cannot change the consortium alone).
+   * Organisations whose admins must approve a governance proposal (default: more than two thirds
+   * of the organisations with admins, the BFT quorum, so f organisations cannot change the
+   * consortium alone, however many admins each has).
    */
   readonly governanceThreshold?: number;
   /** Credit lines by core-enterprise organisation id (default {@link DEFAULT_CREDIT_LINE} each). */
@@ -60,8 +61,8 @@ export function scfContractSource(name: (typeof SCF_CONTRACTS)[number]): string 
 
 /**
  * The `contracts` array of a genesis: the six contracts with their initArgs. Every organisation
- * admin becomes a member of its organisation with member role `admin`; governance is a
- * `governanceThreshold`-of-admins policy; each core enterprise gets a credit line.
+ * admin becomes a member of its organisation with member role `admin`; governance needs admins of
+ * `governanceThreshold` distinct organisations; each core enterprise gets a credit line.
  */
 export function scfGenesisContracts(
   organisations: readonly ScfOrganisation[],
@@ -74,10 +75,11 @@ export function scfGenesisContracts(
       roles: ['admin'],
     })),
   );
-  if (members.length === 0) throw new Error('a consortium needs at least one organisation admin');
-  const threshold = options.governanceThreshold ?? Math.floor((2 * members.length) / 3) + 1;
-  if (!Number.isSafeInteger(threshold) || threshold < 1 || threshold > members.length)
-    throw new Error(`governanceThreshold must be 1..${members.length} (the number of admins)`);
+  const governed = organisations.filter((o) => o.admins.length > 0).length;
+  if (governed === 0) throw new Error('a consortium needs at least one organisation admin');
+  const threshold = options.governanceThreshold ?? Math.floor((2 * governed) / 3) + 1;
+  if (!Number.isSafeInteger(threshold) || threshold < 1 || threshold > governed)
+    throw new Error(`governanceThreshold must be 1..${governed} (the organisations with admins)`);
   const creditLines = organisations
     .filter((o) => o.roles.includes('core-enterprise'))
     .map((o) => ({ org: o.id, limit: options.creditLines?.[o.id] ?? DEFAULT_CREDIT_LINE }));
@@ -86,7 +88,7 @@ export function scfGenesisContracts(
       organisations: organisations.map((o) => ({ id: o.id, name: o.name, roles: [...o.roles] })),
       members,
     },
-    approvals: { governance: { tree: { kind: 'members', role: 'admin', min: threshold } } },
+    approvals: { governance: { tree: { kind: 'members', role: 'admin', min: threshold, perOrg: true } } },
     encumbrances: null,
     receivables: { creditLines },
     warehouseReceipts: null,

@@ -487,9 +487,9 @@ describe('genesis wiring', () => {
     for (const c of genesis.contracts)
       ok(chain.deploy(c.name, c.source, { from: 'deployer', initArgs: c.initArgs, gasLimit: GAS }));
     expect((chain.view('membership', 'organisations').returnValue as unknown[]).length).toBe(7);
-    // Governance: more than two thirds of the seven admins.
+    // Governance: admins of more than two thirds of the seven organisations.
     expect(chain.view('approvals', 'policy', { id: 'governance' }).returnValue).toMatchObject({
-      tree: { kind: 'members', role: 'admin', min: 5 },
+      tree: { kind: 'members', role: 'admin', min: 5, perOrg: true },
     });
     expect(chain.view('receivables', 'creditLine', { org: 'acme' }).returnValue).toMatchObject({
       limit: 100_000_000_000,

@@ -123,6 +123,7 @@ type Tree =
       role?: string | undefined;
       orgRole?: string | undefined;
       min: number;
+      perOrg?: boolean | undefined;
     }
   | { kind: 'threshold'; min: number; of: Tree[] };
 
@@ -138,6 +139,7 @@ const leaf: fc.Arbitrary<Tree> = fc.oneof(
       role: fc.option(fc.constantFrom(...ROLES), { nil: undefined }),
       orgRole: fc.option(fc.constantFrom('supplier', 'bank', 'core-enterprise'), { nil: undefined }),
       min: fc.integer({ min: 1, max: 2 }),
+      perOrg: fc.option(fc.boolean(), { nil: undefined }),
     })
     .map((t) =>
       t.org === undefined && t.role === undefined && t.orgRole === undefined ? { ...t, role: 'admin' } : t,
@@ -173,7 +175,10 @@ function eligible(t: Tree, name: string): boolean {
 }
 function holds(t: Tree, voters: string[]): boolean {
   if (t.kind === 'signer') return voters.includes(t.account);
-  if (t.kind === 'members') return voters.filter((v) => matches(t, v)).length >= t.min;
+  if (t.kind === 'members') {
+    const m = voters.filter((v) => matches(t, v));
+    return (t.perOrg === true ? new Set(m.map((v) => memberInfo(v)!.org)).size : m.length) >= t.min;
+  }
   return t.of.filter((c) => holds(c, voters)).length >= t.min;
 }
 

@@ -8,6 +8,7 @@ import type { Command } from './commands.ts';
 import { integerOption, parseCommand, stringOption } from './parse.ts';
 import { MAX_LOCAL_VALIDATORS, writeLocalNetwork } from './init.ts';
 import { playDemo } from './demo.ts';
+import { resolvePassphrase } from '../keystore.ts';
 import { createClient } from '../../rpc/sdk/client.ts';
 
 const UP_USAGE = `Usage: trellis up [--validators N] [--dir DIR] [--no-demo] [--verbose]
@@ -88,11 +89,14 @@ async function demoWhenReady(
       await new Promise((r) => setTimeout(r, 500));
     }
     print('every node is up; playing the supply-chain-finance story (skip it with --no-demo)');
+    // Encrypted admin keys open with the passphrase from the environment, as the nodes' keys do.
+    const passphrase = resolvePassphrase();
     const report = await playDemo({
       dir,
       rpcUrl: `http://127.0.0.1:${manifest.nodes[0]!.rpcPort}`,
       print,
       signal,
+      ...(passphrase === undefined ? {} : { passphrase }),
     });
     if (report.ok) print('the network keeps running; Ctrl-C stops it');
   } catch (err) {

@@ -189,6 +189,8 @@ export const upCommand: Command = {
         ? Promise.resolve()
         : demoWhenReady(dir, manifest, demoAbort.signal, () => stopping);
     const codes = await Promise.all(exited);
+    // Nodes that all exited on their own leave the demo nothing to talk to.
+    if (!demoAbort.signal.aborted) demoAbort.abort(new Error('every node exited'));
     await demo;
     process.off('SIGINT', stopAll);
     process.off('SIGTERM', stopAll);

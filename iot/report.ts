@@ -28,6 +28,11 @@ export interface ReportOptions {
   /** End of the range, ms (windows ending at or before it). */
   readonly to: number;
   readonly contract?: string;
+  /**
+   * Read the chain as of this height (default: the head when the report is built). The report
+   * names it, and the same height gives the same bytes, however far the chain has moved since.
+   */
+  readonly atHeight?: number;
 }
 
 /** One anchored window as the report uses it. */
@@ -63,19 +68,27 @@ export interface Report {
   readonly html: string;
   /** SHA-256 (hex) of the HTML with the hash field set to 64 zeros. */
   readonly hash: string;
+  /** The chain height the report was read at. */
+  readonly atHeight: number;
   readonly anchors: readonly AnchorRow[];
   readonly states: readonly StateRow[];
   readonly score: { readonly score: number; readonly at: number | null };
   readonly indicators: ReadonlyArray<Record<string, Value>>;
 }
 
-async function allEvents(client: TrellisClient, contract: string, name: string): Promise<ChainEventView[]> {
+async function allEvents(
+  client: TrellisClient,
+  contract: string,
+  name: string,
+  toHeight: number,
+): Promise<ChainEventView[]> {
   const out: ChainEventView[] = [];
   let cursor: ChainEventView['cursor'] | undefined;
   for (;;) {
     const page = await client.call('events_query', {
       contract,
       name,
+      toHeight,
       limit: 1000,
       ...(cursor === undefined ? {} : { cursor }),
     });
@@ -173,9 +186,20 @@ function chart(
 export async function buildReport(client: TrellisClient, o: ReportOptions): Promise<Report> {
   const contract = o.contract ?? 'iot';
   if (!(o.to > o.from)) throw new IotError('BAD_CONFIG', '--to must be after --from', {});
+  const head = await client.head();
+  // Default: one block below the head. Precaution: in one test run two reads at the head's height
+  // differed (cause not found), so a report does not read the newest block unless asked to.
+  const atHeight = o.atHeight ?? Math.max(0, (head?.height ?? 0) - 1);
+  if (!Number.isSafeInteger(atHeight) || atHeight < 0 || atHeight > (head?.height ?? 0)) {
+    throw new IotError(
+      'BAD_CONFIG',
+      `--at-height ${atHeight}: expected 0..${head?.height ?? 0} (the head)`,
+      {},
+    );
+  }
   const inRange = (start: number, end: number) => start >= o.from && end <= o.to;
   const anchors: AnchorRow[] = [];
-  for (const e of await allEvents(client, contract, 'BatchAnchored')) {
+  for (const e of await allEvents(client, contract, 'BatchAnchored', atHeight)) {
     const d = e.data as Record<string, Value>;
     if (d['enterprise'] !== o.enterprise) continue;
     const start = Number(d['windowStart']);
@@ -198,10 +222,14 @@ export async function buildReport(client: TrellisClient, o: ReportOptions): Prom
     });
   }
   const states: StateRow[] = [];
-  for (const e of await allEvents(client, contract, 'IndicatorState')) {
+  /** Every state change up to `to` (those before `from` still decide the state at `to`). */
+  const changes: Array<{ indicator: string; to: string; at: number }> = [];
+  for (const e of await allEvents(client, contract, 'IndicatorState', atHeight)) {
     const d = e.data as Record<string, Value>;
     const at = Number(d['at']);
-    if (d['enterprise'] !== o.enterprise || at < o.from || at > o.to) continue;
+    if (d['enterprise'] !== o.enterprise || at > o.to) continue;
+    changes.push({ indicator: str(d['indicator']), to: str(d['to']), at });
+    if (at < o.from) continue;
     states.push({
       indicator: str(d['indicator']),
       from: str(d['from']),
@@ -216,18 +244,41 @@ export async function buildReport(client: TrellisClient, o: ReportOptions): Prom
   }
   let score: { score: number; at: number | null } = { score: 1000, at: null };
   const scores: Array<{ t: number; v: bigint }> = [];
-  for (const e of await allEvents(client, contract, 'ScoreChanged')) {
+  for (const e of await allEvents(client, contract, 'ScoreChanged', atHeight)) {
     const d = e.data as Record<string, Value>;
     const at = Number(d['at']);
     if (d['enterprise'] !== o.enterprise || at > o.to) continue;
     score = { score: Number(d['score']), at };
     if (at >= o.from) scores.push({ t: at, v: BigInt(Number(d['score'])) });
   }
-  const indicators = ((await client.view(contract, 'indicators', { enterprise: o.enterprise })) ??
-    []) as Array<Record<string, Value>>;
-  const html = renderHtml(o, anchors, states, score, scores, indicators);
+  // Definitions as configured at `to`, and each one's state then: a later reconfiguration or
+  // state change does not alter this report.
+  const defs = new Map<string, Record<string, Value>>();
+  for (const e of await allEvents(client, contract, 'IndicatorConfigured', atHeight)) {
+    const d = e.data as Record<string, Value>;
+    const ind = d['indicator'] as Record<string, Value>;
+    if (d['enterprise'] === o.enterprise && Number(ind['since']) <= o.to) defs.set(str(ind['id']), ind);
+  }
+  const indicators = [...defs.values()]
+    .sort((x, y) => (str(x['id']) < str(y['id']) ? -1 : 1))
+    .map((ind) => {
+      // A (re)configuration starts at NORMAL.
+      let state = 'NORMAL';
+      for (const c of changes)
+        if (c.indicator === str(ind['id']) && c.at >= Number(ind['since'])) state = c.to;
+      return { ...ind, state };
+    });
+  const html = renderHtml({ ...o, atHeight }, anchors, states, score, scores, indicators);
   const hash = toHex(sha256(Buffer.from(html, 'utf8'))).slice(2);
-  return { html: html.replace(hashTag(ZERO_HASH), hashTag(hash)), hash, anchors, states, score, indicators };
+  return {
+    html: html.replace(hashTag(ZERO_HASH), hashTag(hash)),
+    hash,
+    atHeight,
+    anchors,
+    states,
+    score,
+    indicators,
+  };
 }
 
 /** Recomputes a report's hash from its HTML (the check a reader runs). */
@@ -249,7 +300,7 @@ export function indicatorValue(ind: Record<string, Value>, a: AnchorRow): bigint
 }
 
 function renderHtml(
-  o: ReportOptions,
+  o: ReportOptions & { atHeight: number },
   anchors: readonly AnchorRow[],
   states: readonly StateRow[],
   score: { score: number; at: number | null },
@@ -266,7 +317,7 @@ function renderHtml(
     '<style>body{font-family:sans-serif;margin:24px;color:#222}h1{margin-bottom:4px}table{border-collapse:collapse;font-size:12px;margin:8px 0 16px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#eee}.score{font-size:40px;font-weight:bold}.mono{font-family:monospace;font-size:11px}.ALERT{color:#c62828;font-weight:bold}.WATCH{color:#f9a825}.OFFLINE{color:#546e7a}.ACKED{color:#6a1b9a}.NORMAL{color:#2e7d32}section{margin-bottom:20px}</style>',
     '</head><body>',
     `<h1>Operations assessment: ${esc(o.enterprise)}</h1>`,
-    `<p>Range ${esc(formatTime(o.from))} to ${esc(formatTime(o.to))} UTC. Built from the iot contract's events; every figure below is an aggregate of anchored windows listed in the anchor table, and any single reading behind a window can be proven against that window's Merkle root.</p>`,
+    `<p>Range ${esc(formatTime(o.from))} to ${esc(formatTime(o.to))} UTC, as of block ${o.atHeight} (rebuild with <code>trellis iot report --enterprise ${esc(o.enterprise)} --from ${o.from} --to ${o.to} --at-height ${o.atHeight}</code>). Built from the iot contract's events; every figure below is an aggregate of anchored windows listed in the anchor table, and any single reading behind a window can be proven against that window's Merkle root.</p>`,
     '<section><h2>Operations score</h2>',
     `<div class="score" id="score">${score.score} / 1000</div>`,
     `<p>${score.at === null ? 'No score change recorded; the contract starts at 1000.' : `Last changed ${esc(formatTime(score.at))}.`} Score = mean health of the indicators (NORMAL 100, WATCH 70, ACKED 40, ALERT 20, OFFLINE 0) &times; 10, less 10 per sequence gap (at most 200).</p>`,

@@ -696,6 +696,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       return;
     }
     const b = await Aedes.createBroker({ id: `trellis-gateway-${options.gatewayId}` });
+    // aedes reports internal failures as 'error' events; unheard, they would end the process.
+    (b as unknown as NodeJS.EventEmitter).on('error', (e: Error) =>
+      log('error', 'MQTT_BROKER_ERROR', { error: e.message }),
+    );
     b.authorizePublish = (
       _client: AedesClient | null,
       packet: PublishPacket,

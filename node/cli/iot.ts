@@ -43,7 +43,7 @@ Options:
   --heartbeat-ms N       heartbeat before OFFLINE (default 10000)
   -h, --help             show this help`;
 
-const REPORT_USAGE = `Usage: trellis iot report --enterprise ORG --from T1 --to T2 [--out FILE] [--rpc URL]
+const REPORT_USAGE = `Usage: trellis iot report --enterprise ORG --from T1 --to T2 [--at-height H] [--out FILE] [--rpc URL]
 
 Writes the HTML operations assessment of ORG for windows in [T1, T2] (ISO 8601 times or ms since
 the epoch): a chart per indicator, the alerts, the score, the anchor range and the report's hash.
@@ -54,6 +54,8 @@ Options:
   --out FILE             write here (default: report-ORG.html)
   --rpc URL              node (default http://127.0.0.1:8545)
   --contract NAME        iot contract name (default iot)
+  --at-height H          read the chain as of block H (default: one below the head); the same H
+                         gives the same report, byte for byte
   -h, --help             show this help`;
 
 const USAGE = `Usage: trellis iot simulate|report ...
@@ -195,6 +197,7 @@ async function report(argv: string[]): Promise<number> {
       out: { type: 'string' },
       rpc: { type: 'string' },
       contract: { type: 'string' },
+      'at-height': { type: 'string' },
     },
     REPORT_USAGE,
   );
@@ -211,17 +214,21 @@ async function report(argv: string[]): Promise<number> {
   if (to <= from) throw new CliError('USAGE', '--to must be after --from', { usage: REPORT_USAGE });
   const client = createClient({ url: stringOption(v, 'rpc') ?? 'http://127.0.0.1:8545' });
   try {
+    const at = stringOption(v, 'at-height');
     const r = await buildReport(client, {
       enterprise,
       from,
       to,
       contract: stringOption(v, 'contract') ?? 'iot',
+      ...(at === undefined
+        ? {}
+        : { atHeight: integerOption(at, 'at-height', 0, Number.MAX_SAFE_INTEGER, REPORT_USAGE) }),
     });
     const out = stringOption(v, 'out') ?? `report-${enterprise}.html`;
     writeFileSync(out, r.html);
     const alerts = r.states.filter((s) => s.to === 'ALERT').length;
     console.log(
-      `trellis iot report: ${out}: ${r.anchors.length} anchored windows, ${alerts} alerts, score ${r.score.score}, hash ${r.hash}`,
+      `trellis iot report: ${out}: ${r.anchors.length} anchored windows, ${alerts} alerts, score ${r.score.score}, as of block ${r.atHeight}, hash ${r.hash}`,
     );
   } finally {
     client.close();

@@ -29,7 +29,7 @@ export interface ReportOptions {
   readonly to: number;
   readonly contract?: string;
   /**
-   * Read the chain as of this height (default: the head when the report is built). The report
+   * Read the chain as of this height (default: one block below the head when the report is built). The report
    * names it, and the same height gives the same bytes, however far the chain has moved since.
    */
   readonly atHeight?: number;

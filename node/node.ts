@@ -15,6 +15,7 @@ import { createKeySigner, openSafetyRules } from '../consensus/safetyRules.ts';
 import { NodeApiError, type ContractInfo, type NodeApi } from '../rpc/nodeApi.ts';
 import { createRpcServer, type RpcServer } from '../rpc/server.ts';
 import { decodeArtifact } from '../vm/compile.ts';
+import { VmFault } from '../vm/errors.ts';
 import { createExecutor, type LifecyclePolicy } from '../vm/executor.ts';
 import { SystemContract, readCodeEntry, readNonce } from '../vm/systemState.ts';
 import { openChain, type Chain } from './chain.ts';
@@ -414,7 +415,7 @@ function createNodeApi(d: NodeApiDeps): NodeApi {
         : { receipt, height: loc.height, receiptIndex: loc.receiptIndex };
     },
     nextNonce: (address) => Promise.resolve(readNonce(chain.state.view(), address)),
-    callView: (contract, method, args, height) => {
+    callView: async (contract, method, args, height) => {
       const { reader, height: h } = readerAt(height);
       const info = contractInfo(reader, contract);
       if (info === undefined)
@@ -425,27 +426,35 @@ function createNodeApi(d: NodeApiDeps): NodeApi {
           method,
         });
       }
-      const block = h === chain.tip().height ? chain.tip() : undefined;
-      const r = chain.executor.view({
-        state: reader,
-        contract,
-        method,
-        args,
-        height: h,
-        time: block?.timestamp ?? chain.tip().timestamp,
-      });
-      return Promise.resolve(
-        r.status === 'ok'
-          ? { ok: true as const, value: r.returnValue, gasUsed: r.gasUsed, height: h }
-          : {
-              ok: false as const,
-              status: r.status,
-              errorCode: r.errorCode,
-              error: r.error,
-              gasUsed: r.gasUsed,
-              height: h,
-            },
-      );
+      // A view sees the time of the block whose state it reads.
+      const time =
+        h === chain.tip().height
+          ? chain.tip().timestamp
+          : ((await chain.blocks.getBlockByHeight(h))?.header.timestamp ?? chain.tip().timestamp);
+      let r: ReturnType<typeof chain.executor.view>;
+      try {
+        r = chain.executor.view({ state: reader, contract, method, args, height: h, time });
+      } catch (err) {
+        // The historical reader refuses range scans; the VM reports that as a host fault.
+        if (err instanceof VmFault && h !== chain.tip().height && /range scans/.test(err.message)) {
+          throw new NodeApiError(
+            'HEIGHT_UNAVAILABLE',
+            `view ${contract}.${method} scans a key range, which is served at the head height only`,
+            { height: h },
+          );
+        }
+        throw err;
+      }
+      return r.status === 'ok'
+        ? { ok: true as const, value: r.returnValue, gasUsed: r.gasUsed, height: h }
+        : {
+            ok: false as const,
+            status: r.status,
+            errorCode: r.errorCode,
+            error: r.error,
+            gasUsed: r.gasUsed,
+            height: h,
+          };
     },
     getContract: (name) => Promise.resolve(contractInfo(chain.state.view(), name)),
     listContracts: ({ after, limit }) => {

@@ -82,4 +82,13 @@ describe('governed lifecycle', () => {
     expect(deployed.receipt.status, deployed.receipt.error).toBe('ok');
     expect((await client.call('contract_get', { contract: 'token' })).name).toBe('token');
   });
+
+  it('serves views at past heights, and says clearly when a view scans a range that only the head serves', async () => {
+    const head = (await client.head())!.height;
+    const orgs = (await client.view('membership', 'organisations', null)) as unknown[];
+    expect(orgs.length).toBe(net.genesis.organisations.length);
+    const err = await client.view('membership', 'organisations', null, head - 1).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'NOT_FOUND', meta: { reason: 'HEIGHT_UNAVAILABLE' } });
+    expect((err as Error).message).toMatch(/scans a key range/);
+  });
 });

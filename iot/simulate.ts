@@ -8,7 +8,7 @@
  * iot contract, so the simulator, the tests and the benchmark set up the same plant.
  */
 import { connect as mqttConnect, type MqttClient } from 'mqtt';
-import { utf8, type Bytes } from '../core/bytes.ts';
+import { bytesEqual, utf8, type Bytes } from '../core/bytes.ts';
 import type { Value } from '../core/codec.ts';
 import { sha256 } from '../core/hash.ts';
 import { keyPairFromSecret, type KeyPair } from '../core/keys.ts';
@@ -223,6 +223,11 @@ export const WAREHOUSE: SiteSpec = {
 /** The site specs by name. */
 export const SITES: Record<string, SiteSpec> = { plant: PLANT, warehouse: WAREHOUSE };
 
+/** A reading unacknowledged this long is published again (same id: the gateway deduplicates). */
+export const RETRY_AFTER_MS = 3_000;
+/** Most unacknowledged readings a simulator keeps for retries; beyond it the oldest are given up. */
+export const MAX_UNACKED = 100_000;
+
 /** A device's deterministic signing key for a seed (the simulator's stand-in for its secure element). */
 export function deviceKey(seed: string, deviceId: string): KeyPair {
   return keyPairFromSecret(sha256(utf8(`trellis.iot.sim.${seed}.${deviceId}`)));
@@ -312,7 +317,8 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   const acked = new Set<string>();
   const unacked = new Set<string>();
   const tampered: Reading[] = [];
-  const inflight = new Set<Promise<void>>();
+  /** Unacknowledged readings and when they were last sent (bounded by MAX_UNACKED). */
+  const pending = new Map<string, { reading: Reading; sentAt: number }>();
   let client: MqttClient | null = null;
   let timer: NodeJS.Timeout | undefined;
   let startedAt = 0;
@@ -320,25 +326,41 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   let eventAt: number | null = null;
   let linkDown = false;
 
-  function publish(r: Reading): void {
-    const id = `${r.device}:${r.n}`;
-    unacked.add(id);
-    published++;
-    // QoS 1: resolves on PUBACK, which the gateway sends only once the reading is on its disk;
-    // mqtt.js keeps unacknowledged publishes and resends them after a reconnect.
-    const p = client!.publishAsync(topic, JSON.stringify(readingToJson(r)), { qos: 1 }).then(
+  function send(id: string, r: Reading): void {
+    pending.set(id, { reading: r, sentAt: now() });
+    // QoS 1: resolves on PUBACK, which the gateway sends only once the reading is on its disk.
+    void client!.publishAsync(topic, JSON.stringify(readingToJson(r)), { qos: 1 }).then(
       () => {
-        unacked.delete(id);
+        if (!unacked.delete(id)) return;
+        pending.delete(id);
         acked.add(id);
       },
       () => undefined,
     );
-    inflight.add(p);
-    void p.finally(() => inflight.delete(p));
+  }
+
+  function publish(r: Reading): void {
+    const id = `${r.device}:${r.n}`;
+    unacked.add(id);
+    published++;
+    if (pending.size >= MAX_UNACKED) pending.delete(pending.keys().next().value!);
+    send(id, r);
+  }
+
+  /**
+   * Application-level retry, as devices do: mqtt.js resends unacknowledged publishes after a
+   * reconnect, but a reading still unacknowledged after RETRY_AFTER_MS is published again with
+   * the same (device, n); the gateway keeps one copy and acknowledges the repeat.
+   */
+  function retry(): void {
+    if (linkDown) return;
+    const limit = now() - RETRY_AFTER_MS;
+    for (const [id, p] of pending) if (p.sentAt <= limit) send(id, p.reading);
   }
 
   function tick(): void {
     const t = now() - startedAt;
+    retry();
     if (t >= eventAfterMs && eventAt === null && options.scenario !== 'normal') eventAt = now();
     if (options.scenario === 'gateway-offline' && t >= eventAfterMs) {
       const down = t < eventAfterMs + offlineForMs;
@@ -398,8 +420,10 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     async stop(drainMs = 5_000) {
       clearInterval(timer);
       const deadline = Date.now() + drainMs;
-      while (unacked.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      void inflight;
+      while (unacked.size > 0 && Date.now() < deadline) {
+        retry();
+        await new Promise((r) => setTimeout(r, 100));
+      }
       await client?.endAsync(true);
     },
   };
@@ -430,25 +454,40 @@ export async function provisionSite(
 ): Promise<void> {
   const contract = o.contract ?? 'iot';
   const seed = o.seed ?? 'demo';
-  const send = async (method: string, args: Value) => {
-    const r = await admin.sendAndWait({ contract, method, args, gasLimit: 20_000_000 });
-    if (r.receipt.status !== 'ok') {
-      throw new IotError('BAD_CONFIG', `${method}: ${r.receipt.errorCode} ${r.receipt.error}`, { method });
+  /**
+   * Sends unless `done()` already holds. A send that fails in transport (the node may have taken
+   * it: a resent request then finds its nonce used) is followed by a nonce resync and a re-check,
+   * up to three times, so provisioning is idempotent.
+   */
+  const ensure = async (done: () => Promise<boolean>, method: string, args: Value) => {
+    for (let attempt = 1; ; attempt++) {
+      if (await done()) return;
+      try {
+        const r = await admin.sendAndWait({ contract, method, args, gasLimit: 20_000_000 });
+        if (r.receipt.status !== 'ok') {
+          throw new IotError('BAD_CONFIG', `${method}: ${r.receipt.errorCode} ${r.receipt.error}`, {
+            method,
+          });
+        }
+        return;
+      } catch (err) {
+        if (err instanceof IotError || attempt >= 3) throw err;
+        await admin.resync();
+        await new Promise((r) => setTimeout(r, 500));
+      }
     }
   };
-  if ((await client.view(contract, 'gateway', { id: o.gatewayId })) === null) {
-    await send('registerGateway', {
-      id: o.gatewayId,
-      enterprise: o.enterprise,
-      site: o.site.site,
-      publicKey: o.gatewayPublicKey,
-      windowMs: o.windowMs,
-      heartbeatMs: o.heartbeatMs,
-    });
-  }
+  const view = (method: string, args: Value) => client.view(contract, method, args);
+  await ensure(async () => (await view('gateway', { id: o.gatewayId })) !== null, 'registerGateway', {
+    id: o.gatewayId,
+    enterprise: o.enterprise,
+    site: o.site.site,
+    publicKey: o.gatewayPublicKey,
+    windowMs: o.windowMs,
+    heartbeatMs: o.heartbeatMs,
+  });
   for (const d of o.site.devices) {
-    if ((await client.view(contract, 'device', { id: d.id })) !== null) continue;
-    await send('registerDevice', {
+    await ensure(async () => (await view('device', { id: d.id })) !== null, 'registerDevice', {
       id: d.id,
       gateway: o.gatewayId,
       kind: d.kind,
@@ -457,9 +496,20 @@ export async function provisionSite(
     });
   }
   for (const ind of o.site.indicators) {
-    if ((await client.view(contract, 'indicator', { enterprise: o.enterprise, id: ind['id']! })) !== null)
-      continue;
-    await send('configureIndicator', { ...ind, enterprise: o.enterprise, site: o.site.site });
+    await ensure(
+      async () => (await view('indicator', { enterprise: o.enterprise, id: ind['id']! })) !== null,
+      'configureIndicator',
+      { ...ind, enterprise: o.enterprise, site: o.site.site },
+    );
   }
-  for (const l of o.lenders ?? []) await send('authoriseLender', { enterprise: o.enterprise, ...l });
+  for (const l of o.lenders ?? []) {
+    const authorised = async () =>
+      (
+        (await view('lenders', { enterprise: o.enterprise })) as Array<{
+          lender: string;
+          encryptionKey: Bytes;
+        }>
+      ).some((x) => x.lender === l.lender && bytesEqual(x.encryptionKey, l.encryptionKey));
+    await ensure(authorised, 'authoriseLender', { enterprise: o.enterprise, ...l });
+  }
 }

@@ -103,6 +103,11 @@ export interface Genesis {
   readonly runtime: string;
   readonly organisations: readonly Organisation[];
   readonly validators: readonly GenesisValidator[];
+  /**
+   * Registered observers: members that follow the chain (block sync, consensus messages) and serve
+   * RPC, but never vote. The p2p gater admits validators and observers only.
+   */
+  readonly observers: readonly GenesisValidator[];
   readonly consensus: ConsensusParams;
   readonly contracts: readonly GenesisContract[];
 }
@@ -120,6 +125,8 @@ export interface GenesisJson {
     p2p: string[];
     rpcPort?: number;
   }>;
+  /** Optional: registered observers, the same shape as validators. */
+  observers?: GenesisJson['validators'];
   consensus: { -readonly [K in keyof ConsensusParams]: ConsensusParams[K] };
   contracts: Array<{ name: string; source?: string; sourcePath?: string; initArgs?: Value }>;
 }
@@ -229,7 +236,16 @@ export function validateGenesis(json: unknown, options: ValidateGenesisOptions =
   const top = reader.object(
     json,
     'genesis',
-    ['chainId', 'genesisTimeMs', 'runtime', 'organisations', 'validators', 'consensus', 'contracts'],
+    [
+      'chainId',
+      'genesisTimeMs',
+      'runtime',
+      'organisations',
+      'validators',
+      'observers',
+      'consensus',
+      'contracts',
+    ],
     ['chainId', 'genesisTimeMs', 'runtime', 'organisations', 'validators', 'consensus', 'contracts'],
   );
   const chainId = reader.string(top['chainId'], 'genesis.chainId', {
@@ -282,52 +298,59 @@ export function validateGenesis(json: unknown, options: ValidateGenesisOptions =
   );
   const orgIds = new Set(organisations.map((o) => o.id));
 
-  const valsPath = 'genesis.validators';
-  const validators = reader.array(top['validators'], valsPath, 1, GenesisLimits.maxValidators).map((v, i) => {
-    const p = `${valsPath}[${i}]`;
-    const obj = reader.object(
-      v,
-      p,
-      ['name', 'organisation', 'publicKey', 'p2p', 'rpcPort'],
-      ['name', 'organisation', 'publicKey', 'p2p'],
-    );
-    const name = reader.string(obj['name'], `${p}.name`, {
-      maxLength: Limits.maxNameLength,
-      pattern: NAME_RE,
-    });
-    const organisation = reader.string(obj['organisation'], `${p}.organisation`, {
-      maxLength: Limits.maxNameLength,
-    });
-    if (!orgIds.has(organisation)) {
-      reader.fail(
-        `${p}.organisation`,
-        `"${organisation}" is not the id of an organisation in genesis.organisations`,
+  const readNodes = (value: unknown, path: string, min: number): GenesisValidator[] =>
+    reader.array(value, path, min, GenesisLimits.maxValidators).map((v, i) => {
+      const p = `${path}[${i}]`;
+      const obj = reader.object(
+        v,
+        p,
+        ['name', 'organisation', 'publicKey', 'p2p', 'rpcPort'],
+        ['name', 'organisation', 'publicKey', 'p2p'],
       );
-    }
-    const publicKey = publicKeyField(obj['publicKey'], `${p}.publicKey`);
-    const p2p = reader
-      .array(obj['p2p'], `${p}.p2p`, 1, GenesisLimits.maxP2pAddresses)
-      .map((a, j) => multiaddrField(a, `${p}.p2p[${j}]`));
-    const validator: GenesisValidator = { name, organisation, publicKey, address: addressOf(publicKey), p2p };
-    return obj['rpcPort'] === undefined
-      ? validator
-      : { ...validator, rpcPort: reader.integer(obj['rpcPort'], `${p}.rpcPort`, 1, 65535) };
-  });
+      const name = reader.string(obj['name'], `${p}.name`, {
+        maxLength: Limits.maxNameLength,
+        pattern: NAME_RE,
+      });
+      const organisation = reader.string(obj['organisation'], `${p}.organisation`, {
+        maxLength: Limits.maxNameLength,
+      });
+      if (!orgIds.has(organisation)) {
+        reader.fail(
+          `${p}.organisation`,
+          `"${organisation}" is not the id of an organisation in genesis.organisations`,
+        );
+      }
+      const publicKey = publicKeyField(obj['publicKey'], `${p}.publicKey`);
+      const p2p = reader
+        .array(obj['p2p'], `${p}.p2p`, 1, GenesisLimits.maxP2pAddresses)
+        .map((a, j) => multiaddrField(a, `${p}.p2p[${j}]`));
+      const node: GenesisValidator = { name, organisation, publicKey, address: addressOf(publicKey), p2p };
+      return obj['rpcPort'] === undefined
+        ? node
+        : { ...node, rpcPort: reader.integer(obj['rpcPort'], `${p}.rpcPort`, 1, 65535) };
+    });
+  const valsPath = 'genesis.validators';
+  const validators = readNodes(top['validators'], valsPath, 1);
+  const obsPath = 'genesis.observers';
+  const observers = top['observers'] === undefined ? [] : readNodes(top['observers'], obsPath, 0);
+  // Validators and observers are all members of the network: names, keys and addresses unique across both.
+  const members = [
+    ...validators.map((v, i) => ({ v, path: `${valsPath}[${i}]` })),
+    ...observers.map((v, i) => ({ v, path: `${obsPath}[${i}]` })),
+  ];
   checkUnique(
-    validators,
-    (v) => v.name,
-    (i) => `${valsPath}[${i}].name`,
-    'validator name',
+    members,
+    (m) => m.v.name,
+    (i) => `${members[i]!.path}.name`,
+    'node name',
   );
   checkUnique(
-    validators,
-    (v) => toHex(v.publicKey),
-    (i) => `${valsPath}[${i}].publicKey`,
-    'validator key',
+    members,
+    (m) => toHex(m.v.publicKey),
+    (i) => `${members[i]!.path}.publicKey`,
+    'node key',
   );
-  const addresses = validators.flatMap((v, i) =>
-    v.p2p.map((a, j) => ({ a, path: `${valsPath}[${i}].p2p[${j}]` })),
-  );
+  const addresses = members.flatMap((m) => m.v.p2p.map((a, j) => ({ a, path: `${m.path}.p2p[${j}]` })));
   checkUnique(
     addresses,
     (x) => x.a.replace(/\/p2p\/.*$/, ''),
@@ -405,7 +428,7 @@ export function validateGenesis(json: unknown, options: ValidateGenesisOptions =
     'contract name',
   );
 
-  return { chainId, genesisTimeMs, runtime, organisations, validators, consensus, contracts };
+  return { chainId, genesisTimeMs, runtime, organisations, validators, observers, consensus, contracts };
 }
 
 /** Domain tag of the genesis hash encoding. */
@@ -439,6 +462,7 @@ export function encodeGenesis(g: Genesis): Bytes {
       ct.source,
       canonicalValue(ct.initArgs, `contract ${ct.name} initArgs`),
     ]),
+    ...(g.observers.length === 0 ? [] : [g.observers.map((v) => [v.name, v.organisation, v.publicKey])]),
   ]);
 }
 
@@ -476,6 +500,17 @@ export function genesisToJson(g: Genesis): GenesisJson {
       p2p: [...v.p2p],
       ...(v.rpcPort === undefined ? {} : { rpcPort: v.rpcPort }),
     })),
+    ...(g.observers.length === 0
+      ? {}
+      : {
+          observers: g.observers.map((v) => ({
+            name: v.name,
+            organisation: v.organisation,
+            publicKey: toHex(v.publicKey),
+            p2p: [...v.p2p],
+            ...(v.rpcPort === undefined ? {} : { rpcPort: v.rpcPort }),
+          })),
+        }),
     consensus: { ...g.consensus },
     contracts: g.contracts.map((ct) => ({
       name: ct.name,

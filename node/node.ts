@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex, type Bytes } from '../core/bytes.ts';
+import { TrellisError } from '../core/errors.ts';
 import { addressOf, type KeyPair } from '../core/keys.ts';
 import { encodeStateProof } from '../core/stateProof.ts';
 import type { StateReader } from '../core/stateView.ts';
@@ -36,6 +37,12 @@ import { scfLifecyclePolicy } from './scfGenesis.ts';
 import { openStateStore } from './state/stateStore.ts';
 import { createBlockStore } from './storage/blockStore.ts';
 import { openLevelStore, type KvStore } from './storage/kv.ts';
+
+/** Why a node refuses to start. */
+export type NodeStartErrorCode = 'NOT_A_MEMBER';
+
+/** Raised by {@link startNode} before it opens anything. */
+export class NodeStartError extends TrellisError<NodeStartErrorCode> {}
 
 /** A running node. */
 export interface TrellisNode {
@@ -89,12 +96,25 @@ export function lifecyclePolicyOf(genesis: Genesis): LifecyclePolicy {
   return (r) => admins.has(r.sender);
 }
 
+/** Throws NodeStartError unless the node key is a validator or a registered observer. */
+function assertMember(genesis: Genesis, keys: KeyPair, keyFile: string): void {
+  const hex = toHex(keys.publicKey);
+  if ([...genesis.validators, ...genesis.observers].some((v) => toHex(v.publicKey) === hex)) return;
+  const address = toHex(addressOf(keys.publicKey));
+  throw new NodeStartError(
+    'NOT_A_MEMBER',
+    `the key in ${keyFile} (address ${address}) is neither a validator nor a registered observer of ${genesis.chainId}; its peers would refuse it`,
+    { address },
+  );
+}
+
 /** Starts a node from its validated config: opens its data, joins the network, serves RPC. */
 export async function startNode(config: NodeConfig, options: StartNodeOptions = {}): Promise<TrellisNode> {
   const log = options.log ?? createJsonLog(config.name, config.logLevel);
   const genesis = loadGenesis(config.genesisFile);
   assertGenesisRuntime(genesis);
   const keys = await loadNodeKey(config);
+  assertMember(genesis, keys, config.keyFile);
   mkdirSync(config.dataDir, { recursive: true });
   const kv = await openLevelStore(join(config.dataDir, 'chain'));
   const closers: Array<() => Promise<void> | void> = [() => kv.close()];
@@ -130,6 +150,7 @@ async function assemble(
 
   const selfAddress = addressOf(keys.publicKey);
   const isValidator = genesisValidatorIndex(genesis, keys.publicKey) >= 0;
+
   const safety = await openSafetyRules(
     { chainId: genesis.chainId },
     {
@@ -138,7 +159,11 @@ async function assemble(
     },
   );
 
-  const members = genesis.validators.map((v) => ({ publicKey: v.publicKey, addrs: v.p2p }));
+  // Members: validators and registered observers; the gater admits no one else.
+  const members = [...genesis.validators, ...genesis.observers].map((v) => ({
+    publicKey: v.publicKey,
+    addrs: v.p2p,
+  }));
   let driverRef: ConsensusDriver | null = null;
   const p2p: P2p | null =
     genesis.validators.length > 1 || !isValidator

@@ -66,6 +66,8 @@ export interface LocalNetworkOptions {
   readonly passphraseFile?: string;
   /** scrypt cost for encrypted keys (default: the keystore's). */
   readonly scrypt?: ScryptParams;
+  /** Registered observers (non-voting members) to write after the validators. Default 0. */
+  readonly observers?: number;
   /** First p2p and RPC ports (node i gets base + i); defaults 26656 and 8545. */
   readonly basePorts?: { readonly p2p: number; readonly rpc: number };
   /** Overrides of the default consensus parameters (tests use short timers). */
@@ -86,6 +88,8 @@ export interface LocalNetwork {
   readonly encrypted: boolean;
   readonly nodes: ReadonlyArray<{
     readonly name: string;
+    /** Validators vote; observers follow the chain and serve RPC. */
+    readonly role: 'validator' | 'observer';
     readonly home: string;
     readonly organisation: string;
     readonly address: string;
@@ -165,14 +169,21 @@ export async function writeLocalNetwork(options: LocalNetworkOptions): Promise<L
     admins.push({ organisation: org.id, keyFile, address: file.address, key });
   }
 
-  const validatorKeys = Array.from({ length: n }, () => generateKeyPair());
-  const validators = validatorKeys.map((key, i) => ({
-    name: `validator-${i}`,
+  const m = options.observers ?? 0;
+  if (!Number.isInteger(m) || m < 0 || m > MAX_LOCAL_VALIDATORS) {
+    throw new CliError('USAGE', `observers: expected 0..${MAX_LOCAL_VALIDATORS}, got ${m}`, {});
+  }
+  // Validators first, then observers: node i (either kind) listens on base + i.
+  const nodeKeys = Array.from({ length: n + m }, () => generateKeyPair());
+  const entries = nodeKeys.map((key, i) => ({
+    name: i < n ? `validator-${i}` : `observer-${i - n}`,
     organisation: orgs[i % orgs.length]!.id,
     publicKey: toHex(key.publicKey),
     p2p: [`/ip4/127.0.0.1/tcp/${(options.basePorts?.p2p ?? P2P_BASE_PORT) + i}`],
     rpcPort: (options.basePorts?.rpc ?? RPC_BASE_PORT) + i,
   }));
+  const validators = entries.slice(0, n);
+  const observers = entries.slice(n);
   // Validate through the same path a node uses, so init can never write a genesis nodes refuse.
   const genesis = validateGenesis({
     chainId,
@@ -184,6 +195,7 @@ export async function writeLocalNetwork(options: LocalNetworkOptions): Promise<L
       admins: [toHex(admins[i]!.key.publicKey)],
     })),
     validators,
+    ...(observers.length === 0 ? {} : { observers }),
     consensus: { ...DEFAULT_CONSENSUS_PARAMS, ...options.consensus },
     // Default: the supply-chain-finance contracts (node/scfGenesis.ts), deployed at height 0.
     contracts: (
@@ -194,21 +206,22 @@ export async function writeLocalNetwork(options: LocalNetworkOptions): Promise<L
   writeFileSync(layout.genesisFile, JSON.stringify(genesisToJson(genesis), null, 2) + '\n');
 
   const nodes = [];
-  for (const [i, key] of validatorKeys.entries()) {
+  for (const [i, key] of nodeKeys.entries()) {
     const home = layout.nodeHome(i);
     const paths = nodeHomeLayout(home);
     mkdirSync(home, { recursive: true });
     const file = await saveKeyFile(paths.keyFile, key, protection);
-    const config = localNodeConfigJson(i, validators[i]!.name, {
+    const config = localNodeConfigJson(i, entries[i]!.name, {
       ...(options.basePorts === undefined ? {} : { basePorts: options.basePorts }),
       unencrypted: options.passphrase === undefined,
       ...(options.passphraseFile === undefined ? {} : { passphraseFile: resolve(options.passphraseFile) }),
     });
     writeFileSync(paths.configFile, JSON.stringify(config, null, 2) + '\n');
     nodes.push({
-      name: validators[i]!.name,
+      name: entries[i]!.name,
+      role: i < n ? ('validator' as const) : ('observer' as const),
       home,
-      organisation: validators[i]!.organisation,
+      organisation: entries[i]!.organisation,
       address: file.address,
       publicKey: file.publicKey,
       p2pPort: config.p2p.port,
@@ -247,7 +260,7 @@ export async function writeLocalNetwork(options: LocalNetworkOptions): Promise<L
   };
 }
 
-const INIT_USAGE = `Usage: trellis init --validators N --dir DIR [--chain-id ID] [--passphrase-file FILE] [--force] [--json]
+const INIT_USAGE = `Usage: trellis init --validators N [--observers M] --dir DIR [--chain-id ID] [--passphrase-file FILE] [--force] [--json]
 
 Writes a consortium network into DIR: a genesis with a supply-chain consortium (core enterprise,
 bank, warehouse, regulator, exchange, two suppliers), an admin key per organisation, and for each
@@ -259,6 +272,7 @@ ${PASSPHRASE_ENV} environment variable, in which case every key is encrypted wit
 
 Options:
   --validators N          number of validators, 1..${MAX_LOCAL_VALIDATORS} (3f+1 tolerates f faulty)
+  --observers M           registered observers: members that follow the chain and serve RPC, never vote
   --dir DIR               network directory (created if missing)
   --chain-id ID           chain id (default ${DEFAULT_CHAIN_ID})
   --genesis-time MS       genesis time in ms since the epoch (default: now)
@@ -290,6 +304,7 @@ export const initCommand: Command = {
       argv,
       {
         validators: { type: 'string', short: 'n' },
+        observers: { type: 'string' },
         dir: { type: 'string', short: 'd' },
         'chain-id': { type: 'string' },
         'genesis-time': { type: 'string' },
@@ -310,6 +325,11 @@ export const initCommand: Command = {
       throw new CliError('USAGE', `missing --validators N`, { usage: INIT_USAGE });
     if (dir === undefined) throw new CliError('USAGE', `missing --dir DIR`, { usage: INIT_USAGE });
     const validators = integerOption(validatorsArg, 'validators', 1, MAX_LOCAL_VALIDATORS, INIT_USAGE);
+    const observersArg = stringOption(values, 'observers');
+    const observers =
+      observersArg === undefined
+        ? 0
+        : integerOption(observersArg, 'observers', 0, MAX_LOCAL_VALIDATORS, INIT_USAGE);
     const timeArg = stringOption(values, 'genesis-time');
     const genesisTimeMs =
       timeArg === undefined
@@ -322,6 +342,7 @@ export const initCommand: Command = {
     const net = await writeLocalNetwork({
       dir,
       validators,
+      observers,
       force: flag(values, 'force'),
       ...(chainId === undefined ? {} : { chainId }),
       ...(genesisTimeMs === undefined ? {} : { genesisTimeMs }),

@@ -22,7 +22,7 @@ let cluster: Cluster;
 
 beforeAll(async () => {
   // A bare network (no governance contracts): its genesis admins deploy the test token.
-  cluster = await createCluster({ validators: 4, basePort: 36100, contracts: [] });
+  cluster = await createCluster({ validators: 4, observers: 1, basePort: 36100, contracts: [] });
 }, 60_000);
 
 afterAll(async () => {
@@ -46,11 +46,18 @@ async function expectSameChain(nodes: number[], upTo: number): Promise<void> {
 }
 
 describe('a 4-validator consortium on loopback', () => {
-  it('commits identical blocks on every validator', async () => {
+  it('commits identical blocks on every validator, and a registered observer follows without voting', async () => {
     await cluster.waitFor('every node at height 5', async () =>
-      (await heights([0, 1, 2, 3])).every((h) => h >= 5),
+      (await heights([0, 1, 2, 3, 4])).every((h) => h >= 5),
     );
-    await expectSameChain([0, 1, 2, 3], 5);
+    await expectSameChain([0, 1, 2, 3, 4], 5);
+    const observer = cluster.nodes[4]!;
+    expect(observer.name).toBe('observer-0');
+    expect(await cluster.rpc(4, 'node_info')).toMatchObject({ validator: false });
+    for (let h = 1; h <= 5; h++) {
+      const c = await cluster.rpc<Commit>(0, 'chain_getCommit', { height: h });
+      expect(c.certificate.signatures.map((s) => s.validator)).not.toContain(observer.address);
+    }
   });
 
   it('goes on without a validator killed with SIGKILL, which catches up by block sync and votes again after restart', async () => {

@@ -26,6 +26,8 @@ export interface ClusterNode {
 /** Options of {@link createCluster}. */
 export interface ClusterOptions {
   readonly validators: number;
+  /** Registered observers, started after the validators (node index validators + j). */
+  readonly observers?: number;
   /** First p2p port; RPC ports start at base + 1000. Distinct per test file (files run in parallel). */
   readonly basePort: number;
   readonly consensus?: Partial<ConsensusParams>;
@@ -58,6 +60,7 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
   const network = await writeLocalNetwork({
     dir,
     validators: options.validators,
+    ...(options.observers === undefined ? {} : { observers: options.observers }),
     basePorts: { p2p: options.basePort, rpc: options.basePort + 1000 },
     consensus: { roundTimeoutMs: 1000, heartbeatMs: 300, ...options.consensus },
     ...(options.contracts === undefined ? {} : { contracts: options.contracts }),

@@ -151,12 +151,22 @@ describe('genesis', () => {
       [
         'duplicate name',
         (g) => (g.validators[1]!.name = 'validator-0'),
-        'genesis.validators[1].name: duplicate validator name',
+        'genesis.validators[1].name: duplicate node name',
       ],
       [
         'duplicate key',
         (g) => (g.validators[3]!.publicKey = g.validators[0]!.publicKey),
-        'genesis.validators[3].publicKey: duplicate validator key',
+        'genesis.validators[3].publicKey: duplicate node key',
+      ],
+      [
+        'observer with a validator key',
+        (g) => (g.observers = [{ ...g.validators[0]!, name: 'watcher', p2p: ['/ip4/10.0.0.9/tcp/26656'] }]),
+        'genesis.observers[0].publicKey: duplicate node key',
+      ],
+      [
+        'observer of an unknown organisation',
+        (g) => (g.observers = [{ ...g.validators[0]!, name: 'watcher', organisation: 'nobody' }]),
+        'genesis.observers[0].organisation: "nobody" is not the id',
       ],
       ['no validators', (g) => (g.validators = []), 'genesis.validators: expected 1..1024 items, got 0'],
       [

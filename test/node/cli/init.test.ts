@@ -146,6 +146,6 @@ describe('trellis init', () => {
     expect(unknown.stderr).toMatch(/Unknown option '--colour'/);
     const help = await runTrellis(['init', '--help']);
     expect(help.code).toBe(0);
-    expect(help.stdout).toContain('Usage: trellis init --validators N --dir DIR');
+    expect(help.stdout).toContain('Usage: trellis init --validators N [--observers M] --dir DIR');
   });
 });

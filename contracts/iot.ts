@@ -568,7 +568,10 @@ export const methods = {
     const list = (ctx.state.get(`lenders:${enterprise}`) ?? []) as Array<{ lender: string }>;
     if (!list.some((l) => l.lender === args.lender))
       ctx.revert('NO_LENDER', `${String(args.lender)} is not authorised`);
-    ctx.state.set(`lenders:${enterprise}`, list.filter((l) => l.lender !== args.lender));
+    ctx.state.set(
+      `lenders:${enterprise}`,
+      list.filter((l) => l.lender !== args.lender),
+    );
     ctx.emit('LenderRevoked', { enterprise, lender: args.lender });
   },
   /**
@@ -775,14 +778,12 @@ export const methods = {
 
 export const views = {
   /** The gateway record, or null. */
-  gateway: (ctx: ViewContext, args: { id: string }) =>
-    (ctx.state.get(`gw:${String(args?.id)}`) ?? null),
+  gateway: (ctx: ViewContext, args: { id: string }) => ctx.state.get(`gw:${String(args?.id)}`) ?? null,
   /** Gateway ids of an enterprise (at most 64). */
   gateways: (ctx: ViewContext, args: { enterprise: string }) =>
-    (ctx.state.get(`egw:${String(args?.enterprise)}`) ?? []),
+    ctx.state.get(`egw:${String(args?.enterprise)}`) ?? [],
   /** The device record, or null. */
-  device: (ctx: ViewContext, args: { id: string }) =>
-    (ctx.state.get(`dev:${String(args?.id)}`) ?? null),
+  device: (ctx: ViewContext, args: { id: string }) => ctx.state.get(`dev:${String(args?.id)}`) ?? null,
   /** Devices of a gateway (at most `limit` ≤ 1000 per page, after device id `after`). */
   devices(ctx: ViewContext, args: { gateway: string; limit?: number; after?: string }) {
     const prefix = `gdev:${String(args?.gateway)}:`;
@@ -792,34 +793,32 @@ export const views = {
   },
   /** Authorised lenders `[{ lender, encryptionKey }]` of an enterprise. */
   lenders: (ctx: ViewContext, args: { enterprise: string }) =>
-    (ctx.state.get(`lenders:${String(args?.enterprise)}`) ?? []),
+    ctx.state.get(`lenders:${String(args?.enterprise)}`) ?? [],
   /** The anchored batch `seqNo` of a gateway, or null. */
   anchorOf: (ctx: ViewContext, args: { gateway: string; seqNo: number }) =>
-    (ctx.state.get(`a:${String(args?.gateway)}:${pad(Number(args.seqNo))}`) ?? null),
+    ctx.state.get(`a:${String(args?.gateway)}:${pad(Number(args.seqNo))}`) ?? null,
   /** Anchored batches of a gateway from seqNo `from`, at most `limit` (1..1000). */
   anchors(ctx: ViewContext, args: { gateway: string; from?: number; limit?: number }) {
     const prefix = `a:${String(args?.gateway)}:`;
     const from = Number(args.from ?? 1);
     const limit = Math.min(1000, Math.max(1, Number(args.limit ?? 100)));
-    return ctx.state
-      .range(prefix, limit, from > 1 ? prefix + pad(from - 1) : undefined)
-      .map(([, v]) => v);
+    return ctx.state.range(prefix, limit, from > 1 ? prefix + pad(from - 1) : undefined).map(([, v]) => v);
   },
   /** One indicator, or null. */
   indicator: (ctx: ViewContext, args: { enterprise: string; id: string }) =>
-    (ctx.state.get(`ind:${String(args?.enterprise)}:${String(args.id)}`) ?? null),
+    ctx.state.get(`ind:${String(args?.enterprise)}:${String(args.id)}`) ?? null,
   /** All indicators of an enterprise (at most 64). */
   indicators: (ctx: ViewContext, args: { enterprise: string }) =>
     ctx.state.range(`ind:${String(args?.enterprise)}:`, MAX_INDICATORS).map(([, v]) => v),
   /** The operations score `{ score, indicators, gaps, at, height }` (1000 before any indicator). */
   score: (ctx: ViewContext, args: { enterprise: string }) =>
-    (ctx.state.get(`score:${String(args?.enterprise)}`) ?? {
+    ctx.state.get(`score:${String(args?.enterprise)}`) ?? {
       score: 1000,
       indicators: 0,
       gaps: 0,
       at: 0,
       height: 0,
-    }),
+    },
   /** The indicator states and their health points, for clients that label them. */
   states: () => STATES.map((s) => ({ state: s, health: HEALTH[s] ?? 0 })),
 } satisfies Views;

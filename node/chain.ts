@@ -1,5 +1,13 @@
 import { bytesEqual, toHex, utf8, type Bytes } from '../core/bytes.ts';
-import { pack, readArray, readBytes, unpackCanonical } from '../core/codec.ts';
+import {
+  decodeValue,
+  pack,
+  readArray,
+  readBytes,
+  readList,
+  readUint,
+  unpackCanonical,
+} from '../core/codec.ts';
 import { TrellisError } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
 import { addressOf, keyPairFromSecret } from '../core/keys.ts';
@@ -11,6 +19,8 @@ import {
   decodeSignedTx,
   hashHeader,
   hashValidators,
+  Limits,
+  validatorOf,
   signTx,
   verifyTx,
   type Block,
@@ -102,6 +112,9 @@ interface Executed {
 const MAX_EXECUTED_PER_HEIGHT = 16;
 /** Transactions whose signatures were verified, by hash and signature; bounded, oldest dropped. */
 const MAX_VERIFIED_CACHE = 100_000;
+/** Where governance leaves an approved validator-set change (contracts/approvals.ts). */
+const GOVERNANCE_CONTRACT = 'approvals';
+const PENDING_VALIDATORS_KEY = utf8('validators:pending');
 /** Proposal builds retried after a local VM fault before falling back to an empty block. */
 const MAX_BUILD_ATTEMPTS = 8;
 
@@ -156,7 +169,8 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
   const { blocks, state, executor, log } = deps;
   const chainId = genesis.chainId;
   const gHash = genesisHash(genesis);
-  const schedule: ValidatorSchedule = createValidatorSchedule(genesisValidatorSet(genesis));
+  const genesisSchedule: ValidatorSchedule = createValidatorSchedule(genesisValidatorSet(genesis));
+  let schedule: ValidatorSchedule = genesisSchedule;
   const deployer = genesisDeployerKey(chainId);
   const admins = new Set(genesis.organisations.flatMap((o) => o.admins.map((a) => toHex(addressOf(a)))));
   const policy: LifecyclePolicy = options.policy ?? ((r) => admins.has(r.sender));
@@ -166,6 +180,7 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
 
   await applyGenesis();
   let tip = await loadTip();
+  refreshSchedule();
 
   const mempool = createMempool(
     {
@@ -221,6 +236,56 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
       contracts: genesis.contracts.map((c) => c.name),
       stateRoot: toHex(sc.root),
     });
+  }
+
+  /**
+   * The validator schedule: the genesis set, then the change an executed governance proposal left
+   * in the approvals contract's state (`validators:pending`: the new ordered set and the height it
+   * certifies from). Read from committed state after every commit, so every node derives the same
+   * schedule at the same height; the approvals contract puts the effective height at least two
+   * blocks after approval, so every validator has committed the change before it binds.
+   */
+  function refreshSchedule(): void {
+    const raw = state.view().get(GOVERNANCE_CONTRACT, PENDING_VALIDATORS_KEY);
+    if (raw === undefined) return;
+    let change: { validators: Validator[]; effectiveHeight: number };
+    try {
+      const v = decodeValue(raw, 'validators:pending') as Record<string, unknown>;
+      const list = readList(v['validators'], Limits.maxValidators, 'validators');
+      change = {
+        effectiveHeight: readUint(v['effectiveHeight'], 'effectiveHeight'),
+        validators: list.map((x, i) =>
+          validatorOf(
+            readBytes((x as Record<string, unknown>)['publicKey'], `validators[${i}].publicKey`, 32),
+          ),
+        ),
+      };
+    } catch (err) {
+      log('error', 'BAD_VALIDATOR_CHANGE', { message: (err as Error).message });
+      return;
+    }
+    const last = schedule.epochs.at(-1)!;
+    if (
+      last.fromHeight === change.effectiveHeight &&
+      hashValidatorsOf(last.validators) === hashValidatorsOf(change.validators)
+    ) {
+      return;
+    }
+    if (change.effectiveHeight <= 1 || change.validators.length === 0) return;
+    schedule = {
+      epochs: [
+        ...genesisSchedule.epochs.filter((e) => e.fromHeight < change.effectiveHeight),
+        { fromHeight: change.effectiveHeight, validators: change.validators },
+      ],
+    };
+    log('info', 'VALIDATOR_SET_SCHEDULED', {
+      fromHeight: change.effectiveHeight,
+      validators: change.validators.map((v) => toHex(v.address)),
+    });
+  }
+
+  function hashValidatorsOf(vs: readonly Validator[]): string {
+    return toHex(hashValidators(vs));
   }
 
   async function loadTip(): Promise<ChainTip> {
@@ -402,6 +467,7 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     tip = { height, header: block.header, hash, timestamp: block.header.timestamp, stateRoot: sc.root };
     executed.clear();
     mempool.update(ex.txs);
+    refreshSchedule();
     const committed: CommittedBlock = { block, hash, certificate, receipts: ex.result.receipts, txs: ex.txs };
     for (const l of listeners) {
       try {

@@ -244,7 +244,8 @@ async function assemble(
     chain,
     driver,
     p2p,
-    isValidator,
+    isValidator: () =>
+      chain.validatorsAt(chain.tip().height + 1).some((v) => toHex(v.address) === toHex(selfAddress)),
     selfAddress,
     publicKey: keys.publicKey,
     version: packageVersion(),
@@ -261,6 +262,22 @@ async function assemble(
   if (p2p !== null) {
     await p2p.start();
     closers.push(() => p2p.stop());
+    // Validators that governance adds become members too (dialled if genesis knows their address).
+    const known = new Map(
+      [...genesis.validators, ...genesis.observers].map((v) => [toHex(v.publicKey), v.p2p]),
+    );
+    let memberIds = members.map((m) => toHex(m.publicKey)).join();
+    closers.push(
+      chain.onCommit(() => {
+        const current = chain.validatorsAt(chain.tip().height + 1).map((v) => toHex(v.publicKey));
+        const ids = [...new Set([...known.keys(), ...current])];
+        if (ids.join() === memberIds) return;
+        memberIds = ids.join();
+        p2p.setMembers(
+          ids.map((id) => ({ publicKey: Buffer.from(id.slice(2), 'hex'), addrs: known.get(id) ?? [] })),
+        );
+      }),
+    );
   }
   await driver.start();
   closers.push(() => driver.stop());
@@ -308,7 +325,8 @@ interface NodeApiDeps {
   readonly chain: Chain;
   readonly driver: ConsensusDriver;
   readonly p2p: P2p | null;
-  readonly isValidator: boolean;
+  /** Whether this node is in the set that certifies the next height (governance can change it). */
+  readonly isValidator: () => boolean;
   readonly selfAddress: Bytes;
   readonly publicKey: Bytes;
   readonly version: string;
@@ -366,7 +384,7 @@ function createNodeApi(d: NodeApiDeps): NodeApi {
       chainId: chain.chainId,
       nodeId,
       address: d.selfAddress,
-      validator: d.isValidator,
+      validator: d.isValidator(),
       version: d.version,
       runtime: `node-${process.version}`,
       genesisHash: chain.genesisHash,

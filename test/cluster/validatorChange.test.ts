@@ -1,0 +1,92 @@
+// Goal: a governance proposal on a real consortium changes the validator set at the height it names: an observer becomes a validator and its votes then carry the chain.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromHex } from '../../core/bytes.ts';
+import { loadKeyFile } from '../../node/keystore.ts';
+import { createClient, type TrellisClient } from '../../rpc/sdk/client.ts';
+import { createWallet } from '../../rpc/sdk/wallet.ts';
+import { createCluster, type Cluster } from './harness.ts';
+
+interface Commit {
+  certificate: { signatures: Array<{ validator: string }> };
+}
+
+let cluster: Cluster;
+let client: TrellisClient;
+
+beforeAll(async () => {
+  // The default genesis: the supply-chain-finance contracts, governed by more than two thirds of the admins.
+  cluster = await createCluster({ validators: 4, observers: 1, basePort: 36700 });
+  client = createClient({ url: cluster.nodes[0]!.rpcUrl });
+}, 60_000);
+
+afterAll(async () => {
+  client?.close();
+  await cluster?.stop();
+});
+
+describe('validator-set change through governance', () => {
+  it('adds the observer as a fifth validator from the height the approved proposal names', async () => {
+    await cluster.waitFor('the chain runs', async () => (await cluster.height(4)) >= 2);
+    const admins = await Promise.all(
+      cluster.network.admins.map((a) => loadKeyFile(a.keyFile, { allowUnencrypted: true })),
+    );
+    const wallets = admins.map((a) => createWallet(client, a));
+    const nodes = cluster.network.nodes;
+    const proposed = await wallets[0]!.sendAndWait({
+      contract: 'approvals',
+      method: 'propose',
+      args: {
+        policy: 'governance',
+        target: 'approvals',
+        method: 'setValidators',
+        args: {
+          validators: nodes.map((n) => ({
+            name: n.name,
+            organisation: n.organisation,
+            publicKey: fromHex(n.publicKey),
+          })),
+        },
+      },
+    });
+    expect(proposed.receipt.status, proposed.receipt.error).toBe('ok');
+    const id = proposed.receipt.returnValue as string;
+    let status = 'PENDING';
+    let executedAt = 0;
+    for (const w of wallets) {
+      if (status === 'EXECUTED') break;
+      const r = await w.sendAndWait({ contract: 'approvals', method: 'approve', args: { id } });
+      expect(r.receipt.status, r.receipt.error).toBe('ok');
+      status = r.receipt.returnValue as string;
+      executedAt = r.height;
+    }
+    expect(status).toBe('EXECUTED');
+    const pending = (await client.view('approvals', 'pendingValidators', null)) as {
+      effectiveHeight: number;
+    };
+    expect(pending.effectiveHeight).toBe(executedAt + 2);
+
+    const observer = cluster.nodes[4]!;
+    await cluster.waitFor('the observer is a validator', async () => {
+      const info = await cluster.rpc<{ validator: boolean }>(4, 'node_info');
+      return info.validator && (await cluster.height(0)) >= pending.effectiveHeight + 1;
+    });
+    const vals = await cluster.rpc<{ validators: Array<{ address: string }> }>(0, 'chain_getValidators', {
+      height: pending.effectiveHeight,
+    });
+    expect(vals.validators.map((v) => v.address)).toContain(observer.address);
+    const before = await cluster.rpc<{ validators: unknown[] }>(0, 'chain_getValidators', {
+      height: pending.effectiveHeight - 1,
+    });
+    expect(before.validators).toHaveLength(4);
+
+    // With validator 3 stopped, 4 of the 5 must vote: the chain moves only with the new validator.
+    await cluster.signal(3, 'SIGKILL');
+    const [h] = await Promise.all([cluster.height(0)]);
+    await cluster.waitFor(
+      'blocks commit without validator 3',
+      async () => (await cluster.height(0)) >= h + 3,
+    );
+    const commit = await cluster.rpc<Commit>(0, 'chain_getCommit', { height: h + 3 });
+    expect(commit.certificate.signatures.map((s) => s.validator)).toContain(observer.address);
+  });
+});

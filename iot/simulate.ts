@@ -246,7 +246,7 @@ export interface SimulatorOptions {
   readonly seed?: string;
   /** When the scenario's event starts, ms after start (stop, decline start, tampering, offline). Default 5000. */
   readonly eventAfterMs?: number;
-  /** How long the link stays down in gateway-offline. Default 5000. */
+  /** How long the devices cannot reach the gateway in gateway-offline (they buffer). Default 5000. */
   readonly offlineForMs?: number;
   /** Each n-th reading after the event is tampered (tampered scenario). Default 5. */
   readonly tamperEvery?: number;
@@ -344,7 +344,9 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     unacked.add(id);
     published++;
     if (pending.size >= MAX_UNACKED) pending.delete(pending.keys().next().value!);
-    send(id, r);
+    // While the link is down the device keeps the reading; retry() sends it once the link is back.
+    if (linkDown) pending.set(id, { reading: r, sentAt: 0 });
+    else send(id, r);
   }
 
   /**
@@ -364,13 +366,10 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     if (t >= eventAfterMs && eventAt === null && options.scenario !== 'normal') eventAt = now();
     if (options.scenario === 'gateway-offline' && t >= eventAfterMs) {
       const down = t < eventAfterMs + offlineForMs;
-      if (down && !linkDown) {
-        linkDown = true;
-        // The link drops: the devices keep measuring and queue; nothing reaches the gateway.
-        client!.stream.destroy();
-      } else if (!down && linkDown) {
-        linkDown = false;
-      }
+      // The devices lose the gateway: they keep measuring and buffer, and deliver the backlog
+      // late once it is reachable again (the gateway, still running, anchors empty windows
+      // meanwhile; stopping the gateway itself is what turns the site OFFLINE on chain).
+      if (down !== linkDown) linkDown = down;
     }
     for (const d of options.site.devices) {
       const n = counters.get(d.id)!;

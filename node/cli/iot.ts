@@ -21,7 +21,8 @@ readings to the gateway's MQTT topic trellis/ID/readings with QoS 1.
 Scenarios: normal, decline (values fall by 2 per mille of base per 100 ms after the event,
 to at most 90% down), sudden-stop
 (machines and output to zero, power to idle), tampered (every 5th signed reading altered after
-signing: the gateway rejects it), gateway-offline (the link drops for --offline-ms).
+signing: the gateway rejects it), gateway-offline (the devices cannot reach the gateway for
+--offline-ms: they buffer and deliver late).
 
 Options:
   --gateway ID           gateway id (topic trellis/ID/readings)

@@ -22,6 +22,7 @@ export const SCF_CONTRACTS = [
   'receivables',
   'warehouseReceipts',
   'orderFinancing',
+  'iot',
 ] as const;
 
 /** Credit line of each core enterprise at genesis, in minor units, unless the caller names one. */
@@ -93,6 +94,8 @@ export function scfGenesisContracts(
     receivables: { creditLines },
     warehouseReceipts: null,
     orderFinancing: null,
+    // IoT supervision (docs/iot.md): enterprises and their roles come from membership.
+    iot: { membership: 'membership' },
   };
   return SCF_CONTRACTS.map((name) => ({ name, source: scfContractSource(name), initArgs: initArgs[name] }));
 }

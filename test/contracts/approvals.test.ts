@@ -482,7 +482,7 @@ describe('genesis wiring', () => {
       consensus: { ...DEFAULT_CONSENSUS_PARAMS },
       contracts,
     });
-    expect(genesis.contracts).toHaveLength(6);
+    expect(genesis.contracts).toHaveLength(SCF_CONTRACTS.length);
     const chain = createTestChain({ admins: ['deployer'], blockTimeMs: 0 });
     for (const c of genesis.contracts)
       ok(chain.deploy(c.name, c.source, { from: 'deployer', initArgs: c.initArgs, gasLimit: GAS }));

@@ -1,0 +1,109 @@
+/**
+ * `npm run bench`: the performance report. Transfers (2 reads, 2 writes, 1 event) sent through
+ * JSON-RPC by the load generator to a 1-validator and a 4-validator network (each validator its own
+ * process on this machine), at fixed send rates and at the maximum, next to the single-core
+ * pipeline ceiling measured in the same run. Writes JSON and a markdown table to bench/results/.
+ *
+ *   npm run bench [-- --txs 3000]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { loadKeyFile } from '../node/keystore.ts';
+import { runLoad, transferWorkload, type LoadReport } from '../rpc/loadgen.ts';
+import { createClient } from '../rpc/sdk/client.ts';
+import { createWallet } from '../rpc/sdk/wallet.ts';
+import { createCluster } from '../test/cluster/harness.ts';
+import { TOKEN_SOURCE } from '../test/rpc/realNode.ts';
+import { measurePipeline, type PipelineFigures } from './pipeline.ts';
+
+const { values } = parseArgs({ options: { txs: { type: 'string' } } });
+const maxTxs = Number(values.txs ?? 3000);
+
+interface Run {
+  readonly validators: number;
+  readonly rate: number | null;
+  readonly report: LoadReport;
+}
+
+async function network(
+  validators: number,
+  basePort: number,
+  rates: ReadonlyArray<number | null>,
+): Promise<Run[]> {
+  const cluster = await createCluster({
+    validators,
+    basePort,
+    contracts: [],
+    consensus: { heartbeatMs: 200, roundTimeoutMs: 3000 },
+  });
+  const runs: Run[] = [];
+  try {
+    await cluster.waitFor('every node committing', async () =>
+      (await Promise.all(cluster.nodes.map((_, i) => cluster.height(i)))).every((h) => h >= 1),
+    );
+    const client = createClient({ url: cluster.nodes[0]!.rpcUrl });
+    const admin = await loadKeyFile(cluster.network.admins[0]!.keyFile, { allowUnencrypted: true });
+    const deployed = await createWallet(client, admin).sendAndWait({
+      kind: 'deploy',
+      contract: 'token',
+      args: { source: TOKEN_SOURCE },
+    });
+    client.close();
+    if (deployed.receipt.status !== 'ok') throw new Error(`token deploy failed: ${deployed.receipt.error}`);
+    for (const [k, rate] of rates.entries()) {
+      const txs = rate === null ? maxTxs : Math.min(maxTxs, rate * 15);
+      const report = await runLoad({
+        urls: cluster.nodes.map((n) => n.rpcUrl),
+        workload: transferWorkload,
+        txs,
+        senders: 100,
+        seed: `report-${validators}-${k}`,
+        ...(rate === null ? {} : { rate }),
+      });
+      runs.push({ validators, rate, report });
+      console.error(
+        `${validators} validator(s) at ${rate ?? 'max'} tx/s: ${report.throughput.toFixed(1)} tx/s committed`,
+      );
+    }
+  } finally {
+    await cluster.stop();
+  }
+  return runs;
+}
+
+const pipeline: PipelineFigures = await measurePipeline();
+console.error(`pipeline ceiling: ${pipeline.ceilingTps.toFixed(0)} tx/s on one core`);
+const runs = [...(await network(1, 39100, [100, 400, null])), ...(await network(4, 39200, [50, 150, null]))];
+
+const at = new Date().toISOString();
+const f = (n: number, d = 0): string => n.toFixed(d);
+const lines = [
+  `# Trellis performance report`,
+  '',
+  `${at}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node.js ${process.version}. Workload: token transfers`,
+  '(2 reads, 2 writes, 1 event) signed by 100 senders, sent through JSON-RPC to every node round-robin; latency is',
+  'send to commit as the new-head feed reports it. Every validator is its own process on this one machine.',
+  '',
+  `Single-core pipeline ceiling (decode + verify + admit, execute in 500-tx blocks, commit to LevelDB; no network):`,
+  `**${f(pipeline.ceilingTps)} tx/s** (admit ${f(pipeline.admitUsPerTx, 1)} µs, execute ${f(pipeline.executeUsPerTx, 1)} µs,`,
+  `commit ${f(pipeline.commitUsPerTx, 1)} µs per transaction).`,
+  '',
+  '| validators | send rate (target) | sent tx/s | committed tx/s | p50 ms | p95 ms | p99 ms | ok | failed | unconfirmed |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...runs.map(
+    (r) =>
+      `| ${r.validators} | ${r.rate ?? 'max'} | ${f(r.report.sendRate, 1)} | ${f(r.report.throughput, 1)} | ${f(r.report.latencyMs.p50)} | ${f(r.report.latencyMs.p95)} | ${f(r.report.latencyMs.p99)} | ${r.report.succeeded} | ${r.report.failed} | ${r.report.unconfirmed} |`,
+  ),
+  '',
+];
+const markdown = lines.join('\n');
+mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+const stamp = at.replace(/[:.]/g, '-');
+writeFileSync(
+  new URL(`./results/report-${stamp}.json`, import.meta.url),
+  JSON.stringify({ at, pipeline, runs }, null, 2) + '\n',
+);
+writeFileSync(new URL(`./results/report-${stamp}.md`, import.meta.url), markdown);
+writeFileSync(new URL('./results/latest.md', import.meta.url), markdown);
+console.log(markdown);

@@ -11,7 +11,13 @@
 import { fromHex, toHex, utf8 } from '../../core/bytes.ts';
 import { sha256 } from '../../core/hash.ts';
 import { addressOf, keyPairFromSecret } from '../../core/keys.ts';
-import { checkCertificate, signTx, validatorOf, type CommitCertificate } from '../../core/types.ts';
+import {
+  checkCertificate,
+  signTx,
+  validatorOf,
+  type CommitCertificate,
+  type Validator,
+} from '../../core/types.ts';
 import { loadKeyFile } from '../../node/keystore.ts';
 import { RpcError } from '../../rpc/errors.ts';
 import { createClient, type TrellisClient } from '../../rpc/sdk/client.ts';
@@ -87,7 +93,8 @@ interface RpcAnswer {
   readonly error?: { code: number; message: string };
 }
 
-interface WireCommit {
+/** What `chain_getCommit` answers (the fields the audit reads). */
+export interface WireCommit {
   header: { height: number; stateRoot: string };
   certificate: {
     height: number;
@@ -97,10 +104,55 @@ interface WireCommit {
   };
 }
 
-interface WireBlock {
+/** What `chain_getBlock` answers (the fields the audit reads). */
+export interface WireBlock {
   hash: string;
   header: { height: number; stateRoot: string; prevHash: string };
   receipts?: Array<{ txHash: string }>;
+}
+
+/**
+ * Audits one height across nodes (`null`: the node has no block there, itself a violation the
+ * caller reports): one block hash, one state root, certificates for that one block (a validator
+ * signing two blocks at a height shows as certificates for different blocks), and every node's
+ * certificate verifying against `validators` (signatures, known signers, quorum). Reports each
+ * violation through `violate`; returns the checks it ran, by invariant.
+ */
+export function auditHeight(
+  height: number,
+  perNode: ReadonlyArray<{ readonly block: WireBlock; readonly commit: WireCommit } | null>,
+  chainId: string,
+  validators: readonly Validator[],
+  violate: (line: string) => void,
+): Record<string, number> {
+  const present = perNode.flatMap((x, node) => (x === null ? [] : [{ ...x, node }]));
+  if (new Set(present.map((x) => x.block.hash)).size > 1)
+    violate(`height ${height}: different blocks across nodes`);
+  if (new Set(present.map((x) => x.block.header.stateRoot)).size > 1) {
+    violate(`height ${height}: different state roots across nodes`);
+  }
+  if (new Set(present.map((x) => x.commit.certificate.blockHash)).size > 1) {
+    violate(`height ${height}: certificates for different blocks (conflicting votes)`);
+  }
+  for (const { block, commit, node } of present) {
+    const cert: CommitCertificate = {
+      height: commit.certificate.height,
+      round: commit.certificate.round,
+      blockHash: fromHex(commit.certificate.blockHash),
+      signatures: commit.certificate.signatures.map((s) => ({
+        validator: fromHex(s.validator),
+        signature: fromHex(s.signature),
+      })),
+    };
+    const fault = checkCertificate(cert, chainId, fromHex(block.hash), height, validators);
+    if (fault !== null) violate(`node ${node} height ${height}: certificate ${fault}`);
+  }
+  return {
+    'one block per height': 1,
+    'equal state roots per height': 1,
+    'certificates for one block per height': 1,
+    'certificate signatures verify': present.length,
+  };
 }
 
 /** Most calls in one JSON-RPC batch (the server's limit, docs/rpc.md). */
@@ -156,10 +208,15 @@ async function chaos(cluster: Cluster, options: ChaosOptions): Promise<ChaosRepo
   /** Nodes that neither are down nor stopped: the only ones load and watchers talk to. */
   const healthy = new Set(Array.from({ length: n }, (_, i) => i));
 
-  await cluster.waitFor('every validator at height 2', async () => {
-    const hs = await Promise.all(cluster.nodes.map((_, i) => cluster.height(i)));
-    return hs.every((h) => h >= 2);
-  });
+  await cluster.waitFor(
+    'every validator at height 2',
+    async () => {
+      const hs = await Promise.all(cluster.nodes.map((_, i) => cluster.height(i)));
+      return hs.every((h) => h >= 2);
+    },
+    // Generous: on a busy 2-core machine four processes can take long to load and connect.
+    120_000,
+  );
   const clients: TrellisClient[] = cluster.nodes.map((nd) => createClient({ url: nd.rpcUrl }));
   try {
     const admin = await loadKeyFile(cluster.network.admins[0]!.keyFile, { allowUnencrypted: true });
@@ -304,7 +361,9 @@ async function chaos(cluster: Cluster, options: ChaosOptions): Promise<ChaosRepo
       count('heal-to-commit within bound');
       healthy.add(node);
       faults.push({ kind, node, at, healToCommitMs });
-      log(`${kind} node ${node} at ${(at / 1000).toFixed(1)} s: heal to commit ${healToCommitMs.toFixed(0)} ms`);
+      log(
+        `${kind} node ${node} at ${(at / 1000).toFixed(1)} s: heal to commit ${healToCommitMs.toFixed(0)} ms`,
+      );
     }
     await load;
     const loadEnd = performance.now();
@@ -321,7 +380,11 @@ async function chaos(cluster: Cluster, options: ChaosOptions): Promise<ChaosRepo
       60_000,
     );
     // Let the watch scan up to the recovered head, then stop it.
-    await cluster.waitFor('the acknowledgement watch scans the head', async () => scanned >= final, 30_000);
+    await cluster.waitFor(
+      'the acknowledgement watch scans the head',
+      () => Promise.resolve(scanned >= final),
+      30_000,
+    );
     loadOn = false;
     await watch;
     log(`load done: ${attempted.size} sent, ${acked.size} acknowledged; checking heights 1..${final}`);
@@ -350,31 +413,9 @@ async function chaos(cluster: Cluster, options: ChaosOptions): Promise<ChaosRepo
           }
           return { block: b.result as WireBlock, commit: c.result as WireCommit };
         });
-        const present = blocks.filter((x) => x !== null);
-        count('one block per height', 1);
-        if (new Set(present.map((x) => x.block.hash)).size > 1) violate(`height ${h}: different blocks across nodes`);
-        count('equal state roots per height', 1);
-        if (new Set(present.map((x) => x.block.header.stateRoot)).size > 1) {
-          violate(`height ${h}: different state roots across nodes`);
+        for (const [name, k] of Object.entries(auditHeight(h, blocks, chainId, validators, violate))) {
+          count(name, k);
         }
-        count('certificates for one block per height', 1);
-        if (new Set(present.map((x) => x.commit.certificate.blockHash)).size > 1) {
-          violate(`height ${h}: certificates for different blocks (conflicting votes)`);
-        }
-        present.forEach(({ block, commit }, i) => {
-          count('certificate signatures verify');
-          const cert: CommitCertificate = {
-            height: commit.certificate.height,
-            round: commit.certificate.round,
-            blockHash: fromHex(commit.certificate.blockHash),
-            signatures: commit.certificate.signatures.map((s) => ({
-              validator: fromHex(s.validator),
-              signature: fromHex(s.signature),
-            })),
-          };
-          const fault = checkCertificate(cert, chainId, fromHex(block.hash), h, validators);
-          if (fault !== null) violate(`node ${i} height ${h}: certificate ${fault}`);
-        });
       });
     }
 
@@ -394,7 +435,8 @@ async function chaos(cluster: Cluster, options: ChaosOptions): Promise<ChaosRepo
       perNode.forEach((answers, i) =>
         answers.forEach((a, j) => {
           const [hash, height] = slice[j]!;
-          if (a.error !== undefined) violate(`node ${i}: acknowledged tx ${hash} missing (${a.error.message})`);
+          if (a.error !== undefined)
+            violate(`node ${i}: acknowledged tx ${hash} missing (${a.error.message})`);
           else if ((a.result as { height: number }).height !== height) {
             violate(`node ${i}: tx ${hash} at another height than acknowledged`);
           }

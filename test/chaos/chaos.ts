@@ -58,6 +58,8 @@ export interface FaultRecord {
   readonly node: number;
   /** Ms from the cluster's start. */
   readonly at: number;
+  /** Ms from the heal until some node committed a block above the highest head at the heal. */
+  readonly healToFirstCommitMs: number;
   /** Ms from the heal until every node committed a block above the highest head at the heal. */
   readonly healToCommitMs: number;
 }
@@ -348,10 +350,17 @@ async function chaos(cluster: Cluster, options: ChaosOptions): Promise<ChaosRepo
       const mark = Math.max(...(await heights()));
       // Heal-to-commit: every node, the healed one included, commits above the head at the heal.
       let healToCommitMs = Number.POSITIVE_INFINITY;
+      let healToFirstCommitMs = Number.POSITIVE_INFINITY;
       try {
         await cluster.waitFor(
           `every node above height ${mark} after ${kind} of node ${node}`,
-          async () => (await heights()).every((h) => h > mark),
+          async () => {
+            const hs = await heights();
+            if (hs.some((h) => h > mark) && healToFirstCommitMs === Number.POSITIVE_INFINITY) {
+              healToFirstCommitMs = performance.now() - healedAt;
+            }
+            return hs.every((h) => h > mark);
+          },
           healBound,
         );
         healToCommitMs = performance.now() - healedAt;
@@ -360,13 +369,19 @@ async function chaos(cluster: Cluster, options: ChaosOptions): Promise<ChaosRepo
       }
       count('heal-to-commit within bound');
       healthy.add(node);
-      faults.push({ kind, node, at, healToCommitMs });
+      faults.push({ kind, node, at, healToFirstCommitMs, healToCommitMs });
       log(
-        `${kind} node ${node} at ${(at / 1000).toFixed(1)} s: heal to commit ${healToCommitMs.toFixed(0)} ms`,
+        `${kind} node ${node} at ${(at / 1000).toFixed(1)} s: first commit ${healToFirstCommitMs.toFixed(0)} ms, every node ${healToCommitMs.toFixed(0)} ms after the heal`,
       );
     }
     await load;
     const loadEnd = performance.now();
+    // Drain: the cluster commits its backlog (bounded: stops once acknowledgements stall for 10 s).
+    const accepted = () => attempted.size - Object.values(sendFailures).reduce((a, b) => a + b, 0);
+    for (let seen = -1, since = performance.now(); acked.size < accepted(); await sleep(500)) {
+      if (acked.size !== seen) [seen, since] = [acked.size, performance.now()];
+      else if (performance.now() - since > 10_000) break;
+    }
 
     // Recovery: every node reaches the same head, past every block the watch has not scanned.
     let final = 0;
@@ -451,7 +466,7 @@ async function chaos(cluster: Cluster, options: ChaosOptions): Promise<ChaosRepo
       faultsByKind,
       checks,
       violations,
-      sent: attempted.size - Object.values(sendFailures).reduce((a, b) => a + b, 0),
+      sent: accepted(),
       sendFailures,
       acknowledged: acked.size,
       throughput: acked.size / Math.max(1e-3, ((lastAckAt || loadEnd) - loadStart) / 1000),

@@ -44,6 +44,11 @@ export interface ChaosOptions {
   readonly faultHoldMs: number;
   /** The fault kinds, used in turn. */
   readonly faults: readonly FaultKind[];
+  /**
+   * Faults to inject at least, past `durationMs` if recovery is slow (a busy machine), so a run
+   * always exercises what it claims. Default 0.
+   */
+  readonly minFaults?: number;
   /** Bound on heal-to-commit on every node, ms; a longer wait is a violation. Default 30 s. */
   readonly healBoundMs?: number;
   /** Seed of the fault schedule's random choices (which validator). Default 1. */
@@ -335,9 +340,11 @@ async function chaos(cluster: Cluster, options: ChaosOptions): Promise<ChaosRepo
     const random = prng(options.seed ?? 1);
     const heights = () => Promise.all(cluster.nodes.map((_, i) => cluster.height(i)));
     let f = 0;
-    for (let next = performance.now(); next - loadStart < options.durationMs; next += options.faultEveryMs) {
+    const minFaults = options.minFaults ?? 0;
+    const more = (at: number) => at - loadStart < options.durationMs || f < minFaults;
+    for (let next = performance.now(); more(next); next += options.faultEveryMs) {
       if (next > performance.now()) await sleep(next - performance.now());
-      if (performance.now() - loadStart >= options.durationMs) break;
+      if (!more(performance.now())) break;
       const kind = options.faults[f++ % options.faults.length]!;
       const node = Math.floor(random() * n);
       const at = performance.now() - t0;

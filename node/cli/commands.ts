@@ -7,6 +7,7 @@ import { addContractCheck } from './contractCheck.ts';
 import { gatewayCommand } from './gateway.ts';
 import { iotCommand } from './iot.ts';
 import { demoCommand } from './demo.ts';
+import { validatorsCommand } from './validators.ts';
 
 /** A CLI subcommand. */
 export interface Command {
@@ -22,6 +23,7 @@ export const commands: Command[] = [
   keysCommand,
   startCommand,
   upCommand,
+  validatorsCommand,
   ...rpcCommands,
   gatewayCommand,
   iotCommand,

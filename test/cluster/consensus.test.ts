@@ -23,7 +23,7 @@ let cluster: Cluster;
 beforeAll(async () => {
   // A bare network (no governance contracts): its genesis admins deploy the test token.
   cluster = await createCluster({ validators: 4, observers: 1, basePort: 36100, contracts: [] });
-}, 60_000);
+}, 180_000);
 
 afterAll(async () => {
   await cluster?.stop();

@@ -123,7 +123,7 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
         return -1;
       }
     },
-    async waitFor(what, check, timeoutMs = 60_000) {
+    async waitFor(what, check, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         if (await check().catch(() => false)) return;

@@ -1,6 +1,8 @@
 // Goal: a governance proposal on a real consortium changes the validator set at the height it names: an observer becomes a validator and its votes then carry the chain.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromHex } from '../../core/bytes.ts';
+import { toHex } from '../../core/bytes.ts';
+import { generateKeyPair } from '../../core/keys.ts';
+import { preflightValidatorSet, setValidatorsProposal } from '../../node/cli/validators.ts';
 import { loadKeyFile } from '../../node/keystore.ts';
 import { createClient, type TrellisClient } from '../../rpc/sdk/client.ts';
 import { createWallet } from '../../rpc/sdk/wallet.ts';
@@ -17,7 +19,7 @@ beforeAll(async () => {
   // The default genesis: the supply-chain-finance contracts, governed by more than two thirds of the admins.
   cluster = await createCluster({ validators: 4, observers: 1, basePort: 36700 });
   client = createClient({ url: cluster.nodes[0]!.rpcUrl });
-}, 60_000);
+}, 180_000);
 
 afterAll(async () => {
   client?.close();
@@ -32,22 +34,23 @@ describe('validator-set change through governance', () => {
     );
     const wallets = admins.map((a) => createWallet(client, a));
     const nodes = cluster.network.nodes;
-    const proposed = await wallets[0]!.sendAndWait({
-      contract: 'approvals',
-      method: 'propose',
-      args: {
-        policy: 'governance',
-        target: 'approvals',
-        method: 'setValidators',
-        args: {
-          validators: nodes.map((n) => ({
-            name: n.name,
-            organisation: n.organisation,
-            publicKey: fromHex(n.publicKey),
-          })),
-        },
-      },
-    });
+    // Pre-flight: a set whose quorum is not reachable now is refused before anything is sent.
+    const strangers = [generateKeyPair(), generateKeyPair()].map((k, i) => ({
+      name: `stranger-${i}`,
+      organisation: nodes[0]!.organisation,
+      publicKey: toHex(k.publicKey),
+    }));
+    const asProposed = nodes.map((n) => ({
+      name: n.name,
+      organisation: n.organisation,
+      publicKey: n.publicKey,
+    }));
+    const refused = await preflightValidatorSet(client, [...asProposed.slice(0, 4), ...strangers]);
+    expect(refused.ok).toBe(false);
+    expect(refused.ok ? '' : refused.error.code).toBe('TOO_FEW_REACHABLE');
+    const accepted = await preflightValidatorSet(client, asProposed);
+    expect(accepted.ok, accepted.ok ? '' : accepted.error.message).toBe(true);
+    const proposed = await wallets[0]!.sendAndWait(setValidatorsProposal(asProposed));
     expect(proposed.receipt.status, proposed.receipt.error).toBe('ok');
     const id = proposed.receipt.returnValue as string;
     let status = 'PENDING';

@@ -138,8 +138,26 @@ export function encodeRoundChangeBody(
   return pack([Tag.roundChange, chainId, height, round, preparedRound, preparedHash]);
 }
 
-/** The exact bytes `message.signature` must verify over. */
-export function signedBodyOf(chainId: string, message: ConsensusMessage): Bytes {
+/**
+ * The fields a signature covers: those of a message, and equally of a safety-module sign request,
+ * so both sides build the signed bytes in one place.
+ */
+export type SignedFields =
+  | {
+      readonly type: 'proposal' | 'prepare' | 'commit';
+      readonly height: number;
+      readonly round: number;
+      readonly blockHash: Bytes;
+    }
+  | {
+      readonly type: 'roundChange';
+      readonly height: number;
+      readonly round: number;
+      readonly prepared: PreparedCertificate | null;
+    };
+
+/** The exact bytes `message.signature` must verify over (or a sign request will be signed over). */
+export function signedBodyOf(chainId: string, message: SignedFields): Bytes {
   switch (message.type) {
     case 'proposal':
       return encodeProposalBody(chainId, message.height, message.round, message.blockHash);

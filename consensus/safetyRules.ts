@@ -5,10 +5,7 @@ import { ADDRESS_BYTES, SIGNATURE_BYTES, addressOf, keyPairFromSecret, sign } fr
 import { Limits, decodeBlock, encodeBlock, hashHeader, type Block } from '../core/types.ts';
 import { ConsensusError } from './errors.ts';
 import {
-  encodeCommitBody,
-  encodePrepareBody,
-  encodeProposalBody,
-  encodeRoundChangeBody,
+  signedBodyOf,
   type ConsensusMessage,
   type Justification,
   type PreparedCertificate,
@@ -235,25 +232,6 @@ function refuse(
   };
 }
 
-function bodyOf(chainId: string, r: SignRequest): Bytes {
-  switch (r.type) {
-    case 'proposal':
-      return encodeProposalBody(chainId, r.height, r.round, r.blockHash);
-    case 'prepare':
-      return encodePrepareBody(chainId, r.height, r.round, r.blockHash);
-    case 'commit':
-      return encodeCommitBody(chainId, r.height, r.round, r.blockHash);
-    case 'roundChange':
-      return encodeRoundChangeBody(
-        chainId,
-        r.height,
-        r.round,
-        r.prepared?.round ?? null,
-        r.prepared?.blockHash ?? null,
-      );
-  }
-}
-
 function shapeFault(r: SignRequest): string | null {
   if (!Number.isSafeInteger(r.height) || r.height < 1) return 'height must be a positive integer';
   if (!Number.isSafeInteger(r.round) || r.round < 0) return 'round must be a non-negative integer';
@@ -368,7 +346,7 @@ export async function openSafetyRules(options: SafetyOptions, deps: SafetyDeps):
   async function signOne(request: SignRequest): Promise<SignOutcome> {
     const shape = shapeFault(request);
     if (shape !== null) return refuse(request, 'SIGN_BAD_REQUEST', `sign ${request.type}: ${shape}`);
-    const body = bodyOf(options.chainId, request);
+    const body = signedBodyOf(options.chainId, request);
     const bodyHash = sha256(body);
     const position = positionOf(request);
     if (record !== null) {

@@ -45,7 +45,7 @@ function print(r: ChaosReport): void {
 }
 
 const report = await runChaos({
-  basePort: 39700,
+  basePort: 26700,
   durationMs: DURATION_MS,
   rate: RATE,
   faultEveryMs: 5_000,

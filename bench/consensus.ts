@@ -56,7 +56,7 @@ function summarise(name: string, commits: readonly Commit[]): string {
 const rows: string[] = [];
 const cluster = await createCluster({
   validators: 4,
-  basePort: 39400,
+  basePort: 26400,
   consensus: { heartbeatMs: 100, roundTimeoutMs: 2000 },
   contracts: [],
 });

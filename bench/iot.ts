@@ -37,7 +37,7 @@ const report = (k: string, v: number | string, unit = '') => {
     console.log(`${k.padEnd(44)} ${typeof v === 'number' ? v.toFixed(0) : v} ${unit}`);
 };
 
-const net = await startIotNetwork({ validators: 1, basePort: 37600 });
+const net = await startIotNetwork({ validators: 1, basePort: 24600 });
 const dataDir = mkdtempSync(join(tmpdir(), 'trellis-bench-iot-'));
 try {
   // Part 1: one gateway's ingest.

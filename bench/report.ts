@@ -74,7 +74,7 @@ async function network(
 
 const pipeline: PipelineFigures = await measurePipeline();
 console.error(`pipeline ceiling: ${pipeline.ceilingTps.toFixed(0)} tx/s on one core`);
-const runs = [...(await network(1, 39100, [100, 400, null])), ...(await network(4, 39200, [50, 150, null]))];
+const runs = [...(await network(1, 26100, [100, 400, null])), ...(await network(4, 26200, [50, 150, null]))];
 
 const at = new Date().toISOString();
 const f = (n: number, d = 0): string => n.toFixed(d);

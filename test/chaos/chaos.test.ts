@@ -7,7 +7,7 @@ import { runChaos, type ChaosReport } from './chaos.ts';
 describe('chaos: faults under load on a real cluster', () => {
   it('holds every invariant through SIGKILL/restart and SIGSTOP/SIGCONT faults at 50 tx/s', async () => {
     const report: ChaosReport = await runChaos({
-      basePort: 36900,
+      basePort: 22900,
       durationMs: 30_000,
       rate: 50,
       faultEveryMs: 5_000,

@@ -22,7 +22,7 @@ let cluster: Cluster;
 
 beforeAll(async () => {
   // A bare network (no governance contracts): its genesis admins deploy the test token.
-  cluster = await createCluster({ validators: 4, observers: 1, basePort: 36100, contracts: [] });
+  cluster = await createCluster({ validators: 4, observers: 1, basePort: 22100, contracts: [] });
 }, 180_000);
 
 afterAll(async () => {

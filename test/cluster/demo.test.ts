@@ -18,7 +18,7 @@ let report: DemoReport;
 const lines: string[] = [];
 
 beforeAll(async () => {
-  cluster = await createCluster({ validators: 4, basePort: 36500 });
+  cluster = await createCluster({ validators: 4, basePort: 22500 });
   await cluster.waitFor('every node past height 1', async () =>
     (await Promise.all([0, 1, 2, 3].map((i) => cluster.height(i)))).every((h) => h >= 1),
   );

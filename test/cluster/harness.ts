@@ -4,7 +4,7 @@
  * LevelDB), reached only through JSON-RPC, so tests see what an operator sees.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,7 +28,11 @@ export interface ClusterOptions {
   readonly validators: number;
   /** Registered observers, started after the validators (node index validators + j). */
   readonly observers?: number;
-  /** First p2p port; RPC ports start at base + 1000. Distinct per test file (files run in parallel). */
+  /**
+   * First p2p port; RPC ports start at base + 1000. Distinct per test file (files run in parallel),
+   * and below Linux's ephemeral range (32768+), where outgoing connections take their source ports:
+   * a listen port in that range can be taken by any connection on the machine.
+   */
   readonly basePort: number;
   readonly consensus?: Partial<ConsensusParams>;
   /**
@@ -74,6 +78,9 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
     process: null,
   }));
   let nextId = 1;
+  /** Exits the test did not ask for, reported when a wait times out (the usual cause). */
+  const unexpectedExits: string[] = [];
+  const expected = new Set<ChildProcess>();
 
   const cluster: Cluster = {
     dir,
@@ -88,7 +95,8 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
       child.stdout.pipe(log);
       child.stderr.pipe(log);
       node.process = child;
-      child.on('exit', () => {
+      child.on('exit', (code, sig) => {
+        if (!expected.has(child)) unexpectedExits.push(`${node.name} exited (${sig ?? code})`);
         if (node.process === child) node.process = null;
       });
     },
@@ -96,6 +104,7 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
       const child = nodes[i]!.process;
       if (child === null) return;
       const exited = new Promise<void>((done) => child.once('exit', () => done()));
+      if (sig !== 'SIGSTOP' && sig !== 'SIGCONT') expected.add(child);
       child.kill(sig);
       if (sig !== 'SIGSTOP' && sig !== 'SIGCONT') await exited;
     },
@@ -129,7 +138,17 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
         if (await check().catch(() => false)) return;
         await new Promise((r) => setTimeout(r, 200));
       }
-      throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what} (logs in ${dir})`);
+      const exits = unexpectedExits.map((e) => {
+        const name = e.slice(0, e.indexOf(' '));
+        const log = readFileSync(join(dir, `${name}.log`), 'utf8')
+          .trimEnd()
+          .split('\n')
+          .slice(-5);
+        return `\n  ${e}; its log ends:\n    ${log.join('\n    ')}`;
+      });
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for: ${what} (logs in ${dir})${exits.join('')}`,
+      );
     },
     async stop() {
       await Promise.all(

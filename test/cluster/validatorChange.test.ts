@@ -17,7 +17,7 @@ let client: TrellisClient;
 
 beforeAll(async () => {
   // The default genesis: the supply-chain-finance contracts, governed by more than two thirds of the admins.
-  cluster = await createCluster({ validators: 4, observers: 1, basePort: 36700 });
+  cluster = await createCluster({ validators: 4, observers: 1, basePort: 22700 });
   client = createClient({ url: cluster.nodes[0]!.rpcUrl });
 }, 180_000);
 

@@ -30,14 +30,14 @@ import {
 } from '../../iot/simulate.ts';
 import { startIotNetwork, testKey, waitFor, type IotNetwork } from './network.ts';
 
-const BASE_PORT = 37300;
-const MQTT_PORT = 37380;
-const HTTP_PORT = 37381;
+const BASE_PORT = 24300;
+const MQTT_PORT = 24380;
+const HTTP_PORT = 24381;
 const GATEWAY = 'gw-plant';
 const WINDOW_MS = 1000;
 const HEARTBEAT_MS = 3000;
 const ALERT_AFTER = Number(PLANT.indicators.find((i) => i['id'] === 'plant-power')!['alertAfter']);
-const EXT_BROKER_PORT = 37382;
+const EXT_BROKER_PORT = 24382;
 const SCREENSHOT_DIR = join(tmpdir(), 'trellis-iot-report');
 const BIN = fileURLToPath(new URL('../../bin/trellis.js', import.meta.url));
 

@@ -13,8 +13,8 @@ import { createSimulator, PLANT, provisionSite } from '../../iot/simulate.ts';
 import { createClient } from '../../rpc/sdk/index.ts';
 import { startIotNetwork, waitFor, type IotNetwork } from './network.ts';
 
-const MQTT_PORT = 37390;
-const HTTP_PORT = 37391;
+const MQTT_PORT = 24390;
+const HTTP_PORT = 24391;
 const GATEWAY = 'gw-plant4';
 const ALERT_AFTER = Number(PLANT.indicators.find((i) => i['id'] === 'plant-power')!['alertAfter']);
 
@@ -22,7 +22,7 @@ let net: IotNetwork;
 let gateway: ChildProcess;
 
 beforeAll(async () => {
-  net = await startIotNetwork({ validators: 4, basePort: 37320 });
+  net = await startIotNetwork({ validators: 4, basePort: 24320 });
   await provisionSite(net.client, net.admin, {
     enterprise: 'acme',
     gatewayId: GATEWAY,

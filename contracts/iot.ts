@@ -19,9 +19,18 @@
  * - ratio: numerator * 1000 outside [minPermille, maxPermille] * denominator.
  * A breach moves NORMAL → WATCH, and `alertAfter` consecutive breaches → ALERT (event
  * `IndicatorAlert`); a lender acknowledges ALERT → ACKED; `clearAfter` consecutive clear windows
- * return WATCH / ALERT / ACKED to NORMAL. A gateway that anchors nothing for `heartbeatMs` turns
- * the indicators of its site OFFLINE (a scheduled check, at most one pending per gateway); its next
- * anchor brings them back to NORMAL.
+ * return WATCH / ALERT / ACKED to NORMAL.
+ *
+ * Missing heartbeats, per device and per gateway, through scheduling. Each anchor names the devices
+ * that reported in its window; a device with a heartbeat interval is then due again at block time +
+ * its `heartbeatMs`, recorded in a per-gateway deadline index (`dl:<gateway>:<deadline>:<device>`,
+ * ordered by time). One scheduled `checkHeartbeat` per gateway (at most two pending: see
+ * `ensureCheck`) runs at the earliest deadline, turns at most MAX_OFFLINE_PER_CHECK overdue devices
+ * OFFLINE (`DeviceOffline`, and the site's indicators fed by their metric go OFFLINE), and
+ * reschedules itself at the next deadline: no transaction ever loops over all devices. A device
+ * that reports again comes back (`DeviceOnline`) and its indicators return to NORMAL once no device
+ * feeding them is offline. A gateway that anchors nothing for its `heartbeatMs` turns its whole
+ * site OFFLINE (`GatewayOffline`); its next anchor brings it back (`GatewayOnline`).
  */
 import type { Bytes, Context, Methods, Value, ViewContext, Views } from './api.ts';
 
@@ -39,6 +48,13 @@ const MAX_CLOCK_SKEW_MS = 30_000;
 const MIN_WINDOW_MS = 100;
 const MAX_WINDOW_MS = 86_400_000;
 const MIN_HEARTBEAT_MS = 500;
+/**
+ * Devices per gateway, and so devices one anchor may name: each named device costs the anchor a
+ * few state reads and writes, so this bounds the anchor's gas.
+ */
+const MAX_GATEWAY_DEVICES = 512;
+/** Overdue devices one heartbeat check turns OFFLINE; the rest are handled by the next block's check. */
+const MAX_OFFLINE_PER_CHECK = 32;
 const DEVICE_KINDS = [
   'power-meter',
   'water-meter',
@@ -66,7 +82,8 @@ interface Gateway {
   lastSeq: number;
   lastWindowEnd: number;
   lastAnchorAt: number;
-  hbPending: boolean;
+  /** Time of the pending heartbeat check (0: none pending). */
+  hbAt: number;
   offline: boolean;
   gaps: number;
 }
@@ -80,6 +97,17 @@ interface Device {
   publicKey: Bytes | null;
   status: string;
   keyVersion: number;
+  /** A device silent this long (block time since the anchor that last named it) is OFFLINE; 0: not watched. */
+  heartbeatMs: number;
+}
+/** A device's liveness (`live:<device>`): UNKNOWN until an anchor first names it. */
+interface Liveness {
+  state: string;
+  lastSeenAt: number;
+  lastSeq: number;
+  /** When it is overdue (its key in the gateway's deadline index), 0 when not watched. */
+  deadline: number;
+  since: number;
 }
 interface Indicator {
   id: string;
@@ -154,6 +182,10 @@ function checkKey(ctx: ViewContext, v: unknown, what: string): Bytes {
   if (!(v instanceof Uint8Array) || v.length !== 32) ctx.revert('BAD_ARGS', `${what} must be 32 bytes`);
   return v;
 }
+function checkDeviceHeartbeat(ctx: ViewContext, g: Gateway, v: unknown): number {
+  if (v === 0) return 0;
+  return checkInt(ctx, v, 'heartbeatMs', Math.max(MIN_HEARTBEAT_MS, g.windowMs), MAX_WINDOW_MS * 7);
+}
 function hex(b: Bytes): string {
   const digits = '0123456789abcdef';
   let s = '0x';
@@ -166,6 +198,10 @@ function addressOfKey(ctx: ViewContext, publicKey: Bytes): string {
 }
 function pad(n: number): string {
   return String(n).padStart(12, '0');
+}
+/** Deadline index key: block times sort as fixed-width decimal. */
+function deadlineKey(gateway: string, deadline: number, device: string): string {
+  return `dl:${gateway}:${String(deadline).padStart(16, '0')}:${device}`;
 }
 
 function member(ctx: ViewContext): Member | null {
@@ -276,6 +312,115 @@ function rescore(ctx: Context, enterprise: string): void {
   });
 }
 
+function liveOf(ctx: ViewContext, device: string): Liveness {
+  return (
+    (ctx.state.get(`live:${device}`) as unknown as Liveness | undefined) ?? {
+      state: 'UNKNOWN',
+      lastSeenAt: 0,
+      lastSeq: 0,
+      deadline: 0,
+      since: 0,
+    }
+  );
+}
+/** Offline devices of an enterprise's site feeding `metric`. */
+function offlineFeeding(ctx: ViewContext, enterprise: string, site: string, metric: string): number {
+  return Number(ctx.state.get(`off:${enterprise}:${site}:${metric}`) ?? 0);
+}
+function addOffline(ctx: Context, d: Device, delta: number): void {
+  const key = `off:${d.enterprise}:${d.site}:${d.metric}`;
+  const n = Number(ctx.state.get(key) ?? 0) + delta;
+  if (n <= 0) ctx.state.delete(key);
+  else ctx.state.set(key, n);
+}
+
+/**
+ * Makes sure a heartbeat check of `g` is pending at or before `at`. A check carries its time and
+ * runs only if it is still the gateway's `hbAt`, so an earlier one superseding a later one leaves
+ * that later one a no-op: at most two are ever pending per gateway.
+ */
+function ensureCheck(ctx: Context, g: Gateway, at: number): void {
+  if (g.hbAt !== 0 && g.hbAt <= at) return;
+  g.hbAt = at;
+  ctx.schedule(at, 'checkHeartbeat', { gateway: g.id, at });
+}
+
+/** Device `d` was named by an anchor of `g` at this block: ONLINE, due again after its heartbeat. */
+function deviceSeen(ctx: Context, g: Gateway, d: Device, seqNo: number): number | null {
+  const live = liveOf(ctx, d.id);
+  if (live.deadline > 0) ctx.state.delete(deadlineKey(g.id, live.deadline, d.id));
+  live.lastSeenAt = ctx.time;
+  live.lastSeq = seqNo;
+  live.deadline = ctx.time + d.heartbeatMs;
+  ctx.state.set(deadlineKey(g.id, live.deadline, d.id), d.id);
+  if (live.state !== 'ONLINE') {
+    if (live.state === 'OFFLINE') {
+      addOffline(ctx, d, -1);
+      ctx.emit('DeviceOnline', {
+        device: d.id,
+        gateway: g.id,
+        enterprise: d.enterprise,
+        site: d.site,
+        metric: d.metric,
+        offlineSince: live.since,
+        seqNo,
+        at: ctx.time,
+      });
+    }
+    live.state = 'ONLINE';
+    live.since = ctx.time;
+  }
+  ctx.state.set(`live:${d.id}`, live as never);
+  return live.deadline;
+}
+
+/** Stops watching a device (suspended, revoked, heartbeat switched off); an OFFLINE one no longer counts. */
+function untrack(ctx: Context, d: Device): void {
+  const live = liveOf(ctx, d.id);
+  if (live.state === 'UNKNOWN' && live.deadline === 0) return;
+  if (live.deadline > 0) ctx.state.delete(deadlineKey(d.gateway, live.deadline, d.id));
+  if (live.state === 'OFFLINE') addOffline(ctx, d, -1);
+  live.state = 'UNKNOWN';
+  live.deadline = 0;
+  live.since = ctx.time;
+  ctx.state.set(`live:${d.id}`, live as never);
+}
+
+/** An overdue device goes OFFLINE, and so do the site's indicators its metric feeds. */
+function deviceOffline(ctx: Context, g: Gateway, deviceId: string): void {
+  const d = ctx.state.get(`dev:${deviceId}`) as unknown as Device | undefined;
+  if (d === undefined) return;
+  const live = liveOf(ctx, d.id);
+  live.deadline = 0;
+  if (live.state === 'OFFLINE') {
+    ctx.state.set(`live:${d.id}`, live as never);
+    return;
+  }
+  live.state = 'OFFLINE';
+  live.since = ctx.time;
+  ctx.state.set(`live:${d.id}`, live as never);
+  addOffline(ctx, d, 1);
+  ctx.emit('DeviceOffline', {
+    device: d.id,
+    gateway: g.id,
+    enterprise: d.enterprise,
+    site: d.site,
+    metric: d.metric,
+    lastSeenAt: live.lastSeenAt,
+    lastSeq: live.lastSeq,
+    heartbeatMs: d.heartbeatMs,
+    at: ctx.time,
+  });
+  for (const id of siteIndicators(ctx, d.enterprise, d.site)) {
+    const ind = getIndicator(ctx, d.enterprise, id);
+    if (ind.metric !== d.metric && ind.denominator !== d.metric) continue;
+    transition(ctx, ind, 'OFFLINE', 'device-offline', { gateway: g.id, device: d.id });
+    ind.breaches = 0;
+    ind.clears = 0;
+    saveIndicator(ctx, ind);
+  }
+}
+
 function aggOf(metrics: MetricAgg[], name: string): MetricAgg | null {
   for (const m of metrics) if (m.metric === name) return m;
   return null;
@@ -332,6 +477,19 @@ function evaluate(
 function applyRules(ctx: Context, g: Gateway, seqNo: number, metrics: MetricAgg[]): void {
   for (const id of siteIndicators(ctx, g.enterprise, g.site)) {
     const ind = getIndicator(ctx, g.enterprise, id);
+    const missing =
+      offlineFeeding(ctx, ind.enterprise, ind.site, ind.metric) +
+      (ind.kind === 'ratio' ? offlineFeeding(ctx, ind.enterprise, ind.site, ind.denominator) : 0);
+    if (missing > 0) {
+      // A device feeding it is silent: the window's aggregate is partial, so it is not judged
+      // (and does not feed the baseline) until every such device reports again.
+      transition(ctx, ind, 'OFFLINE', 'device-offline', { seqNo, gateway: g.id, offlineDevices: missing });
+      ind.breaches = 0;
+      ind.clears = 0;
+      ind.lastSeq = seqNo;
+      saveIndicator(ctx, ind);
+      continue;
+    }
     const r = evaluate(ind, metrics);
     const extra: Record<string, Value> = { seqNo, gateway: g.id, value: r.value, baseline: r.baseline };
     ind.lastValue = r.value;
@@ -435,7 +593,7 @@ export const methods = {
       lastSeq: 0,
       lastWindowEnd: 0,
       lastAnchorAt: 0,
-      hbPending: false,
+      hbAt: 0,
       offline: false,
       gaps: 0,
     };
@@ -475,11 +633,20 @@ export const methods = {
   },
   /**
    * Registers a device reporting `metric` through `gateway` (same enterprise and site). `publicKey`
-   * (Ed25519, 32 bytes) when the device signs its readings, null when it does not. Caller: an admin.
+   * (Ed25519, 32 bytes) when the device signs its readings, null when it does not. `heartbeatMs`
+   * (default: the gateway's): once an anchor has named the device, a silence this long turns it
+   * OFFLINE; 0 for devices that report only on events. Caller: an admin.
    */
   registerDevice(
     ctx: Context,
-    args: { id: string; gateway: string; kind: string; metric: string; publicKey: Bytes | null },
+    args: {
+      id: string;
+      gateway: string;
+      kind: string;
+      metric: string;
+      publicKey: Bytes | null;
+      heartbeatMs?: number;
+    },
   ) {
     const id = checkName(ctx, args?.id, 'device id');
     const g = getGateway(ctx, checkName(ctx, args.gateway, 'gateway'));
@@ -491,8 +658,10 @@ export const methods = {
       args.publicKey === null || args.publicKey === undefined
         ? null
         : checkKey(ctx, args.publicKey, 'publicKey');
+    const heartbeatMs = checkDeviceHeartbeat(ctx, g, args.heartbeatMs ?? g.heartbeatMs);
     if (ctx.state.has(`dev:${id}`)) ctx.revert('EXISTS', `device ${id} exists`);
     count(ctx, `ndev:${g.enterprise}`, MAX_DEVICES, 'devices per enterprise');
+    count(ctx, `ngdev:${g.id}`, MAX_GATEWAY_DEVICES, 'devices per gateway');
     const d: Device = {
       id,
       enterprise: g.enterprise,
@@ -503,6 +672,7 @@ export const methods = {
       publicKey,
       status: 'ACTIVE',
       keyVersion: 1,
+      heartbeatMs,
     };
     ctx.state.set(`dev:${id}`, d as never);
     ctx.state.set(`gdev:${g.id}:${id}`, true);
@@ -514,7 +684,22 @@ export const methods = {
       gateway: d.gateway,
       metric,
       publicKey,
+      heartbeatMs,
     });
+  },
+  /**
+   * Sets a device's heartbeat interval (0: not watched); it applies from the next anchor naming
+   * the device. Switching it off forgets an OFFLINE state. Caller: an admin of the enterprise.
+   */
+  setDeviceHeartbeat(ctx: Context, args: { id: string; heartbeatMs: number }) {
+    const d = getDevice(ctx, checkName(ctx, args?.id, 'device id'));
+    requireAdmin(ctx, d.enterprise);
+    const g = getGateway(ctx, d.gateway);
+    d.heartbeatMs = checkDeviceHeartbeat(ctx, g, args.heartbeatMs);
+    ctx.state.set(`dev:${d.id}`, d as never);
+    if (d.heartbeatMs === 0) untrack(ctx, d);
+    ctx.emit('DeviceHeartbeatSet', { id: d.id, enterprise: d.enterprise, heartbeatMs: d.heartbeatMs });
+    rescore(ctx, d.enterprise);
   },
   /** Replaces a device's signing key. Caller: an admin of the enterprise. */
   rotateDeviceKey(ctx: Context, args: { id: string; publicKey: Bytes }) {
@@ -541,6 +726,8 @@ export const methods = {
     const from = d.status;
     d.status = args.status;
     ctx.state.set(`dev:${d.id}`, d as never);
+    // A suspended or revoked device is expected to be silent: it is no longer watched.
+    if (d.status !== 'ACTIVE') untrack(ctx, d);
     ctx.emit('DeviceStatusChanged', { id: d.id, enterprise: d.enterprise, from, to: d.status });
   },
   /**
@@ -648,7 +835,9 @@ export const methods = {
    * Anchors one window's batch. Caller: the gateway's key. `seqNo` must exceed the last anchored
    * one (a repeat is refused with DUPLICATE_SEQ, so a retried anchor never lands twice; a jump is
    * accepted and emits SequenceGap); the window must be aligned, not overlap the previous one and
-   * not end more than the allowed skew after the block time.
+   * not end more than the allowed skew after the block time. `devices` (optional, strictly
+   * ascending ids of this gateway's devices, at most MAX_GATEWAY_DEVICES) are those with a reading
+   * in the window: their heartbeats.
    */
   anchor(
     ctx: Context,
@@ -661,6 +850,7 @@ export const methods = {
       root: Bytes;
       batchHash: Bytes;
       metrics: unknown[];
+      devices?: string[];
     },
   ) {
     const g = getGateway(ctx, checkName(ctx, args?.gateway, 'gateway'));
@@ -685,6 +875,12 @@ export const methods = {
     const root = checkKey(ctx, args.root, 'root');
     const batchHash = checkKey(ctx, args.batchHash, 'batchHash');
     const metrics = checkMetrics(ctx, args.metrics, n);
+    const named = args.devices ?? [];
+    if (!Array.isArray(named) || named.length > MAX_GATEWAY_DEVICES || named.length > Math.max(n, 0))
+      ctx.revert(
+        'BAD_ARGS',
+        `devices must be a list of at most ${MAX_GATEWAY_DEVICES} ids, none beyond count`,
+      );
     const expected = g.lastSeq + 1;
     if (seqNo !== expected) {
       g.gaps += 1;
@@ -701,10 +897,19 @@ export const methods = {
     g.lastAnchorAt = ctx.time;
     const wasOffline = g.offline;
     g.offline = false;
-    if (!g.hbPending) {
-      g.hbPending = true;
-      ctx.schedule(ctx.time + g.heartbeatMs, 'checkHeartbeat', { gateway: g.id });
+    let earliest = ctx.time + g.heartbeatMs;
+    let prev = '';
+    for (const raw of named) {
+      const id = checkName(ctx, raw, 'device id');
+      if (id <= prev) ctx.revert('BAD_ARGS', 'devices must be strictly ascending');
+      prev = id;
+      const d = getDevice(ctx, id);
+      if (d.gateway !== g.id) ctx.revert('BAD_ARGS', `device ${id} does not report through ${g.id}`);
+      if (d.status !== 'ACTIVE' || d.heartbeatMs === 0) continue;
+      const due = deviceSeen(ctx, g, d, seqNo);
+      if (due !== null && due < earliest) earliest = due;
     }
+    ensureCheck(ctx, g, earliest);
     ctx.state.set(`gw:${g.id}`, g as never);
     const ms = metrics.map((m) => ({ metric: m.metric, n: m.n, min: m.min, max: m.max, sum: m.sum }));
     const record = {
@@ -729,36 +934,63 @@ export const methods = {
     applyRules(ctx, g, seqNo, metrics);
     rescore(ctx, g.enterprise);
   },
-  /** Scheduled: turns the gateway's site OFFLINE if nothing was anchored for heartbeatMs. */
-  checkHeartbeat(ctx: Context, args: { gateway: string }) {
+  /**
+   * Scheduled (see ensureCheck): turns overdue devices OFFLINE, oldest deadline first and at most
+   * MAX_OFFLINE_PER_CHECK of them, then the gateway's site if nothing was anchored for its
+   * heartbeatMs; reschedules itself at the next deadline.
+   */
+  checkHeartbeat(ctx: Context, args: { gateway: string; at: number }) {
     if (ctx.sender !== ctx.contract || !ctx.scheduled)
       ctx.revert('NOT_SCHEDULER', 'checkHeartbeat runs only when scheduled');
     const g = getGateway(ctx, args.gateway);
-    const due = g.lastAnchorAt + g.heartbeatMs;
-    if (ctx.time < due) {
-      ctx.schedule(due, 'checkHeartbeat', { gateway: g.id });
-      return;
+    // Superseded by an earlier check that already rescheduled: nothing to do.
+    if (args.at !== g.hbAt) return;
+    g.hbAt = 0;
+    let next: number | null = null;
+    let changed = false;
+    const prefix = `dl:${g.id}:`;
+    const due = ctx.state.range(prefix, MAX_OFFLINE_PER_CHECK + 1);
+    for (let i = 0; i < due.length; i++) {
+      const [key, device] = due[i]!;
+      const deadline = Number(key.slice(prefix.length, prefix.length + 16));
+      if (deadline > ctx.time) {
+        next = deadline;
+        break;
+      }
+      if (i === MAX_OFFLINE_PER_CHECK) {
+        next = ctx.time + 1;
+        break;
+      }
+      ctx.state.delete(key);
+      deviceOffline(ctx, g, device as string);
+      changed = true;
     }
-    g.hbPending = false;
-    if (g.offline) return;
-    g.offline = true;
+    if (!g.offline) {
+      const gatewayDue = g.lastAnchorAt + g.heartbeatMs;
+      if (ctx.time < gatewayDue) next = next === null ? gatewayDue : Math.min(next, gatewayDue);
+      else {
+        g.offline = true;
+        changed = true;
+        ctx.emit('GatewayOffline', {
+          gateway: g.id,
+          enterprise: g.enterprise,
+          site: g.site,
+          lastAnchorAt: g.lastAnchorAt,
+          lastSeq: g.lastSeq,
+          at: ctx.time,
+        });
+        for (const id of siteIndicators(ctx, g.enterprise, g.site)) {
+          const ind = getIndicator(ctx, g.enterprise, id);
+          transition(ctx, ind, 'OFFLINE', 'missing-heartbeat', { gateway: g.id, lastSeq: g.lastSeq });
+          ind.breaches = 0;
+          ind.clears = 0;
+          saveIndicator(ctx, ind);
+        }
+      }
+    }
+    if (next !== null) ensureCheck(ctx, g, next);
     ctx.state.set(`gw:${g.id}`, g as never);
-    ctx.emit('GatewayOffline', {
-      gateway: g.id,
-      enterprise: g.enterprise,
-      site: g.site,
-      lastAnchorAt: g.lastAnchorAt,
-      lastSeq: g.lastSeq,
-      at: ctx.time,
-    });
-    for (const id of siteIndicators(ctx, g.enterprise, g.site)) {
-      const ind = getIndicator(ctx, g.enterprise, id);
-      transition(ctx, ind, 'OFFLINE', 'missing-heartbeat', { gateway: g.id, lastSeq: g.lastSeq });
-      ind.breaches = 0;
-      ind.clears = 0;
-      saveIndicator(ctx, ind);
-    }
-    rescore(ctx, g.enterprise);
+    if (changed) rescore(ctx, g.enterprise);
   },
   /** ALERT → ACKED. Caller: a member of a lender organisation authorised for the enterprise. */
   acknowledge(ctx: Context, args: { enterprise: string; indicator: string; note?: string }) {
@@ -782,14 +1014,21 @@ export const views = {
   /** Gateway ids of an enterprise (at most 64). */
   gateways: (ctx: ViewContext, args: { enterprise: string }) =>
     ctx.state.get(`egw:${String(args?.enterprise)}`) ?? [],
-  /** The device record, or null. */
-  device: (ctx: ViewContext, args: { id: string }) => ctx.state.get(`dev:${String(args?.id)}`) ?? null,
-  /** Devices of a gateway (at most `limit` ≤ 1000 per page, after device id `after`). */
+  /** The device record with its liveness `live: { state, lastSeenAt, lastSeq, deadline, since }`, or null. */
+  device(ctx: ViewContext, args: { id: string }) {
+    const d = ctx.state.get(`dev:${String(args?.id)}`) as Record<string, Value> | undefined;
+    return d === undefined ? null : { ...d, live: liveOf(ctx, String(args.id)) as never };
+  },
+  /** Devices of a gateway with their liveness (at most `limit` ≤ 1000 per page, after device id `after`). */
   devices(ctx: ViewContext, args: { gateway: string; limit?: number; after?: string }) {
     const prefix = `gdev:${String(args?.gateway)}:`;
     const limit = Math.min(1000, Math.max(1, Number(args.limit ?? 1000)));
     const page = ctx.state.range(prefix, limit, args.after === undefined ? undefined : prefix + args.after);
-    return page.map(([k]) => ctx.state.get(`dev:${k.slice(prefix.length)}`) ?? null);
+    return page.map(([k]) => {
+      const id = k.slice(prefix.length);
+      const d = ctx.state.get(`dev:${id}`) as Record<string, Value> | undefined;
+      return d === undefined ? null : { ...d, live: liveOf(ctx, id) as never };
+    });
   },
   /** Authorised lenders `[{ lender, encryptionKey }]` of an enterprise. */
   lenders: (ctx: ViewContext, args: { enterprise: string }) =>

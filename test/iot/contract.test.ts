@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Value } from '../../core/codec.ts';
 import type { TestChain } from '../../vm/testing.ts';
 import { batch, eventData, eventNames, HEARTBEAT_MS, iotChain, ok, windowBefore } from './contractFixture.ts';
+import type { BlockResult } from '../../vm/executor.ts';
 
 let chain: TestChain;
 afterEach(() => chain?.close());
@@ -274,5 +275,144 @@ describe('rules and the indicator state machine', () => {
     expect(eventNames(back)).toContain('GatewayOnline');
     expect(stateOf('power')).toBe('NORMAL');
     expect(HEARTBEAT_MS).toBeGreaterThan(1000);
+  });
+});
+
+describe('per-device heartbeats', () => {
+  const DEVICE_HB = 5_000;
+  const register = (id: string, metric: string, extra: Record<string, Value> = {}) =>
+    ok(
+      chain.call(
+        'iot',
+        'registerDevice',
+        { id, gateway: 'gw1', kind: 'other', metric, publicKey: null, heartbeatMs: DEVICE_HB, ...extra },
+        { from: 'acmeAdmin' },
+      ),
+    );
+  const anchorNaming = (seq: number, sums: Record<string, number>, devices: string[]) =>
+    chain.call('iot', 'anchor', batch(seq, windowBefore(chain), sums, 'gw1', devices), { from: 'gw' });
+  const live = (id: string) => view('device', { id })['live'] as Record<string, Value>;
+  const eventsOf = (b: BlockResult, name: string) =>
+    b.events.filter((e) => e.name === name).map((e) => e.data as Record<string, Value>);
+
+  it('a device that stops reporting goes OFFLINE through the scheduled check while its gateway keeps anchoring; it recovers when it reports again', () => {
+    chain = iotChain();
+    register('pm1', 'power');
+    register('wm1', 'water');
+    level('power');
+    level('water', { metric: 'water' });
+    expect(live('pm1')['state']).toBe('UNKNOWN');
+    let seq = 0;
+    for (let i = 0; i < 3; i++) ok(anchorNaming(++seq, { power: 1000, water: 50 }, ['pm1', 'wm1']));
+    expect(live('pm1')).toMatchObject({ state: 'ONLINE', lastSeq: 3 });
+    // pm1 falls silent; wm1 and the gateway carry on, one window per block.
+    const offline: Array<Record<string, Value>> = [];
+    for (let i = 0; i < 8 && offline.length === 0; i++) {
+      // The check runs at the start of a block, before its transactions: look at the whole block.
+      const b = chain.block([
+        {
+          contract: 'iot',
+          method: 'anchor',
+          args: batch(++seq, windowBefore(chain), { water: 50 }, 'gw1', ['wm1']),
+          from: 'gw',
+        },
+      ]);
+      ok(b.receipts[b.receipts.length - 1]!);
+      expect(eventsOf(b, 'GatewayOffline')).toEqual([]);
+      offline.push(...eventsOf(b, 'DeviceOffline'));
+    }
+    expect(offline).toEqual([
+      expect.objectContaining({
+        device: 'pm1',
+        gateway: 'gw1',
+        metric: 'power',
+        lastSeq: 3,
+        heartbeatMs: DEVICE_HB,
+      }),
+    ]);
+    expect(live('pm1')['state']).toBe('OFFLINE');
+    expect(live('wm1')['state']).toBe('ONLINE');
+    expect(stateOf('power')).toBe('OFFLINE');
+    expect(stateOf('water')).toBe('NORMAL');
+    expect(view('score', { enterprise: 'acme' })['score']).toBe(500);
+    // While pm1 is silent the power indicator is not judged on partial windows.
+    const partial = ok(anchorNaming(++seq, { water: 50 }, ['wm1']));
+    expect(eventNames(partial)).not.toContain('IndicatorState');
+    expect(view('indicator', { enterprise: 'acme', id: 'power' })['history']).toEqual([1000, 1000, 1000]);
+    // It reports again: DeviceOnline, and the indicator resumes through the state machine.
+    const back = ok(anchorNaming(++seq, { power: 1000, water: 50 }, ['pm1', 'wm1']));
+    expect(eventData(back, 'DeviceOnline')).toMatchObject({ device: 'pm1', seqNo: seq });
+    expect(eventData(back, 'IndicatorState')).toMatchObject({
+      indicator: 'power',
+      from: 'OFFLINE',
+      to: 'NORMAL',
+      reason: 'heartbeat-resumed',
+    });
+    expect(live('pm1')['state']).toBe('ONLINE');
+    expect(view('score', { enterprise: 'acme' })['score']).toBe(1000);
+  });
+
+  it('devices without a heartbeat, suspended devices and the anchor device list', () => {
+    chain = iotChain();
+    register('pm1', 'power');
+    register('gate', 'trucks', { heartbeatMs: 0 });
+    level('power');
+    expect(
+      chain.call(
+        'iot',
+        'registerDevice',
+        { id: 'x', gateway: 'gw1', kind: 'other', metric: 'power', publicKey: null, heartbeatMs: 10 },
+        { from: 'acmeAdmin' },
+      ).errorCode,
+    ).toBe('BAD_ARGS');
+    const start = windowBefore(chain);
+    const bad = (devices: unknown) =>
+      chain.call(
+        'iot',
+        'anchor',
+        { ...(batch(1, start, { power: 1 }) as object), count: 5, devices },
+        {
+          from: 'gw',
+        },
+      ).errorCode;
+    expect(bad(['pm1', 'gate'])).toBe('BAD_ARGS'); // not ascending
+    expect(bad(['gate', 'gate'])).toBe('BAD_ARGS');
+    expect(bad(['nobody'])).toBe('NO_DEVICE');
+    expect(bad('pm1')).toBe('BAD_ARGS');
+    let seq = 0;
+    ok(anchorNaming(++seq, { power: 1000, trucks: 1 }, ['gate', 'pm1']));
+    expect(live('gate')['state']).toBe('UNKNOWN');
+    // Suspending pm1 stops watching it: it never goes OFFLINE, nor does its indicator.
+    ok(chain.call('iot', 'setDeviceStatus', { id: 'pm1', status: 'SUSPENDED' }, { from: 'regulatorAdmin' }));
+    for (let i = 0; i < 10; i++) {
+      ok(anchorNaming(++seq, { trucks: 1 }, ['gate']));
+      expect(eventsOf(chain.advance(0), 'DeviceOffline')).toEqual([]);
+    }
+    expect(live('pm1')['state']).toBe('UNKNOWN');
+    expect(stateOf('power')).not.toBe('OFFLINE');
+    // The heartbeat can be changed by an admin only.
+    expect(
+      chain.call('iot', 'setDeviceHeartbeat', { id: 'gate', heartbeatMs: 2_000 }, { from: 'banker' })
+        .errorCode,
+    ).toBe('NOT_AUTHORIZED');
+    ok(chain.call('iot', 'setDeviceHeartbeat', { id: 'gate', heartbeatMs: 2_000 }, { from: 'acmeAdmin' }));
+    expect(view('device', { id: 'gate' })['heartbeatMs']).toBe(2_000);
+  });
+
+  it('one check turns at most 32 overdue devices OFFLINE; the rest follow in the next block', () => {
+    chain = iotChain();
+    const ids = Array.from({ length: 40 }, (_, i) => `d${String(i).padStart(2, '0')}`);
+    for (const id of ids) register(id, 'power');
+    ok(anchorNaming(1, { power: 1000 }, ids));
+    const perBlock: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const n = eventsOf(chain.advance(1_000), 'DeviceOffline').length;
+      if (n > 0) perBlock.push(n);
+    }
+    expect(perBlock).toEqual([32, 8]);
+    expect(ids.every((id) => live(id)['state'] === 'OFFLINE')).toBe(true);
+    // Every device back in one anchor; the deadline index holds one entry per watched device.
+    const back = ok(anchorNaming(2, { power: 1000 }, ids));
+    expect(back.events.filter((e) => e.name === 'DeviceOnline').length).toBe(40);
   });
 });

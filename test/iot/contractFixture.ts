@@ -78,18 +78,28 @@ export function eventData(r: Receipt, name: string): Record<string, Value> | und
   return r.events.find((e) => e.name === name)?.data as Record<string, Value> | undefined;
 }
 
-/** Anchor arguments for the window starting at `start` with the given metric sums (n = 1 each). */
-export function batch(seqNo: number, start: number, sums: Record<string, number>, gateway = 'gw1'): Value {
+/**
+ * Anchor arguments for the window starting at `start` with the given metric sums (n = 1 each),
+ * naming `devices` (sorted here) as those that reported.
+ */
+export function batch(
+  seqNo: number,
+  start: number,
+  sums: Record<string, number>,
+  gateway = 'gw1',
+  devices?: string[],
+): Value {
   const metrics = Object.entries(sums).map(([metric, sum]) => ({ metric, n: 1, min: sum, max: sum, sum }));
   return {
     gateway,
     seqNo,
     windowStart: start,
     windowEnd: start + WINDOW_MS,
-    count: metrics.length,
+    count: Math.max(metrics.length, devices?.length ?? 0),
     root: new Uint8Array(32).fill(seqNo % 256),
     batchHash: new Uint8Array(32).fill(7),
     metrics,
+    ...(devices === undefined ? {} : { devices: [...devices].sort() }),
   };
 }
 

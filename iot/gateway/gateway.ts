@@ -12,6 +12,19 @@
  *   only then is it anchored; a restart re-anchors closed windows that have no anchored record;
  * - before every (re)send the gateway asks the chain whether that seqNo is anchored, and the
  *   contract refuses a repeated seqNo, so no window is ever anchored twice.
+ *
+ * Bounded disk and memory:
+ * - once a window is anchored, its metadata and reading ids go to `batches/<seqNo>.meta` (written
+ *   durably before the anchored record), and its readings are no longer needed in the log (the
+ *   batch files hold them). When the log has grown by `compactLogBytes`, it is rewritten to a
+ *   snapshot: a checkpoint (last seqNo, end of the last closed window), the closed windows still
+ *   waiting for their anchor (their readings are in their `.leaves` file, checked against the root
+ *   on recovery) and the readings of open windows (appendLog.ts: write, fsync, rename, fsync dir);
+ * - the proof index keeps the anchored windows of the last `proofRetentionMs`, and at most
+ *   `maxIndexedReadings` readings (oldest anchored windows forgotten first); an older reading's
+ *   proof is still served from its batch files when asked with its seqNo. A window is never
+ *   forgotten before it is anchored: when unanchored windows alone fill the index (the chain has
+ *   been unreachable for long), readings are refused with OVERLOADED until anchoring catches up.
  */
 import {
   mkdirSync,
@@ -20,6 +33,7 @@ import {
   fsyncSync,
   writeFileSync,
   readFileSync,
+  readdirSync,
   existsSync,
   renameSync,
 } from 'node:fs';
@@ -30,7 +44,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Aedes, type PublishPacket, type Client as AedesClient } from 'aedes';
 import { connect as mqttConnect, type MqttClient } from 'mqtt';
 import { bytesEqual, toHex, type Bytes } from '../../core/bytes.ts';
@@ -39,7 +53,7 @@ import { sha256 } from '../../core/hash.ts';
 import { addressOf, type KeyPair } from '../../core/keys.ts';
 import { merkleProof, merkleRoot, type MerkleProof } from '../../core/merkle.ts';
 import { createClient, createWallet, type TrellisClient, type Wallet } from '../../rpc/sdk/index.ts';
-import { openAppendLog, readLog, type AppendLog } from './appendLog.ts';
+import { fsyncDir, openAppendLog, readLog, type AppendLog, type RewriteStep } from './appendLog.ts';
 import { encodeEnvelope, sealEnvelope } from './envelope.ts';
 import { IotError } from './errors.ts';
 import {
@@ -55,8 +69,15 @@ import {
 
 /** Most distinct reading ids remembered for duplicate detection (oldest forgotten first). */
 export const MAX_REMEMBERED_READINGS = 1_000_000;
-/** Most reading ids indexed for proofs (oldest forgotten first: the gateway then no longer serves their proofs; the batch files keep them). */
+/**
+ * Default bound of the proof index (reading id → window): about 0.5 GB of memory. Oldest anchored
+ * windows are forgotten first (their proofs stay available by seqNo from the batch files).
+ */
 export const MAX_INDEXED_READINGS = 5_000_000;
+/** Default age of the windows the proof index keeps (one day). */
+export const DEFAULT_PROOF_RETENTION_MS = 86_400_000;
+/** Default growth of the log that triggers a compaction. */
+export const DEFAULT_COMPACT_LOG_BYTES = 8 * 1024 * 1024;
 /** Most readings in one window; beyond it readings are refused (OVERLOADED) until it closes. */
 export const MAX_WINDOW_READINGS = 200_000;
 /** Most readings in one HTTP request. */
@@ -87,6 +108,17 @@ export interface GatewayOptions {
   readonly closeDelayMs?: number;
   /** How often the device registry and lenders are re-read from the chain. Default 5 s. */
   readonly refreshMs?: number;
+  /** The log is compacted once it has grown this much since the last compaction (0: after every anchor). Default 8 MiB. */
+  readonly compactLogBytes?: number;
+  /** Anchored windows older than this leave the proof index (default one day). */
+  readonly proofRetentionMs?: number;
+  /** Most readings in the proof index (default {@link MAX_INDEXED_READINGS}). */
+  readonly maxIndexedReadings?: number;
+  /**
+   * Called at the named points of compaction and anchoring (`compact:<RewriteStep>`,
+   * `anchor:sent`, `anchor:meta`): the crash-safety test kills the process there.
+   */
+  readonly faultPoint?: (name: string) => void;
   /** Structured log sink (default: JSON lines on stderr). */
   readonly log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Clock (tests). */
@@ -105,6 +137,12 @@ export interface GatewayStats {
   anchorRetries: number;
   pendingAnchors: number;
   lastAnchoredSeq: number;
+  compactions: number;
+  /** Size of the readings log now. */
+  logBytes: number;
+  /** Readings in the proof index, and the oldest window it holds (0: none). */
+  indexedReadings: number;
+  indexedFromSeq: number;
 }
 
 /** Proof that one reading is in an anchored window. */
@@ -127,8 +165,11 @@ export interface Gateway {
   stop(): Promise<void>;
   /** Ingests one reading; resolves once it is durable ('accepted') or known ('duplicate'). */
   ingest(r: Reading): Promise<'accepted' | 'duplicate'>;
-  /** The proof of reading (device, n), or throws NOT_FOUND. */
-  proof(device: string, n: number): ReadingProof;
+  /**
+   * The proof of reading (device, n), or throws NOT_FOUND. With `seqNo`, the window is read from
+   * its batch files, so readings that left the proof index are still provable.
+   */
+  proof(device: string, n: number, seqNo?: number): ReadingProof;
   /** Closes every window that has ended (also called by the window timer). */
   closeDueWindows(): Promise<void>;
   readonly stats: GatewayStats;
@@ -150,6 +191,13 @@ interface ClosedWindow {
   root: Bytes;
   batchHash: Bytes;
   metrics: Value[];
+  /** Ids of the devices with a reading in the window, ascending (the contract's heartbeats). */
+  devices: string[];
+}
+
+/** Ids of the devices of `readings`, ascending and unique. */
+export function reportingDevices(readings: readonly AcceptedReading[]): string[] {
+  return [...new Set(readings.map((r) => r.device))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** Per-metric aggregates of a window, as the contract takes them. */
@@ -170,6 +218,7 @@ export function aggregate(readings: readonly AcceptedReading[]): Value[] {
     .map(([metric, a]) => ({ metric, n: a.n, min: a.min, max: a.max, sum: a.sum }));
 }
 
+/** Writes a file whole or not at all, and durably: temp file, fsync, rename, fsync of the directory. */
 function writeDurable(path: string, data: Bytes): void {
   const tmp = `${path}.tmp`;
   writeFileSync(tmp, data);
@@ -180,6 +229,7 @@ function writeDurable(path: string, data: Bytes): void {
     closeSync(fd);
   }
   renameSync(tmp, path);
+  fsyncDir(dirname(path));
 }
 
 const defaultLog: NonNullable<GatewayOptions['log']> = (level, msg, fields = {}) => {
@@ -211,7 +261,17 @@ export function createGateway(options: GatewayOptions): Gateway {
     anchorRetries: 0,
     pendingAnchors: 0,
     lastAnchoredSeq: 0,
+    compactions: 0,
+    logBytes: 0,
+    indexedReadings: 0,
+    indexedFromSeq: 0,
   };
+  const compactLogBytes = options.compactLogBytes ?? DEFAULT_COMPACT_LOG_BYTES;
+  const proofRetentionMs = options.proofRetentionMs ?? DEFAULT_PROOF_RETENTION_MS;
+  const maxIndexedReadings = options.maxIndexedReadings ?? MAX_INDEXED_READINGS;
+  const faultPoint = options.faultPoint ?? (() => undefined);
+  let compactQueued = false;
+  let compactedAt = 0;
   const ports: { mqtt: number | null; http: number | null } = { mqtt: null, http: null };
 
   let client: TrellisClient;
@@ -232,8 +292,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   const open = new Map<number, AcceptedReading[]>();
   /** Reading id → the promise of its durable append (resolved once on disk). */
   const seen = new Map<string, Promise<void>>();
-  /** Reading id → seqNo of its closed window. */
+  /**
+   * The proof index: reading id → seqNo of its closed window, inserted in seqNo order (so the
+   * oldest windows are at the front). Bounded by maxIndexedReadings (see evictIndex).
+   */
   const placed = new Map<string, number>();
+  /** Closed windows still indexed, in seqNo order (evicted together with their readings). */
   const closed = new Map<number, ClosedWindow>();
   const anchored = new Map<number, { height: number; txHash: Bytes }>();
   const anchorQueue: number[] = [];
@@ -255,7 +319,27 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   function place(id: string, seqNo: number): void {
     placed.set(id, seqNo);
-    if (placed.size > MAX_INDEXED_READINGS) placed.delete(placed.keys().next().value!);
+  }
+
+  /**
+   * Forgets the oldest anchored windows while they are older than the retention or the index is
+   * over its bound; stops at the first window not yet anchored (it must stay provable and known).
+   */
+  function evictIndex(): void {
+    const horizon = now() - proofRetentionMs;
+    for (const [seq, w] of closed) {
+      if (w.windowStart + windowMs >= horizon && placed.size <= maxIndexedReadings) break;
+      if (!anchored.has(seq)) break;
+      closed.delete(seq);
+      anchored.delete(seq);
+      leavesCache.delete(seq);
+      for (const [id, s] of placed) {
+        if (s > seq) break;
+        placed.delete(id);
+      }
+    }
+    stats.indexedReadings = placed.size;
+    stats.indexedFromSeq = closed.keys().next().value ?? 0;
   }
 
   function reject(reason: string, message: string, meta: Record<string, unknown>): never {
@@ -310,6 +394,15 @@ export function createGateway(options: GatewayOptions): Gateway {
       await known;
       return 'duplicate';
     }
+    if (placed.size >= maxIndexedReadings) {
+      evictIndex();
+      if (placed.size >= maxIndexedReadings)
+        reject(
+          'OVERLOADED',
+          `the proof index holds ${placed.size} readings of windows not yet anchored (bound ${maxIndexedReadings}); retry once anchoring catches up`,
+          {},
+        );
+    }
     const receivedAt = now();
     let ws = Math.floor(receivedAt / windowMs) * windowMs;
     if (ws < closedUntil) ws = closedUntil;
@@ -349,6 +442,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       root,
       batchHash,
       metrics: aggregate(readings),
+      devices: reportingDevices(readings),
     };
     // The close record makes the window's seqNo final; the window is anchored only after it.
     await appendLog.append(encodeValue(['c', seqNo, ws, w.count, root, batchHash, w.metrics]));
@@ -375,6 +469,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         }
         due.sort((a, b) => a - b);
         for (const ws of due) await closeWindow(ws);
+        evictIndex();
       });
     return closing;
   }
@@ -395,6 +490,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       root: w.root,
       batchHash: w.batchHash,
       metrics: w.metrics,
+      devices: w.devices,
     };
   }
 
@@ -423,6 +519,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       30_000,
     );
     if (rv.receipt.status === 'ok') {
+      faultPoint('anchor:sent');
       await markAnchored(w.seqNo, rv.height, rv.receipt.txHash);
       return true;
     }
@@ -433,10 +530,56 @@ export function createGateway(options: GatewayOptions): Gateway {
   }
 
   async function markAnchored(seqNo: number, height: number, txHash: Bytes): Promise<void> {
+    const w = closed.get(seqNo)!;
+    // The window's metadata and reading ids outlive its log records (see compactLog).
+    const ids = leavesOf(seqNo).map((l) => readingId(decodeLeaf(l)));
+    writeDurable(
+      batchPath(seqNo, 'meta'),
+      encodeValue([seqNo, w.windowStart, w.count, w.root, w.batchHash, w.metrics, height, txHash, ids]),
+    );
+    faultPoint('anchor:meta');
     await appendLog.append(encodeValue(['a', seqNo, height, txHash]));
     anchored.set(seqNo, { height, txHash });
     stats.windowsAnchored++;
     stats.lastAnchoredSeq = Math.max(stats.lastAnchoredSeq, seqNo);
+    evictIndex();
+    stats.logBytes = appendLog.bytes;
+    if (appendLog.bytes - compactedAt >= compactLogBytes && !compactQueued) {
+      compactQueued = true;
+      // On the closing chain: no window closes while the snapshot is taken.
+      closing = closing
+        .catch(() => undefined)
+        .then(compactLog)
+        .catch((e: unknown) => log('error', 'COMPACTION_FAILED', { error: (e as Error).message }));
+    }
+  }
+
+  /**
+   * Rewrites the log to what a restart needs: a checkpoint, the closed windows not yet anchored
+   * (as 'C' records: their readings are in their durable `.leaves` file) and the open windows'
+   * readings. Anchored windows are dropped: their `.meta` file was written before their anchored
+   * record, and the chain holds their root.
+   */
+  async function compactLog(): Promise<void> {
+    compactQueued = false;
+    if (stopping) return;
+    const { before, after } = await appendLog.rewrite(
+      () => {
+        const records: Bytes[] = [encodeValue(['k', lastSeq, closedUntil, stats.lastAnchoredSeq])];
+        for (const [seq, w] of closed) {
+          if (anchored.has(seq)) continue;
+          records.push(encodeValue(['C', seq, w.windowStart, w.count, w.root, w.batchHash, w.metrics]));
+        }
+        for (const ws of [...open.keys()].sort((a, b) => a - b))
+          for (const r of open.get(ws)!) records.push(encodeValue(['r', ws, encodeLeaf(r)]));
+        return records;
+      },
+      (step: RewriteStep) => faultPoint(`compact:${step}`),
+    );
+    compactedAt = after;
+    stats.compactions++;
+    stats.logBytes = after;
+    log('info', 'LOG_COMPACTED', { before, after });
   }
 
   async function runAnchors(): Promise<void> {
@@ -473,20 +616,66 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   }
 
+  /** The leaves of a closed window from its batch file, checked against its count and root. */
+  function loadLeaves(seqNo: number, count: number, root: Bytes): Bytes[] {
+    const p = batchPath(seqNo, 'leaves');
+    if (!existsSync(p))
+      throw new IotError('CORRUPT_LOG', `window ${seqNo} is closed but ${p} is missing`, { seqNo });
+    const leaves = unpackCanonical(readFileSync(p), 'leaves') as Bytes[];
+    if (leaves.length !== count || !bytesEqual(merkleRoot(leaves), root))
+      throw new IotError('CORRUPT_LOG', `${p} does not match the root and count of window ${seqNo}`, {
+        seqNo,
+      });
+    return leaves;
+  }
+
+  /** Metadata of an anchored window, from its `.meta` file. */
+  function readMeta(seqNo: number): { w: ClosedWindow; height: number; txHash: Bytes; ids: string[] } | null {
+    const p = batchPath(seqNo, 'meta');
+    if (!existsSync(p)) return null;
+    const [seq, ws, count, root, batchHash, metrics, height, txHash, ids] = readArray(
+      unpackCanonical(readFileSync(p), 'meta'),
+      9,
+      'window meta',
+    ) as [number, number, number, Bytes, Bytes, Value[], number, Bytes, string[]];
+    return {
+      w: {
+        seqNo: Number(seq),
+        windowStart: Number(ws),
+        count: Number(count),
+        root,
+        batchHash,
+        metrics,
+        devices: [],
+      },
+      height: Number(height),
+      txHash,
+      ids,
+    };
+  }
+
   function recover(chainLastSeq: number, chainLastWindowEnd: number): void {
     const { records, truncatedBytes } = readLog(logPath);
     if (truncatedBytes > 0) log('warn', 'LOG_TAIL_TRUNCATED', { bytes: truncatedBytes });
+    /** Closed windows found in the log, with their readings. */
+    const fromLog = new Map<number, { w: ClosedWindow; readings: AcceptedReading[] }>();
+    const logAnchored = new Map<number, { height: number; txHash: Bytes }>();
+    // A compaction may repeat a reading that was also waiting to be appended: keep one.
+    const replayed = new Set<string>();
     for (const rec of records) {
       const a = unpackCanonical(rec, 'log record') as unknown[];
       if (a[0] === 'r') {
         const [, ws, leaf] = readArray(a, 3, 'reading record') as [number, number, Bytes];
         const r = decodeLeaf(leaf);
+        const id = readingId(r);
+        if (replayed.has(id)) continue;
+        replayed.add(id);
         const list = open.get(Number(ws)) ?? [];
         list.push(r);
         open.set(Number(ws), list);
-        remember(readingId(r), Promise.resolve());
-      } else if (a[0] === 'c') {
-        const [, seq, ws, count, root, batchHash, metrics] = readArray(a, 7, 'close record') as [
+        remember(id, Promise.resolve());
+      } else if (a[0] === 'c' || a[0] === 'C') {
+        const [kind, seq, ws, count, root, batchHash, metrics] = readArray(a, 7, 'close record') as [
           string,
           number,
           number,
@@ -495,39 +684,96 @@ export function createGateway(options: GatewayOptions): Gateway {
           Bytes,
           Value[],
         ];
-        const readings = open.get(Number(ws)) ?? [];
-        open.delete(Number(ws));
-        if (readings.length !== Number(count)) {
-          throw new IotError(
-            'CORRUPT_LOG',
-            `window ${ws} closed with ${count} readings, the log holds ${readings.length}`,
-            {},
-          );
+        let readings: AcceptedReading[];
+        if (kind === 'c') {
+          readings = open.get(Number(ws)) ?? [];
+          open.delete(Number(ws));
+          if (readings.length !== Number(count)) {
+            throw new IotError(
+              'CORRUPT_LOG',
+              `window ${ws} closed with ${count} readings, the log holds ${readings.length}`,
+              {},
+            );
+          }
+        } else {
+          readings = loadLeaves(Number(seq), Number(count), root).map(decodeLeaf);
         }
-        closed.set(Number(seq), {
-          seqNo: Number(seq),
-          windowStart: Number(ws),
-          count: Number(count),
-          root,
-          batchHash,
-          metrics,
+        fromLog.set(Number(seq), {
+          w: {
+            seqNo: Number(seq),
+            windowStart: Number(ws),
+            count: Number(count),
+            root,
+            batchHash,
+            metrics,
+            devices: reportingDevices(readings),
+          },
+          readings,
         });
-        for (const r of readings) place(readingId(r), Number(seq));
         lastSeq = Math.max(lastSeq, Number(seq));
         closedUntil = Math.max(closedUntil, Number(ws) + windowMs);
       } else if (a[0] === 'a') {
         const [, seq, height, txHash] = readArray(a, 4, 'anchored record') as [string, number, number, Bytes];
-        anchored.set(Number(seq), { height: Number(height), txHash });
+        logAnchored.set(Number(seq), { height: Number(height), txHash });
         stats.lastAnchoredSeq = Math.max(stats.lastAnchoredSeq, Number(seq));
+      } else if (a[0] === 'k') {
+        const [, seq, until, anchoredSeq] = readArray(a, 4, 'checkpoint') as [string, number, number, number];
+        lastSeq = Math.max(lastSeq, Number(seq));
+        closedUntil = Math.max(closedUntil, Number(until));
+        stats.lastAnchoredSeq = Math.max(stats.lastAnchoredSeq, Number(anchoredSeq));
       } else {
         throw new IotError('CORRUPT_LOG', `unknown log record ${String(a[0])}`, {});
       }
     }
+    // Anchored windows the log no longer holds, newest first, back to the retention or the bound.
+    const horizon = now() - proofRetentionMs;
+    const metaSeqs = readdirSync(batchDir)
+      .filter((f) => /^\d{12}\.meta$/.test(f))
+      .map((f) => Number(f.slice(0, 12)))
+      .sort((a, b) => b - a);
+    const fromMeta: Array<NonNullable<ReturnType<typeof readMeta>>> = [];
+    let indexed = [...fromLog.values()].reduce((n, x) => n + x.readings.length, 0);
+    for (const seq of metaSeqs) {
+      if (fromLog.has(seq)) {
+        // Closed in the log, and its .meta says it is anchored (a crash before the 'a' record).
+        const m = readMeta(seq)!;
+        if (!logAnchored.has(seq)) logAnchored.set(seq, { height: m.height, txHash: m.txHash });
+        continue;
+      }
+      const m = readMeta(seq)!;
+      if (m.w.windowStart + windowMs < horizon || indexed + m.ids.length > maxIndexedReadings) break;
+      indexed += m.ids.length;
+      fromMeta.push(m);
+      lastSeq = Math.max(lastSeq, seq);
+      closedUntil = Math.max(closedUntil, m.w.windowStart + windowMs);
+      stats.lastAnchoredSeq = Math.max(stats.lastAnchoredSeq, seq);
+    }
+    // Into the index in seqNo order, so eviction finds the oldest at the front.
+    const all = [
+      ...fromMeta.map((m) => ({
+        seq: m.w.seqNo,
+        w: m.w,
+        ids: m.ids,
+        a: { height: m.height, txHash: m.txHash },
+      })),
+      ...[...fromLog.entries()].map(([seq, x]) => ({
+        seq,
+        w: x.w,
+        ids: x.readings.map(readingId),
+        a: logAnchored.get(seq) ?? null,
+      })),
+    ].sort((x, y) => x.seq - y.seq);
+    for (const x of all) {
+      closed.set(x.seq, x.w);
+      if (x.a !== null) anchored.set(x.seq, x.a);
+      for (const id of x.ids) place(id, x.seq);
+    }
     // A lost or fresh disk: continue after what the chain has, never reusing a seqNo.
     if (chainLastSeq > lastSeq) lastSeq = chainLastSeq;
     closedUntil = Math.max(closedUntil, chainLastWindowEnd);
-    for (const seq of [...closed.keys()].sort((a, b) => a - b)) if (!anchored.has(seq)) anchorQueue.push(seq);
+    for (const seq of closed.keys()) if (!anchored.has(seq)) anchorQueue.push(seq);
     stats.pendingAnchors = anchorQueue.length;
+    evictIndex();
     log('info', 'GATEWAY_RECOVERED', {
       records: records.length,
       openWindows: open.size,
@@ -550,32 +796,40 @@ export function createGateway(options: GatewayOptions): Gateway {
     return leaves;
   }
 
-  function proof(device: string, n: number): ReadingProof {
+  function proof(device: string, n: number, seqNo?: number): ReadingProof {
     const id = readingId({ device, n });
-    const seqNo = placed.get(id);
-    if (seqNo === undefined) {
-      throw new IotError('NOT_FOUND', `reading ${id} is not in a closed window of this gateway`, {
-        device,
-        n,
-      });
+    const seq = seqNo ?? placed.get(id);
+    if (seq === undefined) {
+      throw new IotError(
+        'NOT_FOUND',
+        `reading ${id} is not in the proof index of this gateway (it holds windows from seqNo ${stats.indexedFromSeq}); ask with its seqNo for an older one`,
+        { device, n },
+      );
     }
-    const w = closed.get(seqNo)!;
-    const leaves = leavesOf(seqNo);
+    let w = closed.get(seq);
+    let where = anchored.get(seq) ?? null;
+    if (w === undefined) {
+      const m = readMeta(seq);
+      if (m === null) throw new IotError('NOT_FOUND', `window ${seq} is not kept here`, { seqNo: seq });
+      w = m.w;
+      where = { height: m.height, txHash: m.txHash };
+    }
+    const leaves = leavesOf(seq);
     const index = leaves.findIndex((l) => {
       const r = decodeLeaf(l);
       return r.device === device && r.n === n;
     });
-    if (index < 0) throw new IotError('NOT_FOUND', `reading ${id} missing from batch ${seqNo}`, {});
+    if (index < 0) throw new IotError('NOT_FOUND', `reading ${id} is not in window ${seq}`, { seqNo: seq });
     return {
       gateway: options.gatewayId,
-      seqNo,
+      seqNo: seq,
       windowStart: w.windowStart,
       windowEnd: w.windowStart + windowMs,
       root: w.root,
       leaf: leaves[index]!,
       proof: merkleProof(leaves, index),
       reading: decodeLeaf(leaves[index]!),
-      anchored: anchored.get(seqNo) ?? null,
+      anchored: where,
     };
   }
 
@@ -594,6 +848,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     try {
       if (req.method === 'GET' && url.pathname === '/health') return send(200, { ok: running });
       if (req.method === 'GET' && url.pathname === '/status') {
+        stats.logBytes = appendLog.bytes;
         return send(200, {
           gateway: options.gatewayId,
           enterprise,
@@ -606,9 +861,11 @@ export function createGateway(options: GatewayOptions): Gateway {
       if (req.method === 'GET' && url.pathname === '/proof') {
         const device = url.searchParams.get('device') ?? '';
         const n = Number(url.searchParams.get('n'));
-        if (device === '' || !Number.isSafeInteger(n))
-          return send(400, { error: 'BAD_REQUEST', message: 'expected ?device=ID&n=N' });
-        const p = proof(device, n);
+        const seqParam = url.searchParams.get('seqNo');
+        const seq = seqParam === null ? undefined : Number(seqParam);
+        if (device === '' || !Number.isSafeInteger(n) || (seq !== undefined && !Number.isSafeInteger(seq)))
+          return send(400, { error: 'BAD_REQUEST', message: 'expected ?device=ID&n=N[&seqNo=S]' });
+        const p = proof(device, n, seq);
         return send(200, { ...p, reading: { ...p.reading } });
       }
       if (req.method === 'POST' && url.pathname === '/readings') {
@@ -646,7 +903,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       }
       return send(404, {
         error: 'NOT_FOUND',
-        message: 'GET /health, /status, /proof?device=&n=; POST /readings',
+        message: 'GET /health, /status, /proof?device=&n=[&seqNo=]; POST /readings',
       });
     } catch (err) {
       const code = err instanceof IotError ? err.code : 'ERROR';
@@ -764,6 +1021,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       recover(Number(g['lastSeq']), Number(g['lastWindowEnd']));
       await refreshRegistry(true);
       appendLog = await openAppendLog(logPath);
+      stats.logBytes = appendLog.bytes;
+      // A log grown before a crash is compacted once the first anchor lands (markAnchored).
       liveFrom = Math.max(closedUntil, Math.floor(now() / windowMs) * windowMs);
       running = true;
       anchorLoop = runAnchors();

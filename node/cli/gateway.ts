@@ -29,6 +29,9 @@ Options:
   --http-port N          HTTP port for ingest, proofs and status (default 8090; 0 = any)
   --http-host HOST       address HTTP binds (default 127.0.0.1)
   --close-delay-ms N     wait after a window's end before closing it (default 200)
+  --compact-log-bytes N  compact the readings log after it grew N bytes (default 8 MiB)
+  --proof-retention-ms N anchored windows older than N ms leave the proof index (default 1 day;
+                         their proofs stay available with &seqNo=)
   -h, --help             show this help`;
 
 /** The `trellis gateway` command. */
@@ -52,6 +55,8 @@ export const gatewayCommand: Command = {
         'http-port': { type: 'string' },
         'http-host': { type: 'string' },
         'close-delay-ms': { type: 'string' },
+        'compact-log-bytes': { type: 'string' },
+        'proof-retention-ms': { type: 'string' },
       },
       USAGE,
     );
@@ -89,6 +94,8 @@ export const gatewayCommand: Command = {
           };
     const httpPort = stringOption(v, 'http-port');
     const closeDelay = stringOption(v, 'close-delay-ms');
+    const compactBytes = stringOption(v, 'compact-log-bytes');
+    const retention = stringOption(v, 'proof-retention-ms');
     const gateway = createGateway({
       dir,
       gatewayId,
@@ -101,6 +108,12 @@ export const gatewayCommand: Command = {
       ...(closeDelay === undefined
         ? {}
         : { closeDelayMs: integerOption(closeDelay, 'close-delay-ms', 0, 600_000, USAGE) }),
+      ...(compactBytes === undefined
+        ? {}
+        : { compactLogBytes: integerOption(compactBytes, 'compact-log-bytes', 0, 2 ** 40, USAGE) }),
+      ...(retention === undefined
+        ? {}
+        : { proofRetentionMs: integerOption(retention, 'proof-retention-ms', 0, 2 ** 45, USAGE) }),
     });
     await gateway.start();
     console.log(

@@ -315,6 +315,13 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
   function decodeTxs(block: Block): SignedTransaction[] | string {
     const out: SignedTransaction[] = [];
     for (let i = 0; i < block.txs.length; i++) {
+      // A transaction this node admitted was decoded and verified then: reuse it (a follower
+      // otherwise decodes and verifies every transaction of a proposal a second time).
+      const held = mempool.lookup(block.txs[i]!);
+      if (held !== undefined) {
+        out.push(held);
+        continue;
+      }
       let stx: SignedTransaction;
       try {
         stx = decodeSignedTx(block.txs[i]!, chainId);

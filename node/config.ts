@@ -60,6 +60,11 @@ export interface NodeConfig {
   readonly p2p: Endpoint;
   readonly rpc: Endpoint;
   readonly logLevel: LogLevel;
+  /**
+   * Worker threads that verify incoming transaction signatures; 0 verifies on the main thread.
+   * Absent: one per spare core, at most 4 (node/txVerifier.ts).
+   */
+  readonly verifyWorkers?: number;
 }
 
 /** The JSON shape of config.json; paths are relative to the home directory (or absolute). */
@@ -73,6 +78,7 @@ export interface NodeConfigJson {
   p2p: { host: string; port: number };
   rpc: { host: string; port: number };
   logLevel?: LogLevel;
+  verifyWorkers?: number;
 }
 
 /** File names inside a node home. */
@@ -153,6 +159,7 @@ export function validateNodeConfig(json: unknown, home: string): NodeConfig {
     'p2p',
     'rpc',
     'logLevel',
+    'verifyWorkers',
   ];
   const o = reader.object(json, 'config', fields, [
     'name',
@@ -183,9 +190,13 @@ export function validateNodeConfig(json: unknown, home: string): NodeConfig {
     logLevel:
       o['logLevel'] === undefined ? 'info' : reader.oneOf(o['logLevel'], 'config.logLevel', LOG_LEVELS),
   };
+  const withWorkers: NodeConfig =
+    o['verifyWorkers'] === undefined
+      ? config
+      : { ...config, verifyWorkers: reader.integer(o['verifyWorkers'], 'config.verifyWorkers', 0, 16) };
   return o['passphraseFile'] === undefined
-    ? config
-    : { ...config, passphraseFile: pathField(o['passphraseFile'], 'config.passphraseFile', absHome) };
+    ? withWorkers
+    : { ...withWorkers, passphraseFile: pathField(o['passphraseFile'], 'config.passphraseFile', absHome) };
 }
 
 /**

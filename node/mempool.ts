@@ -59,8 +59,22 @@ export interface Mempool {
   /**
    * Validates (shape, chainId, size, signature, nonce) and adds a transaction given as wire bytes
    * or decoded. Returns the decoded transaction; throws MempoolError and changes nothing if refused.
+   * `verified: true` skips the signature check: only for a transaction whose signature the caller
+   * has just verified (node/txVerifier.ts does it off the main thread).
    */
-  add(tx: Bytes | SignedTransaction): SignedTransaction;
+  add(tx: Bytes | SignedTransaction, opts?: { readonly verified?: boolean }): SignedTransaction;
+  /** Decodes wire bytes as {@link add} does; throws MempoolError (MALFORMED, WRONG_CHAIN, TOO_LARGE). */
+  decode(tx: Bytes): SignedTransaction;
+  /**
+   * Every check of {@link add} but the signature, without adding: lets a caller verify the
+   * signature elsewhere only for transactions that would be taken. Throws MempoolError.
+   */
+  check(tx: SignedTransaction): void;
+  /**
+   * The held transaction with exactly these wire bytes: decoded and verified when it was admitted,
+   * so a proposal that carries it needs neither again.
+   */
+  lookup(wire: Bytes): SignedTransaction | undefined;
   /** True when the pool holds a transaction with this hash. */
   has(hash: Bytes): boolean;
   /**
@@ -94,7 +108,11 @@ export function createMempool(options: MempoolOptions, deps: MempoolDeps): Mempo
   // Senders in order of first arrival; both maps bounded by maxTxs (a sender is removed when empty).
   const senders = new Map<string, SenderQueue>();
   const byHash = new Map<string, SignedTransaction>();
+  /** The same transactions keyed by their wire bytes (as latin1 strings), for {@link Mempool.lookup}. */
+  const byWire = new Map<string, SignedTransaction>();
   let bytesHeld = 0;
+  const wireKey = (bytes: Bytes): string =>
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 
   function refuse(code: MempoolErrorCode, message: string, meta: Record<string, unknown> = {}): never {
     throw new MempoolError(code, message, meta);
@@ -117,54 +135,70 @@ export function createMempool(options: MempoolOptions, deps: MempoolDeps): Mempo
     if (stx === undefined) return;
     q.byNonce.delete(nonce);
     byHash.delete(toHex(stx.hash));
+    byWire.delete(wireKey(stx.bytes));
     bytesHeld -= stx.bytes.length;
     if (q.byNonce.size === 0) senders.delete(key);
   }
 
+  /** Every check but the signature; returns the sender's queue key and next nonce. */
+  function precheck(stx: SignedTransaction): { key: string; base: number; existing?: SenderQueue } {
+    if (stx.tx.chainId !== options.chainId) {
+      refuse('WRONG_CHAIN', `chainId "${stx.tx.chainId}", expected "${options.chainId}"`);
+    }
+    const hash = toHex(stx.hash);
+    if (byHash.has(hash)) refuse('DUPLICATE', `transaction ${hash} is already pending`, { hash });
+    if (stx.tx.gasLimit > maxTxGas) {
+      refuse('GAS_LIMIT', `gasLimit ${stx.tx.gasLimit} exceeds the block gas limit ${maxTxGas}`);
+    }
+    const key = senderKey(stx.tx.from);
+    const existing = senders.get(key);
+    const base = existing?.base ?? deps.nextNonce(addressOf(stx.tx.from));
+    const nonce = stx.tx.nonce;
+    if (nonce < base)
+      refuse('NONCE_TOO_LOW', `nonce ${nonce} already used; next is ${base}`, { nonce, next: base });
+    if (nonce > base + maxNonceGap) {
+      refuse('NONCE_TOO_HIGH', `nonce ${nonce} is more than ${maxNonceGap} ahead of the next nonce ${base}`, {
+        nonce,
+        next: base,
+      });
+    }
+    if (existing?.byNonce.has(nonce) === true) {
+      refuse('DUPLICATE', `nonce ${nonce} of this sender is already pending`, { nonce });
+    }
+    if ((existing?.byNonce.size ?? 0) >= maxPerSender) {
+      refuse('SENDER_FULL', `sender already has ${maxPerSender} pending transactions`);
+    }
+    if (byHash.size >= maxTxs || bytesHeld + stx.bytes.length > maxBytes) {
+      refuse('MEMPOOL_FULL', `mempool full (${byHash.size} transactions, ${bytesHeld} bytes)`);
+    }
+    return existing === undefined ? { key, base } : { key, base, existing };
+  }
+
   return {
-    add(input) {
+    add(input, opts) {
       const stx = decode(input);
-      if (stx.tx.chainId !== options.chainId) {
-        refuse('WRONG_CHAIN', `chainId "${stx.tx.chainId}", expected "${options.chainId}"`);
-      }
-      const hash = toHex(stx.hash);
-      if (byHash.has(hash)) refuse('DUPLICATE', `transaction ${hash} is already pending`, { hash });
-      if (stx.tx.gasLimit > maxTxGas) {
-        refuse('GAS_LIMIT', `gasLimit ${stx.tx.gasLimit} exceeds the block gas limit ${maxTxGas}`);
-      }
-      const key = senderKey(stx.tx.from);
-      const existing = senders.get(key);
-      const base = existing?.base ?? deps.nextNonce(addressOf(stx.tx.from));
-      const nonce = stx.tx.nonce;
-      if (nonce < base)
-        refuse('NONCE_TOO_LOW', `nonce ${nonce} already used; next is ${base}`, { nonce, next: base });
-      if (nonce > base + maxNonceGap) {
-        refuse(
-          'NONCE_TOO_HIGH',
-          `nonce ${nonce} is more than ${maxNonceGap} ahead of the next nonce ${base}`,
-          {
-            nonce,
-            next: base,
-          },
-        );
-      }
-      if (existing?.byNonce.has(nonce) === true) {
-        refuse('DUPLICATE', `nonce ${nonce} of this sender is already pending`, { nonce });
-      }
-      if ((existing?.byNonce.size ?? 0) >= maxPerSender) {
-        refuse('SENDER_FULL', `sender already has ${maxPerSender} pending transactions`);
-      }
-      if (byHash.size >= maxTxs || bytesHeld + stx.bytes.length > maxBytes) {
-        refuse('MEMPOOL_FULL', `mempool full (${byHash.size} transactions, ${bytesHeld} bytes)`);
-      }
+      const { key, base, existing } = precheck(stx);
       // Verify last: it is the expensive check, and everything cheaper has passed.
-      if (!verifyTx(stx)) refuse('BAD_SIGNATURE', 'signature does not match the sender and transaction');
+      if (opts?.verified !== true && !verifyTx(stx)) {
+        refuse('BAD_SIGNATURE', 'signature does not match the sender and transaction');
+      }
       const q = existing ?? { base, byNonce: new Map<number, SignedTransaction>() };
       if (existing === undefined) senders.set(key, q);
-      q.byNonce.set(nonce, stx);
-      byHash.set(hash, stx);
+      q.byNonce.set(stx.tx.nonce, stx);
+      byHash.set(toHex(stx.hash), stx);
+      byWire.set(wireKey(stx.bytes), stx);
       bytesHeld += stx.bytes.length;
       return stx;
+    },
+
+    decode,
+
+    check(stx) {
+      precheck(stx);
+    },
+
+    lookup(wire) {
+      return byWire.get(wireKey(wire));
     },
 
     has(hash) {

@@ -10,7 +10,7 @@ import { TrellisError } from '../core/errors.ts';
 import { addressOf, type KeyPair } from '../core/keys.ts';
 import { encodeStateProof } from '../core/stateProof.ts';
 import type { StateReader } from '../core/stateView.ts';
-import { validatorOf, type Validator } from '../core/types.ts';
+import { validatorOf, type SignedTransaction, type Validator } from '../core/types.ts';
 import { createMemoizedVerifier } from '../consensus/config.ts';
 import { createKeySigner, openSafetyRules } from '../consensus/safetyRules.ts';
 import { NodeApiError, type ContractInfo, type NodeApi } from '../rpc/nodeApi.ts';
@@ -32,7 +32,9 @@ import {
 import { loadNodeKey } from './keystore.ts';
 import { createP2p, type P2p } from './p2p/p2p.ts';
 import { peerIdOf } from './p2p/members.ts';
+import { MempoolError } from './mempool.ts';
 import { createFileSafetyStore } from './safetyFile.ts';
+import { createTxVerifier, defaultVerifyWorkers, TxVerifierError } from './txVerifier.ts';
 import { scfLifecyclePolicy } from './scfGenesis.ts';
 import { openStateStore } from './state/stateStore.ts';
 import { createBlockStore } from './storage/blockStore.ts';
@@ -159,6 +161,62 @@ async function assemble(
     },
   );
 
+  // Signatures of incoming transactions are verified in batches on worker threads (one per spare
+  // core), so the main thread keeps executing and committing meanwhile.
+  const verifier = createTxVerifier({ workers: config.verifyWorkers ?? defaultVerifyWorkers() });
+  closers.push(() => verifier.close());
+
+  /** Admits one transaction from RPC: every cheap check, then the signature off-thread. */
+  async function admit(bytes: Bytes): Promise<SignedTransaction> {
+    const stx = chain.mempool.decode(bytes);
+    chain.mempool.check(stx);
+    let ok: boolean;
+    try {
+      [ok = false] = await verifier.verify([stx]);
+    } catch (err) {
+      if (err instanceof TxVerifierError && err.code === 'BUSY') {
+        throw new MempoolError('MEMPOOL_FULL', `${err.message}; try again shortly`, {});
+      }
+      throw err;
+    }
+    if (!ok)
+      throw new MempoolError('BAD_SIGNATURE', 'signature does not match the sender and transaction', {});
+    // Checked again as it is added: another transaction may have taken the nonce meanwhile.
+    return chain.mempool.add(stx, { verified: true });
+  }
+
+  /** Admits a gossiped batch; refusals are normal in gossip (duplicates, stale nonces) and dropped. */
+  async function admitGossip(txs: readonly Bytes[]): Promise<void> {
+    const candidates: SignedTransaction[] = [];
+    for (const t of txs) {
+      try {
+        const stx = chain.mempool.decode(t);
+        chain.mempool.check(stx);
+        candidates.push(stx);
+      } catch {
+        // The sender's node reported the refusal to its client.
+      }
+    }
+    if (candidates.length === 0) return;
+    let results: boolean[];
+    try {
+      results = await verifier.verify(candidates);
+    } catch {
+      return; // busy or closing: gossip is best effort; the proposal carries the transactions anyway.
+    }
+    let added = 0;
+    for (const [i, stx] of candidates.entries()) {
+      if (results[i] !== true) continue;
+      try {
+        chain.mempool.add(stx, { verified: true });
+        added++;
+      } catch {
+        // Taken meanwhile (duplicate or nonce): fine.
+      }
+    }
+    if (added > 0) driverRef?.onTransactions();
+  }
+
   // Members: validators and registered observers; the gater admits no one else.
   const members = [...genesis.validators, ...genesis.observers].map((v) => ({
     publicKey: v.publicKey,
@@ -177,16 +235,7 @@ async function assemble(
           {
             onConsensusMessage: (from, bytes) => driverRef?.onPeerMessage(from, bytes),
             onTxs: (_from, txs) => {
-              let added = 0;
-              for (const t of txs) {
-                try {
-                  chain.mempool.add(t);
-                  added++;
-                } catch {
-                  // Duplicates and stale nonces are normal in gossip; the sender's node reported the rest.
-                }
-              }
-              if (added > 0) driverRef?.onTransactions();
+              void admitGossip(txs);
             },
             serveBlocks: async (from, max) => {
               const out: Bytes[] = [];
@@ -249,6 +298,7 @@ async function assemble(
     selfAddress,
     publicKey: keys.publicKey,
     version: packageVersion(),
+    admit,
     onAccepted: (bytes) => {
       driver.onTransactions();
       if (p2p === null) return;
@@ -330,6 +380,8 @@ interface NodeApiDeps {
   readonly selfAddress: Bytes;
   readonly publicKey: Bytes;
   readonly version: string;
+  /** Admits a transaction to the mempool (signature verified off the main thread). */
+  readonly admit: (bytes: Bytes) => Promise<SignedTransaction>;
   readonly onAccepted: (bytes: Bytes) => void;
   readonly lastLatencyMs: () => number | undefined;
 }
@@ -437,10 +489,10 @@ function createNodeApi(d: NodeApiDeps): NodeApi {
       const validators: Validator[] = chain.validatorsAt(h).map((v) => validatorOf(v.publicKey));
       return Promise.resolve({ height: h, validators });
     },
-    submitTx: (bytes) => {
-      const stx = chain.mempool.add(bytes);
+    submitTx: async (bytes) => {
+      const stx = await d.admit(bytes);
       d.onAccepted(stx.bytes);
-      return Promise.resolve(stx.hash);
+      return stx.hash;
     },
     getTx: async (hash) => {
       const loc = await chain.blocks.getTxLocation(hash);

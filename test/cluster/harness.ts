@@ -12,6 +12,8 @@ import { writeLocalNetwork, type LocalNetwork, type LocalNetworkOptions } from '
 import type { ConsensusParams } from '../../node/genesis.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/trellis.js', import.meta.url));
+/** Extra Node.js flags for every node process, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile a run. */
+const NODE_FLAGS = (process.env['CLUSTER_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
 
 /** One node of the cluster. */
 export interface ClusterNode {
@@ -40,6 +42,11 @@ export interface ClusterOptions {
    * approvals grant). `[]` gives a bare network whose genesis admins deploy.
    */
   readonly contracts?: LocalNetworkOptions['contracts'];
+  /**
+   * Runs after the network is written and before any node starts, e.g. to point each node's
+   * genesis copy at a fault proxy (test/chaos/faultProxy.ts).
+   */
+  readonly beforeStart?: (network: LocalNetwork) => void | Promise<void>;
 }
 
 /** A running cluster and the operations tests need. */
@@ -89,7 +96,7 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
     start(i) {
       const node = nodes[i]!;
       const log = createWriteStream(join(dir, `${node.name}.log`), { flags: 'a' });
-      const child = spawn(process.execPath, [BIN, 'start', '--home', node.home], {
+      const child = spawn(process.execPath, [...NODE_FLAGS, BIN, 'start', '--home', node.home], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       child.stdout.pipe(log);
@@ -161,6 +168,7 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
       if (process.env['KEEP_CLUSTER'] === undefined) rmSync(dir, { recursive: true, force: true });
     },
   };
+  await options.beforeStart?.(network);
   for (let i = 0; i < nodes.length; i++) cluster.start(i);
   return cluster;
 }

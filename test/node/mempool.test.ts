@@ -134,4 +134,25 @@ describe('mempool', () => {
     expect(pool.size).toBe(1);
     expect(pool.reap(limits)).toHaveLength(0);
   });
+
+  it('checks without adding, and finds held transactions by their exact wire bytes', () => {
+    const { pool } = setup({ maxTxs: 2 });
+    const a = generateKeyPair();
+    const t0 = tx(a, 0);
+    const decoded = pool.decode(t0.bytes);
+    expect(toHex(decoded.hash)).toBe(toHex(t0.hash));
+    expect(code(() => pool.decode(new Uint8Array([0xc1])))).toBe('MALFORMED');
+    pool.check(decoded);
+    expect(pool.size).toBe(0);
+    expect(pool.lookup(t0.bytes)).toBeUndefined();
+    pool.add(decoded, { verified: true });
+    expect(pool.lookup(new Uint8Array(t0.bytes))).toBe(decoded);
+    expect(code(() => pool.check(decoded))).toBe('DUPLICATE');
+    expect(code(() => pool.check(tx(a, 5000)))).toBe('NONCE_TOO_HIGH');
+    pool.add(tx(a, 1).bytes);
+    expect(code(() => pool.check(tx(a, 2)))).toBe('MEMPOOL_FULL');
+    // Once committed, the transaction is no longer held, nor found.
+    pool.update([decoded]);
+    expect(pool.lookup(t0.bytes)).toBeUndefined();
+  });
 });

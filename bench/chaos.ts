@@ -1,14 +1,27 @@
 /**
- * `npm run chaos`: the long chaos profile. A real 4-validator cluster under 200 tx/s for 2
- * minutes, one validator killed (SIGKILL, restarted from disk) every 5 s, with a SIGSTOP/SIGCONT
- * slow node every fourth fault; then every invariant checked through RPC. Prints the faults, the
- * checks run, the violations (must be none: exit code 1 otherwise), heal-to-commit times and
- * throughput.
+ * `npm run chaos`: the long chaos profile. A real 4-validator cluster under 200 tx/s from
+ * `trellis bench` for 2 minutes, one validator killed (SIGKILL, restarted from disk) every 5 s,
+ * with a SIGSTOP/SIGCONT slow node and 2|2 and 1|3 network partitions (through the fault proxy)
+ * among the kills; then every invariant checked through RPC. Prints the faults by kind, the checks
+ * run, the violations (must be none: exit code 1 otherwise), heal-to-commit times and throughput.
  */
-import { runChaos, type ChaosReport } from '../test/chaos/chaos.ts';
+import { runChaos, type ChaosReport, type FaultKind } from '../test/chaos/chaos.ts';
 
 const DURATION_MS = 120_000;
 const RATE = 200;
+// Ten faults in turn: six kills, a slow node, a 2|2 and a 1|3 partition, and one more kill.
+const FAULTS: FaultKind[] = [
+  'kill',
+  'kill',
+  'partition-2-2',
+  'kill',
+  'stop',
+  'kill',
+  'partition-1-3',
+  'kill',
+  'kill',
+  'kill',
+];
 
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return 0;
@@ -17,27 +30,40 @@ function percentile(sorted: readonly number[], p: number): number {
 
 function print(r: ChaosReport): void {
   const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
-  const heal = sorted(r.faults.map((f) => f.healToCommitMs));
-  const first = sorted(r.faults.map((f) => f.healToFirstCommitMs));
   const figures = (xs: number[]) =>
-    `min ${xs[0]?.toFixed(0)}, p50 ${percentile(xs, 50).toFixed(0)}, p95 ${percentile(xs, 95).toFixed(0)}, max ${xs[xs.length - 1]?.toFixed(0)}`;
+    xs.length === 0
+      ? 'none'
+      : `min ${xs[0]!.toFixed(0)}, p50 ${percentile(xs, 50).toFixed(0)}, p95 ${percentile(xs, 95).toFixed(0)}, max ${xs[xs.length - 1]!.toFixed(0)}`;
+  const heal = (kinds: readonly FaultKind[]) => {
+    const of = r.faults.filter((f) => kinds.includes(f.kind));
+    return `first commit ${figures(sorted(of.map((f) => f.healToFirstCommitMs)))}; every node ${figures(sorted(of.map((f) => f.healToCommitMs)))}`;
+  };
+  const partitions = r.faults.filter((f) => f.sides !== undefined);
+  const l = r.load;
   const lines = [
     '',
-    `Chaos report: 4 validators, ${RATE} tx/s for ${DURATION_MS / 1000} s, a fault every 5 s`,
-    `Faults injected: ${r.faults.length} (SIGKILL+restart: ${r.faultsByKind.kill}, SIGSTOP/SIGCONT: ${r.faultsByKind.stop})`,
-    `  by node: ${[0, 1, 2, 3].map((i) => `${i}: ${r.faults.filter((f) => f.node === i).length}`).join(', ')}`,
+    `Chaos report: 4 validators, ${RATE} tx/s from trellis bench for ${DURATION_MS / 1000} s, a fault every 5 s`,
+    `Faults injected: ${r.faults.length} (SIGKILL+restart: ${r.faultsByKind.kill}, SIGSTOP/SIGCONT: ${r.faultsByKind.stop}, partition 2|2: ${r.faultsByKind['partition-2-2']}, partition 1|3: ${r.faultsByKind['partition-1-3']})`,
+    `  killed or stopped, by node: ${[0, 1, 2, 3].map((i) => `${i}: ${r.faults.filter((f) => f.sides === undefined && f.nodes[0] === i).length}`).join(', ')}`,
+    ...partitions.map(
+      (f) =>
+        `  ${f.kind} ${f.sides!.map((s) => `{${s.join(',')}}`).join('|')} at ${(f.at / 1000).toFixed(1)} s: ${f.connectionsCut} connections cut, ${f.blocksDuringPartition ?? 0} blocks by the quorum side during it`,
+    ),
+    `  fault proxy: ${r.proxy.forwarded} connections forwarded, ${r.proxy.refused} refused while cut, ${r.proxy.cut} reset by partitions`,
     'Invariant checks run:',
     ...Object.entries(r.checks).map(([k, v]) => `  ${k}: ${v}`),
     `Violations: ${r.violations.length}`,
     ...r.violations.slice(0, 20).map((v) => `  ${v}`),
-    `Heal to the next commit on some node (ms): ${figures(first)}`,
-    `Heal to the next commit on every node, the healed one caught up (ms): ${figures(heal)}`,
-    `Transactions: ${r.sent} sent, ${r.acknowledged} acknowledged as committed (${r.sent - r.acknowledged} accepted, not seen committed), send failures: ${
-      Object.entries(r.sendFailures)
+    'Heal to the next commit (ms; "every node": the healed node caught up too):',
+    `  SIGKILL+restart: ${heal(['kill'])}`,
+    `  SIGSTOP/SIGCONT: ${heal(['stop'])}`,
+    `  partitions: ${heal(['partition-2-2', 'partition-1-3'])}`,
+    `Load (trellis bench): ${l.txs} transactions, ${l.sent} sent, ${r.acknowledged} acknowledged as committed (checked on every node), ${l.unconfirmed} not seen committed; send failures: ${
+      Object.entries(l.sendFailures)
         .map(([k, v]) => `${k} ${v}`)
         .join(', ') || '0'
     }`,
-    `Throughput (acknowledged, tx/s): ${r.throughput.toFixed(1)}`,
+    `Throughput (acknowledged, tx/s): ${r.throughput.toFixed(1)}; latency p50 ${l.latencyMs.p50.toFixed(0)} ms, p95 ${l.latencyMs.p95.toFixed(0)} ms, p99 ${l.latencyMs.p99.toFixed(0)} ms, max ${l.latencyMs.max.toFixed(0)} ms`,
     `Final height (checked on every node): ${r.finalHeight}`,
     `Duration: ${(r.durationMs / 1000).toFixed(1)} s`,
   ];
@@ -46,11 +72,15 @@ function print(r: ChaosReport): void {
 
 const report = await runChaos({
   basePort: 26700,
+  proxyBasePort: 29000,
   durationMs: DURATION_MS,
   rate: RATE,
+  senders: 1000,
   faultEveryMs: 5_000,
   faultHoldMs: 1_000,
-  faults: ['kill', 'kill', 'kill', 'stop'],
+  partitionHoldMs: 4_000,
+  faults: FAULTS,
+  minFaults: FAULTS.length,
   seed: 2026,
   log: (line) => console.log(line),
 });

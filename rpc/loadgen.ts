@@ -96,6 +96,22 @@ export interface LoadOptions {
   readonly gasLimit?: number;
   /** Give up on commits after this long without progress. Default 60 s. */
   readonly idleTimeoutMs?: number;
+  /**
+   * Called with the transactions of each committed block that this run sent, as soon as the
+   * watched node reports the block: the acknowledgements a client waiting on them would get. At
+   * most once per transaction, so the calls add up to at most `txs` records. Must not throw.
+   */
+  readonly onAcknowledged?: (acks: readonly AckRecord[]) => void;
+}
+
+/** A transaction of the run acknowledged as committed. */
+export interface AckRecord {
+  /** 0x-hex transaction hash. */
+  readonly hash: string;
+  /** Height of the block that committed it. */
+  readonly height: number;
+  /** Receipt status (`ok`, or the reason it committed without effect). */
+  readonly status: string;
 }
 
 /** Latency figures, milliseconds. */
@@ -205,17 +221,39 @@ async function run(options: LoadOptions, clients: TrellisClient[], concurrency: 
   let lastCommitAt = 0;
   let lastProgress = performance.now();
   let draining: Promise<void> = Promise.resolve();
+  let watching = true;
+  /**
+   * The head's block, from the watched node or, while it fails (killed, restarting, stalled),
+   * from the others in turn, with capped backoff; undefined once the run has stopped watching.
+   */
+  async function fetchBlock(
+    height: number,
+  ): Promise<Awaited<ReturnType<TrellisClient['getBlock']>> | undefined> {
+    for (let attempt = 0; watching; attempt++) {
+      try {
+        return await clients[attempt % clients.length]!.getBlock({ height }, true);
+      } catch {
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 25 * 2 ** Math.min(attempt, 6))));
+      }
+    }
+    return undefined;
+  }
   const sub = await watcher.subscribeHeads({}, (head) => {
     const at = performance.now();
+    // One block at a time, in height order; a failed fetch never breaks the chain of later heads.
     draining = draining.then(async () => {
-      const block = await watcher.getBlock({ height: head.height }, true);
+      const block = await fetchBlock(head.height);
+      if (block === undefined) return;
+      const acks: AckRecord[] = [];
       for (const r of block.receipts ?? []) {
         const key = toHex(r.txHash);
         if (!sentAt.has(key) || outcome.has(key)) continue;
         outcome.set(key, { at, ok: r.status === 'ok' });
+        acks.push({ hash: key, height: head.height, status: r.status });
         lastCommitAt = at;
         lastProgress = performance.now();
       }
+      if (acks.length > 0) options.onAcknowledged?.(acks);
     });
   });
 
@@ -292,6 +330,7 @@ async function run(options: LoadOptions, clients: TrellisClient[], concurrency: 
     await new Promise((r) => setTimeout(r, 20));
   }
   await sub.close();
+  watching = false;
   await draining;
 
   const latencies: number[] = [];

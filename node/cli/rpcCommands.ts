@@ -3,11 +3,17 @@
  * send|get`, `trellis contract deploy|call|view|list`, `trellis events` and `trellis bench`.
  * Output is readable by default and JSON with `--json` (values in the RPC JSON mapping).
  */
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { fromHex, toHex, type Bytes } from '../../core/bytes.ts';
 import type { Value } from '../../core/codec.ts';
 import { TX_KINDS, type TxKind } from '../../core/types.ts';
-import { callWorkload, formatLoadReport, runLoad, transferWorkload } from '../../rpc/loadgen.ts';
+import {
+  callWorkload,
+  formatLoadReport,
+  runLoad,
+  transferWorkload,
+  type AckRecord,
+} from '../../rpc/loadgen.ts';
 import type { ResultOf } from '../../rpc/methods.ts';
 import {
   createClient,
@@ -607,6 +613,9 @@ Options:
   --method NAME          --workload call: method
   --args JSON            --workload call: arguments; "$sender", "$peer" and "$seq" are filled in
   --seed TEXT            seed of the sender keys (default trellis-bench)
+  --idle-timeout-ms MS   stop waiting for commits after this long without one (default 60000)
+  --acked-file FILE      write each transaction seen committed to FILE as it is seen, one JSON line
+                         {"hash","height","status"} (emptied first; at most --txs lines)
 ${JSON_OPTION}
   -h, --help             show this help`;
 
@@ -628,6 +637,8 @@ export const benchCommand: Command = {
         method: { type: 'string' },
         args: { type: 'string' },
         seed: { type: 'string' },
+        'idle-timeout-ms': { type: 'string' },
+        'acked-file': { type: 'string' },
         json: { type: 'boolean' },
       },
       BENCH_USAGE,
@@ -655,6 +666,17 @@ export const benchCommand: Command = {
     }
     const rate = stringOption(v, 'rate');
     const seed = stringOption(v, 'seed');
+    const idle = stringOption(v, 'idle-timeout-ms');
+    const ackedFile = stringOption(v, 'acked-file');
+    if (ackedFile !== undefined) {
+      try {
+        writeFileSync(ackedFile, '');
+      } catch (err) {
+        throw new CliError('USAGE', `--acked-file: cannot write ${ackedFile} (${(err as Error).message})`, {
+          usage: BENCH_USAGE,
+        });
+      }
+    }
     const report = await runLoad({
       urls,
       workload,
@@ -663,6 +685,16 @@ export const benchCommand: Command = {
       concurrency: int('concurrency', 256, 100_000),
       ...(rate === undefined ? {} : { rate: int('rate', 0, 10_000_000) }),
       ...(seed === undefined ? {} : { seed }),
+      ...(idle === undefined
+        ? {}
+        : { idleTimeoutMs: integerOption(idle, 'idle-timeout-ms', 1, 86_400_000, BENCH_USAGE) }),
+      // Appended synchronously per block, so a reader (or a kill) never sees half a line.
+      ...(ackedFile === undefined
+        ? {}
+        : {
+            onAcknowledged: (acks: readonly AckRecord[]) =>
+              appendFileSync(ackedFile, acks.map((a) => JSON.stringify(a) + '\n').join('')),
+          }),
     });
     show(v, report, () => formatLoadReport(report));
     return report.sent > 0 && report.unconfirmed === 0 ? 0 : 1;

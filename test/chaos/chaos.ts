@@ -1,47 +1,66 @@
 /**
  * The chaos harness: a real 4-validator cluster (one `trellis start` process each, real libp2p
- * and LevelDB, see ../cluster/harness.ts) under a bounded load, with faults injected from outside
- * (SIGKILL then restart from disk, SIGSTOP then SIGCONT as a slow node), never more than f = 1
- * faulty at once. After the load stops and every node has recovered, the invariants are checked
- * through JSON-RPC only, as an auditor would: one block per height across nodes, equal state roots,
- * certificates for the same block on every node whose signatures verify against the genesis
- * validator set, every transaction acknowledged as committed present on every node, and blocks
- * committing again on every node within a bound after each fault heals.
+ * and LevelDB, see ../cluster/harness.ts) under bounded load from `trellis bench` (a separate
+ * process at a fixed rate), with faults injected from outside, never more than one at a time:
+ * SIGKILL then a restart from disk, SIGSTOP then SIGCONT (a slow node), and network partitions
+ * 2|2 and 1|3 through a TCP fault proxy between the nodes (./faultProxy.ts: each node's genesis
+ * copy lists its peers at proxy addresses, and the proxy cuts the links between the two sides).
+ *
+ * Checked through JSON-RPC only, as an auditor would: during a 2|2 partition no node commits a
+ * block (neither side has a quorum); during a 1|3 partition the three keep committing and the one
+ * does not; after every fault blocks commit again on every node within a bound; and once the load
+ * stops and every node has recovered: one block per height across nodes, equal state roots,
+ * certificates for that one block whose signatures verify against the genesis validator set, and
+ * every transaction `trellis bench` saw acknowledged as committed present on every node.
  */
-import { fromHex, toHex, utf8 } from '../../core/bytes.ts';
-import { sha256 } from '../../core/hash.ts';
-import { addressOf, keyPairFromSecret } from '../../core/keys.ts';
-import {
-  checkCertificate,
-  signTx,
-  validatorOf,
-  type CommitCertificate,
-  type Validator,
-} from '../../core/types.ts';
+import { spawn } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fromHex } from '../../core/bytes.ts';
+import { checkCertificate, validatorOf, type CommitCertificate, type Validator } from '../../core/types.ts';
+import type { LocalNetwork } from '../../node/cli/init.ts';
 import { loadKeyFile } from '../../node/keystore.ts';
-import { RpcError } from '../../rpc/errors.ts';
-import { createClient, type TrellisClient } from '../../rpc/sdk/client.ts';
+import type { AckRecord, LoadReport } from '../../rpc/loadgen.ts';
+import { createClient } from '../../rpc/sdk/client.ts';
 import { createWallet } from '../../rpc/sdk/wallet.ts';
 import { TOKEN_SOURCE } from '../rpc/realNode.ts';
 import { createCluster, type Cluster } from '../cluster/harness.ts';
+import { createFaultProxy, type FaultProxy, type FaultProxyStats } from './faultProxy.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/trellis.js', import.meta.url));
 
 /** The kinds of fault the harness injects. */
-export const FAULT_KINDS = ['kill', 'stop'] as const;
-/** A fault kind: `kill` is SIGKILL then a restart from disk; `stop` is SIGSTOP then SIGCONT. */
+export const FAULT_KINDS = ['kill', 'stop', 'partition-2-2', 'partition-1-3'] as const;
+/**
+ * A fault kind: `kill` is SIGKILL then a restart from disk; `stop` is SIGSTOP then SIGCONT;
+ * `partition-2-2` and `partition-1-3` cut every link between two sides of that size, both ways.
+ */
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** Options of {@link runChaos}. */
 export interface ChaosOptions {
   /** First p2p port of the cluster (RPC ports at base + 1000). */
   readonly basePort: number;
-  /** How long load and faults run, ms. */
+  /** First port of the fault proxy's listeners (16 of them for 4 nodes). */
+  readonly proxyBasePort: number;
+  /** How long the load is sent and faults start, ms. */
   readonly durationMs: number;
-  /** Fixed send rate, transactions per second. */
+  /** Fixed send rate of `trellis bench`, transactions per second. */
   readonly rate: number;
+  /** Distinct senders of the load. Default 100. */
+  readonly senders?: number;
   /** A fault starts every this many ms (later if the previous one has not healed yet). */
   readonly faultEveryMs: number;
-  /** How long a faulty node stays down or stopped before it heals, ms. */
+  /** How long a killed or stopped node stays down before it heals, ms. */
   readonly faultHoldMs: number;
+  /** How long a partition lasts, ms; includes `partitionSettleMs`. Default 4 s. */
+  readonly partitionHoldMs?: number;
+  /**
+   * After a partition starts, votes that arrived just before the cut may still complete a commit;
+   * commits are counted as "during the partition" only after this long. Default 1 s.
+   */
+  readonly partitionSettleMs?: number;
   /** The fault kinds, used in turn. */
   readonly faults: readonly FaultKind[];
   /**
@@ -51,7 +70,9 @@ export interface ChaosOptions {
   readonly minFaults?: number;
   /** Bound on heal-to-commit on every node, ms; a longer wait is a violation. Default 30 s. */
   readonly healBoundMs?: number;
-  /** Seed of the fault schedule's random choices (which validator). Default 1. */
+  /** How long `trellis bench` waits for commits without one before it stops watching. Default 20 s. */
+  readonly benchIdleTimeoutMs?: number;
+  /** Seed of the fault schedule's random choices (which validator, which sides). Default 1. */
   readonly seed?: number;
   /** Progress lines; default silent. */
   readonly log?: (line: string) => void;
@@ -60,9 +81,16 @@ export interface ChaosOptions {
 /** One injected fault and how the cluster came back from it. */
 export interface FaultRecord {
   readonly kind: FaultKind;
-  readonly node: number;
+  /** The node killed or stopped; for a partition, the smaller side (either side for 2|2). */
+  readonly nodes: readonly number[];
+  /** For a partition, both sides. */
+  readonly sides?: readonly (readonly number[])[];
   /** Ms from the cluster's start. */
   readonly at: number;
+  /** Proxied connections the partition reset (0 for other faults). */
+  readonly connectionsCut: number;
+  /** For a partition: blocks the side with a quorum committed during it (0 for 2|2). */
+  readonly blocksDuringPartition?: number;
   /** Ms from the heal until some node committed a block above the highest head at the heal. */
   readonly healToFirstCommitMs: number;
   /** Ms from the heal until every node committed a block above the highest head at the heal. */
@@ -77,16 +105,16 @@ export interface ChaosReport {
   readonly checks: Readonly<Record<string, number>>;
   /** Every violation found, one line each; must be empty. */
   readonly violations: readonly string[];
-  /** Transactions the load generator sent (accepted by some node, or possibly held by one). */
-  readonly sent: number;
-  /** Sends refused or failed for good, by reason. */
-  readonly sendFailures: Readonly<Record<string, number>>;
-  /** Transactions a node acknowledged as committed (seen in a committed block) during the run. */
+  /** `trellis bench`'s own report of the load (sent, failures, throughput, latency). */
+  readonly load: LoadReport;
+  /** Transactions `trellis bench` saw acknowledged as committed (its acked file). */
   readonly acknowledged: number;
-  /** Acknowledged transactions per second over the load phase. */
+  /** Acknowledged transactions per second, first send to last commit (bench's throughput). */
   readonly throughput: number;
   /** Height every node reached after recovery (all heights up to it were checked). */
   readonly finalHeight: number;
+  /** The fault proxy's counters over the run. */
+  readonly proxy: FaultProxyStats;
   readonly durationMs: number;
 }
 
@@ -191,296 +219,424 @@ function prng(seed: number): () => number {
   };
 }
 
-/** Starts a 4-validator cluster, runs load and faults, recovers, checks every invariant. */
+/**
+ * Points each node's view of its peers at the fault proxy: node i gets its own genesis copy in its
+ * home, listing peer j at the proxy address of link (i, j), and its config reads that copy. The
+ * p2p addresses are not part of the genesis hash, so every copy names the same network.
+ */
+function routeThroughProxy(network: LocalNetwork, proxy: FaultProxy): void {
+  const genesis = JSON.parse(readFileSync(network.genesisFile, 'utf8')) as {
+    validators: Array<{ publicKey: string; p2p: string[] }>;
+  };
+  const indexOf = (publicKey: string): number => {
+    const j = network.nodes.findIndex((nd) => nd.publicKey.toLowerCase() === publicKey.toLowerCase());
+    if (j < 0) throw new Error(`chaos: genesis validator ${publicKey} is not a node of the cluster`);
+    return j;
+  };
+  network.nodes.forEach((nd, i) => {
+    const own = {
+      ...genesis,
+      validators: genesis.validators.map((v) => {
+        const j = indexOf(v.publicKey);
+        return j === i ? v : { ...v, p2p: [proxy.addr(i, j)] };
+      }),
+    };
+    writeFileSync(join(nd.home, 'genesis.json'), JSON.stringify(own, null, 2) + '\n');
+    const configFile = join(nd.home, 'config.json');
+    const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configFile, JSON.stringify({ ...config, genesisFile: 'genesis.json' }, null, 2) + '\n');
+  });
+}
+
+/** Starts a 4-validator cluster behind a fault proxy, runs load and faults, checks every invariant. */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
-  const cluster = await createCluster({ validators: 4, basePort: options.basePort, contracts: [] });
+  const validators = 4;
+  const proxy = createFaultProxy({
+    targets: Array.from({ length: validators }, (_, i) => options.basePort + i),
+    basePort: options.proxyBasePort,
+  });
+  await proxy.start();
   try {
-    return await chaos(cluster, options);
+    const cluster = await createCluster({
+      validators,
+      basePort: options.basePort,
+      contracts: [],
+      beforeStart: (network) => {
+        const ports = network.nodes.map((nd) => nd.p2pPort);
+        if (ports.some((p, i) => p !== options.basePort + i)) {
+          throw new Error(`chaos: nodes listen on ${ports.join(', ')}, the proxy forwards to basePort + i`);
+        }
+        routeThroughProxy(network, proxy);
+      },
+    });
+    try {
+      return await chaos(cluster, proxy, options);
+    } finally {
+      await cluster.stop();
+    }
   } finally {
-    await cluster.stop();
+    await proxy.stop();
   }
 }
 
-async function chaos(cluster: Cluster, options: ChaosOptions): Promise<ChaosReport> {
+/** A `trellis bench` process and its outcome. */
+interface BenchRun {
+  readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  kill(): void;
+}
+
+/** Runs `trellis bench` as its own process, as an operator would; output collected (bounded). */
+function startBench(args: readonly string[]): BenchRun {
+  const child = spawn(process.execPath, [BIN, 'bench', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Bounded: the JSON report is about a kilobyte; stderr keeps its last 64 KiB for the error message.
+  const MAX = 64 * 1024;
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout = (stdout + d.toString()).slice(-MAX)));
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-MAX)));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  );
+  return { done, kill: () => child.kill('SIGKILL') };
+}
+
+/** Reads the acked file `trellis bench --acked-file` wrote: one JSON record per line. */
+function readAcks(file: string, violate: (line: string) => void): AckRecord[] {
+  const out: AckRecord[] = [];
+  const seen = new Set<string>();
+  const lines = readFileSync(file, 'utf8').split('\n');
+  lines.forEach((line, k) => {
+    if (line === '') return;
+    const r = JSON.parse(line) as AckRecord;
+    if (typeof r.hash !== 'string' || !Number.isSafeInteger(r.height) || r.height < 1) {
+      violate(`acked file line ${k + 1}: not a {hash, height, status} record`);
+    } else if (seen.has(r.hash)) {
+      violate(`acked file line ${k + 1}: transaction ${r.hash} acknowledged twice`);
+    } else {
+      seen.add(r.hash);
+      out.push(r);
+    }
+  });
+  return out;
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** A seeded shuffle of 0..n-1 (Fisher-Yates). */
+function shuffled(n: number, random: () => number): number[] {
+  const a = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+async function chaos(cluster: Cluster, proxy: FaultProxy, options: ChaosOptions): Promise<ChaosReport> {
   const log = options.log ?? (() => undefined);
   const n = cluster.nodes.length;
+  const quorum = Math.floor((2 * n) / 3) + 1;
   const t0 = performance.now();
   const healBound = options.healBoundMs ?? 30_000;
+  const partitionHold = options.partitionHoldMs ?? 4_000;
+  const settle = options.partitionSettleMs ?? 1_000;
   const violations: string[] = [];
   const checks: Record<string, number> = {};
   const count = (name: string, k = 1) => (checks[name] = (checks[name] ?? 0) + k);
   const violate = (line: string) => {
     if (violations.length < 1000) violations.push(line);
   };
-  /** Nodes that neither are down nor stopped: the only ones load and watchers talk to. */
-  const healthy = new Set(Array.from({ length: n }, (_, i) => i));
+  const heights = () => Promise.all(cluster.nodes.map((_, i) => cluster.height(i)));
 
   await cluster.waitFor(
     'every validator at height 2',
-    async () => {
-      const hs = await Promise.all(cluster.nodes.map((_, i) => cluster.height(i)));
-      return hs.every((h) => h >= 2);
-    },
+    async () => (await heights()).every((h) => h >= 2),
     // Generous: on a busy 2-core machine four processes can take long to load and connect.
     120_000,
   );
-  const clients: TrellisClient[] = cluster.nodes.map((nd) => createClient({ url: nd.rpcUrl }));
+  const client = createClient({ url: cluster.nodes[0]!.rpcUrl });
   try {
     const admin = await loadKeyFile(cluster.network.admins[0]!.keyFile, { allowUnencrypted: true });
-    const deployed = await createWallet(clients[0]!, admin).sendAndWait({
+    const deployed = await createWallet(client, admin).sendAndWait({
       kind: 'deploy',
       contract: 'token',
       args: { source: TOKEN_SOURCE },
     });
     if (deployed.receipt.status !== 'ok') throw new Error(`token deploy failed: ${deployed.receipt.error}`);
-    const chainId = cluster.network.genesis.chainId;
     log(`cluster up in ${cluster.dir}; token deployed at height ${deployed.height}`);
+  } finally {
+    client.close();
+  }
+  const chainId = cluster.network.genesis.chainId;
 
-    // Acknowledgement watch: scans committed blocks from any healthy node; a transaction seen in a
-    // committed block is acknowledged as committed (what a client waiting on it would be told).
-    const attempted = new Set<string>();
-    const acked = new Map<string, number>();
-    let scanned = 0;
-    let loadOn = true;
-    let lastAckAt = 0;
-    const watch = (async () => {
-      let k = 0;
-      while (loadOn) {
-        await sleep(300);
-        const i = [...healthy][k++ % Math.max(1, healthy.size)];
-        if (i === undefined) continue;
-        try {
-          const head = (await cluster.rpc<{ height: number } | null>(i, 'chain_getHead'))?.height ?? 0;
-          for (let from = scanned + 1; from <= head; from += BATCH) {
-            const hs = Array.from({ length: Math.min(BATCH, head - from + 1) }, (_, j) => from + j);
-            const answers = await batch(
-              cluster.nodes[i]!.rpcUrl,
-              hs.map((height) => ({ method: 'chain_getBlock', params: { height, full: true } })),
-            );
-            for (const a of answers) {
-              if (a.error !== undefined) throw new Error(a.error.message);
-              const block = a.result as WireBlock;
-              for (const r of block.receipts ?? []) {
-                if (attempted.has(r.txHash) && !acked.has(r.txHash)) {
-                  acked.set(r.txHash, block.header.height);
-                  lastAckAt = performance.now();
-                }
-              }
-              scanned = block.header.height;
-            }
-          }
-        } catch {
-          // The node died or stalled mid-scan: the next healthy node continues from `scanned`.
-        }
-      }
-    })();
+  // Load: `trellis bench` at a fixed rate against every node (transaction k to node k mod 4), its
+  // acknowledgements (transactions it saw in committed blocks) appended to a file as they come.
+  const ackedFile = join(cluster.dir, 'acked.jsonl');
+  const benchIdle = options.benchIdleTimeoutMs ?? 20_000;
+  const bench = startBench([
+    '--rpc',
+    cluster.nodes.map((nd) => nd.rpcUrl).join(','),
+    '--txs',
+    String(Math.max(1, Math.floor((options.rate * options.durationMs) / 1000))),
+    '--rate',
+    String(options.rate),
+    '--senders',
+    String(options.senders ?? 100),
+    '--seed',
+    `chaos-${options.seed ?? 1}`,
+    '--idle-timeout-ms',
+    String(benchIdle),
+    '--acked-file',
+    ackedFile,
+    '--json',
+  ]);
+  let benchExited = false;
+  void bench.done.then(() => (benchExited = true));
+  try {
+    // Faults start once the load commits (bench has funded its senders and is sending).
+    await cluster.waitFor(
+      'trellis bench sees its first transactions committed',
+      () => {
+        if (benchExited) throw new Error('trellis bench exited before its load committed');
+        return Promise.resolve(fileSize(ackedFile) > 0);
+      },
+      120_000,
+    );
+  } catch (err) {
+    bench.kill();
+    const { stderr } = await bench.done;
+    throw new Error(`${(err as Error).message}; bench stderr: ${stderr.slice(-2000)}`);
+  }
+  const loadStart = performance.now();
+  log(`load committing ${((loadStart - t0) / 1000).toFixed(1)} s after start; faults begin`);
 
-    // Load: a fixed rate of token mints, each from a fresh key (nonce 0), so a transaction lost
-    // with a killed node's mempool never strands later transactions of its sender behind a nonce
-    // hole; every one is a state change. Each goes to a healthy node, and to another on failure.
-    const sendFailures: Record<string, number> = {};
-    const seed = `chaos/${options.seed ?? 1}/${Date.now()}`;
-    const loadStart = performance.now();
-    const total = Math.floor((options.rate * options.durationMs) / 1000);
-    const inFlight = new Set<Promise<void>>();
-    async function sendOne(k: number): Promise<void> {
-      const key = keyPairFromSecret(sha256(utf8(`${seed}/${k}`)));
-      const tx = signTx(
-        {
-          chainId,
-          from: key.publicKey,
-          nonce: 0,
-          kind: 'call',
-          contract: 'token',
-          method: 'mint',
-          args: { to: addressOf(key.publicKey), amount: 1 + (k % 1000) },
-          gasLimit: 1_000_000,
-        },
-        key.secretKey,
-      );
-      const hash = toHex(tx.hash);
-      attempted.add(hash);
-      let reason = 'NO_HEALTHY_NODE';
-      for (let attempt = 0; attempt < 4; attempt++) {
-        const ids = [...healthy];
-        const i = ids[(k + attempt) % Math.max(1, ids.length)];
-        if (i === undefined) break;
-        try {
-          await clients[i]!.sendTx(tx.bytes);
-          return;
-        } catch (err) {
-          reason =
-            err instanceof RpcError
-              ? typeof err.meta['reason'] === 'string'
-                ? err.meta['reason']
-                : err.code
-              : err instanceof Error
-                ? err.name
-                : 'ERROR';
-          if (attempt > 0 && reason === 'DUPLICATE') return;
-          await sleep(50);
-        }
-      }
-      sendFailures[reason] = (sendFailures[reason] ?? 0) + 1;
+  /**
+   * Holds a partition for `partitionHold` ms from `cutAt`, polling every node. After `settle`, a
+   * side without a quorum must commit nothing more; a side with one must keep committing.
+   * Returns the blocks the quorum side committed meanwhile (0 when no side has a quorum).
+   */
+  async function observePartition(sides: readonly (readonly number[])[], cutAt: number): Promise<number> {
+    await sleep(Math.max(0, cutAt + settle - performance.now()));
+    const sideMax = (hs: number[], side: readonly number[]) => Math.max(...side.map((i) => hs[i]!));
+    const atSettle = await heights();
+    const marks = sides.map((side) => sideMax(atSettle, side));
+    const highest = [...marks];
+    let last = marks;
+    while (performance.now() - cutAt < partitionHold) {
+      await sleep(250);
+      const hs = await heights();
+      last = sides.map((side) => sideMax(hs, side));
+      last.forEach((h, k) => (highest[k] = Math.max(highest[k]!, h)));
     }
-    const load = (async () => {
-      for (let k = 0; k < total; k++) {
-        const wait = loadStart + (k * 1000) / options.rate - performance.now();
-        if (wait > 1) await sleep(wait);
-        // Bounded: at most 512 sends in flight, so a stalled cluster slows the load, not memory.
-        while (inFlight.size >= 512) await Promise.race(inFlight);
-        const p = sendOne(k).finally(() => inFlight.delete(p));
-        inFlight.add(p);
+    let progress = 0;
+    sides.forEach((side, k) => {
+      const name = `{${side.join(',')}}`;
+      if (side.length < quorum) {
+        count('no commit without a quorum during a partition');
+        if (highest[k]! > marks[k]!) {
+          violate(
+            `side ${name} without a quorum committed up to height ${highest[k]} (from ${marks[k]}) during a partition`,
+          );
+        }
+      } else {
+        count('the quorum side commits during a partition');
+        progress = last[k]! - marks[k]!;
+        if (progress <= 0) violate(`side ${name} with a quorum committed nothing during a partition`);
       }
-      await Promise.all(inFlight);
-    })();
+    });
+    return progress;
+  }
 
-    // Faults, one at a time: the next starts only once every node commits again after the last.
-    const faults: FaultRecord[] = [];
-    const random = prng(options.seed ?? 1);
-    const heights = () => Promise.all(cluster.nodes.map((_, i) => cluster.height(i)));
-    let f = 0;
-    const minFaults = options.minFaults ?? 0;
-    const more = (at: number) => at - loadStart < options.durationMs || f < minFaults;
-    for (let next = performance.now(); more(next); next += options.faultEveryMs) {
-      if (next > performance.now()) await sleep(next - performance.now());
-      if (!more(performance.now())) break;
-      const kind = options.faults[f++ % options.faults.length]!;
+  // Faults, one at a time: the next starts only once every node commits again after the last.
+  const faults: FaultRecord[] = [];
+  const random = prng(options.seed ?? 1);
+  let f = 0;
+  const minFaults = options.minFaults ?? 0;
+  const more = (at: number) => at - loadStart < options.durationMs || f < minFaults;
+  for (let next = performance.now(); more(next); next += options.faultEveryMs) {
+    if (next > performance.now()) await sleep(next - performance.now());
+    if (!more(performance.now())) break;
+    const kind = options.faults[f++ % options.faults.length]!;
+    const at = performance.now() - t0;
+    let nodes: number[];
+    let sides: number[][] | undefined;
+    let connectionsCut = 0;
+    let blocksDuringPartition: number | undefined;
+    if (kind === 'kill' || kind === 'stop') {
       const node = Math.floor(random() * n);
-      const at = performance.now() - t0;
-      healthy.delete(node);
+      nodes = [node];
       await cluster.signal(node, kind === 'kill' ? 'SIGKILL' : 'SIGSTOP');
       await sleep(options.faultHoldMs);
       if (kind === 'kill') cluster.start(node);
       else await cluster.signal(node, 'SIGCONT');
-      const healedAt = performance.now();
-      const mark = Math.max(...(await heights()));
-      // Heal-to-commit: every node, the healed one included, commits above the head at the heal.
-      let healToCommitMs = Number.POSITIVE_INFINITY;
-      let healToFirstCommitMs = Number.POSITIVE_INFINITY;
+    } else {
+      const order = shuffled(n, random);
+      const small = kind === 'partition-2-2' ? 2 : 1;
+      sides = [order.slice(0, small).sort((a, b) => a - b), order.slice(small).sort((a, b) => a - b)];
+      nodes = sides[0]!;
+      const cutBefore = proxy.stats().cut;
+      const cutAt = performance.now();
+      proxy.partition(sides);
       try {
-        await cluster.waitFor(
-          `every node above height ${mark} after ${kind} of node ${node}`,
-          async () => {
-            const hs = await heights();
-            if (hs.some((h) => h > mark) && healToFirstCommitMs === Number.POSITIVE_INFINITY) {
-              healToFirstCommitMs = performance.now() - healedAt;
-            }
-            return hs.every((h) => h > mark);
-          },
-          healBound,
-        );
-        healToCommitMs = performance.now() - healedAt;
-      } catch {
-        violate(`no commit on every node within ${healBound} ms after healing ${kind} of node ${node}`);
+        blocksDuringPartition = await observePartition(sides, cutAt);
+      } finally {
+        proxy.heal();
       }
-      count('heal-to-commit within bound');
-      healthy.add(node);
-      faults.push({ kind, node, at, healToFirstCommitMs, healToCommitMs });
-      log(
-        `${kind} node ${node} at ${(at / 1000).toFixed(1)} s: first commit ${healToFirstCommitMs.toFixed(0)} ms, every node ${healToCommitMs.toFixed(0)} ms after the heal`,
-      );
+      // The nodes talked through the proxy: cutting it reset live connections between the sides.
+      connectionsCut = proxy.stats().cut - cutBefore;
+      count('a partition cuts live connections between its sides');
+      if (connectionsCut === 0)
+        violate(`partition ${sides.map((s) => `{${s.join(',')}}`).join('|')} cut no connection`);
     }
-    await load;
-    const loadEnd = performance.now();
-    // Drain: the cluster commits its backlog (bounded: stops once acknowledgements stall for 10 s).
-    const accepted = () => attempted.size - Object.values(sendFailures).reduce((a, b) => a + b, 0);
-    for (let seen = -1, since = performance.now(); acked.size < accepted(); await sleep(500)) {
-      if (acked.size !== seen) [seen, since] = [acked.size, performance.now()];
-      else if (performance.now() - since > 10_000) break;
-    }
-
-    // Recovery: every node reaches the same head, past every block the watch has not scanned.
-    let final = 0;
-    await cluster.waitFor(
-      'every node at one head after the load',
-      async () => {
-        const hs = await heights();
-        final = Math.min(...hs);
-        return hs.every((h) => h === hs[0]) && final > 0;
-      },
-      60_000,
-    );
-    // Let the watch scan up to the recovered head, then stop it.
-    await cluster.waitFor(
-      'the acknowledgement watch scans the head',
-      () => Promise.resolve(scanned >= final),
-      30_000,
-    );
-    loadOn = false;
-    await watch;
-    log(`load done: ${attempted.size} sent, ${acked.size} acknowledged; checking heights 1..${final}`);
-
-    // Invariants from outside, over heights 1..final on every node.
-    const validators = cluster.network.genesis.validators.map((v) => validatorOf(v.publicKey));
-    for (let from = 1; from <= final; from += BATCH / 2) {
-      const hs = Array.from({ length: Math.min(BATCH / 2, final - from + 1) }, (_, j) => from + j);
-      const perNode = await Promise.all(
-        cluster.nodes.map((nd) =>
-          batch(
-            nd.rpcUrl,
-            hs.flatMap((height) => [
-              { method: 'chain_getBlock', params: { height } },
-              { method: 'chain_getCommit', params: { height } },
-            ]),
-          ),
-        ),
-      );
-      hs.forEach((h, j) => {
-        const blocks = perNode.map((answers, i) => {
-          const [b, c] = [answers[2 * j]!, answers[2 * j + 1]!];
-          if (b.error !== undefined || c.error !== undefined) {
-            violate(`node ${i} has no block or certificate at height ${h}`);
-            return null;
+    const healedAt = performance.now();
+    const mark = Math.max(...(await heights()));
+    // Heal-to-commit: every node, the healed one included, commits above the head at the heal.
+    let healToCommitMs = Number.POSITIVE_INFINITY;
+    let healToFirstCommitMs = Number.POSITIVE_INFINITY;
+    const what =
+      sides === undefined
+        ? `${kind} of node ${nodes[0]}`
+        : `${kind} ${sides.map((s) => `{${s.join(',')}}`).join('|')}`;
+    try {
+      await cluster.waitFor(
+        `every node above height ${mark} after ${what}`,
+        async () => {
+          const hs = await heights();
+          if (hs.some((h) => h > mark) && healToFirstCommitMs === Number.POSITIVE_INFINITY) {
+            healToFirstCommitMs = performance.now() - healedAt;
           }
-          return { block: b.result as WireBlock, commit: c.result as WireCommit };
-        });
-        for (const [name, k] of Object.entries(auditHeight(h, blocks, chainId, validators, violate))) {
-          count(name, k);
-        }
-      });
-    }
-
-    // Every acknowledged transaction is on every node, at the height it was acknowledged at.
-    const ackList = [...acked];
-    for (let from = 0; from < ackList.length; from += BATCH) {
-      const slice = ackList.slice(from, from + BATCH);
-      const perNode = await Promise.all(
-        cluster.nodes.map((nd) =>
-          batch(
-            nd.rpcUrl,
-            slice.map(([hash]) => ({ method: 'tx_getReceipt', params: { hash } })),
-          ),
-        ),
+          return hs.every((h) => h > mark);
+        },
+        healBound,
       );
-      count('acknowledged transaction on every node', slice.length * n);
-      perNode.forEach((answers, i) =>
-        answers.forEach((a, j) => {
-          const [hash, height] = slice[j]!;
-          if (a.error !== undefined)
-            violate(`node ${i}: acknowledged tx ${hash} missing (${a.error.message})`);
-          else if ((a.result as { height: number }).height !== height) {
-            violate(`node ${i}: tx ${hash} at another height than acknowledged`);
-          }
-        }),
-      );
+      healToCommitMs = performance.now() - healedAt;
+    } catch {
+      violate(`no commit on every node within ${healBound} ms after healing ${what}`);
     }
-
-    const faultsByKind = { kill: 0, stop: 0 };
-    for (const fr of faults) faultsByKind[fr.kind]++;
-    return {
-      faults,
-      faultsByKind,
-      checks,
-      violations,
-      sent: accepted(),
-      sendFailures,
-      acknowledged: acked.size,
-      throughput: acked.size / Math.max(1e-3, ((lastAckAt || loadEnd) - loadStart) / 1000),
-      finalHeight: final,
-      durationMs: performance.now() - t0,
-    };
-  } finally {
-    for (const c of clients) c.close();
+    count('heal-to-commit within bound');
+    faults.push({
+      kind,
+      nodes,
+      ...(sides === undefined ? {} : { sides }),
+      at,
+      connectionsCut,
+      ...(blocksDuringPartition === undefined ? {} : { blocksDuringPartition }),
+      healToFirstCommitMs,
+      healToCommitMs,
+    });
+    log(
+      `${what} at ${(at / 1000).toFixed(1)} s${
+        blocksDuringPartition === undefined
+          ? ''
+          : ` (${connectionsCut} connections cut, ${blocksDuringPartition} blocks by the quorum side)`
+      }: first commit ${healToFirstCommitMs.toFixed(0)} ms, every node ${healToCommitMs.toFixed(0)} ms after the heal`,
+    );
   }
+
+  // The load ends (bench drains its backlog, bounded by its idle timeout) and reports.
+  const benchBound = options.durationMs + benchIdle + 120_000;
+  const timer = setTimeout(() => bench.kill(), Math.max(0, loadStart + benchBound - performance.now()));
+  const ran = await bench.done;
+  clearTimeout(timer);
+  let load: LoadReport;
+  try {
+    load = JSON.parse(ran.stdout) as LoadReport;
+  } catch {
+    throw new Error(`trellis bench gave no report (exit ${ran.code}); stderr: ${ran.stderr.slice(-2000)}`);
+  }
+  log(
+    `bench: ${load.sent} sent, ${load.succeeded + load.failed} committed, ${load.unconfirmed} unconfirmed, ${load.throughput.toFixed(1)} tx/s`,
+  );
+
+  // Recovery: every node reaches the same head.
+  let final = 0;
+  await cluster.waitFor(
+    'every node at one head after the load',
+    async () => {
+      const hs = await heights();
+      final = Math.min(...hs);
+      return hs.every((h) => h === hs[0]) && final > 0;
+    },
+    60_000,
+  );
+
+  // Invariants from outside, over heights 1..final on every node.
+  const validators = cluster.network.genesis.validators.map((v) => validatorOf(v.publicKey));
+  for (let from = 1; from <= final; from += BATCH / 2) {
+    const hs = Array.from({ length: Math.min(BATCH / 2, final - from + 1) }, (_, j) => from + j);
+    const perNode = await Promise.all(
+      cluster.nodes.map((nd) =>
+        batch(
+          nd.rpcUrl,
+          hs.flatMap((height) => [
+            { method: 'chain_getBlock', params: { height } },
+            { method: 'chain_getCommit', params: { height } },
+          ]),
+        ),
+      ),
+    );
+    hs.forEach((h, j) => {
+      const blocks = perNode.map((answers, i) => {
+        const [b, c] = [answers[2 * j]!, answers[2 * j + 1]!];
+        if (b.error !== undefined || c.error !== undefined) {
+          violate(`node ${i} has no block or certificate at height ${h}`);
+          return null;
+        }
+        return { block: b.result as WireBlock, commit: c.result as WireCommit };
+      });
+      for (const [name, k] of Object.entries(auditHeight(h, blocks, chainId, validators, violate))) {
+        count(name, k);
+      }
+    });
+  }
+
+  // Every transaction bench saw acknowledged is on every node, at the height it was seen at.
+  const acks = readAcks(ackedFile, violate);
+  count('bench report agrees with its acknowledgements');
+  if (acks.length !== load.succeeded + load.failed) {
+    violate(`bench reported ${load.succeeded + load.failed} committed, its acked file holds ${acks.length}`);
+  }
+  for (let from = 0; from < acks.length; from += BATCH) {
+    const slice = acks.slice(from, from + BATCH);
+    const perNode = await Promise.all(
+      cluster.nodes.map((nd) =>
+        batch(
+          nd.rpcUrl,
+          slice.map(({ hash }) => ({ method: 'tx_getReceipt', params: { hash } })),
+        ),
+      ),
+    );
+    count('acknowledged transaction on every node', slice.length * n);
+    perNode.forEach((answers, i) =>
+      answers.forEach((a, j) => {
+        const { hash, height } = slice[j]!;
+        if (a.error !== undefined) violate(`node ${i}: acknowledged tx ${hash} missing (${a.error.message})`);
+        else if ((a.result as { height: number }).height !== height) {
+          violate(`node ${i}: tx ${hash} at another height than acknowledged`);
+        }
+      }),
+    );
+  }
+  log(`checked heights 1..${final} and ${acks.length} acknowledged transactions on every node`);
+
+  const faultsByKind = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+  for (const fr of faults) faultsByKind[fr.kind]++;
+  return {
+    faults,
+    faultsByKind,
+    checks,
+    violations,
+    load,
+    acknowledged: acks.length,
+    throughput: load.throughput,
+    finalHeight: final,
+    proxy: proxy.stats(),
+    durationMs: performance.now() - t0,
+  };
 }

@@ -1,6 +1,13 @@
 // Goal: the load generator sends every pre-signed transaction, sees each commit, and reports counts that match the chain.
 import { afterEach, describe, expect, it } from 'vitest';
-import { callWorkload, formatLoadReport, runLoad, transferWorkload } from '../../rpc/loadgen.ts';
+import { fromHex } from '../../core/bytes.ts';
+import {
+  callWorkload,
+  formatLoadReport,
+  runLoad,
+  transferWorkload,
+  type AckRecord,
+} from '../../rpc/loadgen.ts';
 import { startHarness, type Harness } from './harness.ts';
 
 let h: Harness | undefined;
@@ -15,12 +22,14 @@ describe('runLoad', () => {
   it('as fast as accepted, against two nodes: every transfer commits and the report adds up', async () => {
     h = await startHarness({ nodes: 2, network: { maxBlockTxs: 100 } });
     stop = h.net.autoProduce(10);
+    const acks: AckRecord[] = [];
     const report = await runLoad({
       urls: h.urls,
       workload: transferWorkload,
       txs: 400,
       senders: 20,
       concurrency: 32,
+      onAcknowledged: (batch) => acks.push(...batch),
     });
     expect(report).toMatchObject({
       nodes: 2,
@@ -39,6 +48,13 @@ describe('runLoad', () => {
     const minted = await h.clients[0]!.call('events_query', { name: 'Transfer', limit: 1000 });
     expect(minted.events).toHaveLength(400);
     expect(formatLoadReport(report)).toContain('| Succeeded');
+    // Every committed transfer acknowledged once, at the height the chain holds it at.
+    expect(new Set(acks.map((a) => a.hash)).size).toBe(400);
+    expect(acks.every((a) => a.status === 'ok')).toBe(true);
+    for (const a of acks.filter((_, k) => k % 40 === 0)) {
+      const receipt = await h.clients[1]!.call('tx_getReceipt', { hash: fromHex(a.hash) });
+      expect(receipt.height).toBe(a.height);
+    }
   });
 
   it('at a fixed rate, and counts refusals and reverts apart from successes', async () => {

@@ -370,7 +370,7 @@ describe('per-device heartbeats', () => {
       chain.call(
         'iot',
         'anchor',
-        { ...(batch(1, start, { power: 1 }) as object), count: 5, devices },
+        { ...(batch(1, start, { power: 1 }) as object), count: 5, devices } as Value,
         {
           from: 'gw',
         },

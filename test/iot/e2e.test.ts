@@ -23,7 +23,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } f
 import { bytesEqual, fromHex, toHex, type Bytes } from '../../core/bytes.ts';
 import { saveKeyFile } from '../../node/keystore.ts';
 import { unpackCanonical, type Value } from '../../core/codec.ts';
-import { merkleRoot, verifyMerkleProof } from '../../core/merkle.ts';
+import { verifyMerkleProof } from '../../core/merkle.ts';
 import { decodeEnvelope, openEnvelope } from '../../iot/gateway/envelope.ts';
 import {
   decodeLeaf,
@@ -43,7 +43,7 @@ import {
   type Simulator,
   type SiteSpec,
 } from '../../iot/simulate.ts';
-import { startIotNetwork, testKey, waitFor, type IotNetwork } from './network.ts';
+import { auditGatewayBatches, startIotNetwork, testKey, waitFor, type IotNetwork } from './network.ts';
 
 const BASE_PORT = 24300;
 const MQTT_PORT = 24380;
@@ -480,31 +480,9 @@ describe('IoT end to end (one validator)', () => {
     }
 
     // The chain: seqNos 1..N each once, no gap; every batch file matches its anchored root.
-    const anchored: Array<{ seqNo: number; root: Bytes; count: number }> = [];
-    for (;;) {
-      const page = (await net.client.view('iot', 'anchors', {
-        gateway: id,
-        from: anchored.length + 1,
-        limit: 1000,
-      })) as Array<{ seqNo: number; root: Bytes; count: number }>;
-      anchored.push(...page);
-      if (page.length < 1000) break;
-    }
-    expect(anchored.map((a) => a.seqNo)).toEqual(anchored.map((_, i) => i + 1));
+    const { seqNos, ids, leafBytes } = await auditGatewayBatches(net.client, id, dir);
+    expect(seqNos).toEqual(seqNos.map((_, i) => i + 1));
     expect((await events('SequenceGap')).filter((e) => e.data['gateway'] === id)).toEqual([]);
-    const ids: string[] = [];
-    let leafBytes = 0;
-    for (const a of anchored) {
-      const file = readFileSync(join(dir, 'batches', `${String(a.seqNo).padStart(12, '0')}.leaves`));
-      leafBytes += file.length;
-      const leaves = unpackCanonical(file, 'leaves') as Bytes[];
-      expect(leaves.length).toBe(Number(a.count));
-      expect(bytesEqual(merkleRoot(leaves), a.root), `root of window ${a.seqNo}`).toBe(true);
-      for (const l of leaves) {
-        const r = decodeLeaf(l);
-        ids.push(`${r.device}:${r.n}`);
-      }
-    }
     // No reading in two windows, and none acknowledged is missing.
     expect(new Set(ids).size).toBe(ids.length);
     const inBatches = new Set(ids);
@@ -512,7 +490,7 @@ describe('IoT end to end (one validator)', () => {
     // The log holds what a restart needs, not history: far less than the readings written.
     const maxLog = Math.max(...logSizes);
     console.log(
-      `crash test: ${plan.length} kills, ${acked.size} readings acknowledged, ${anchored.length} windows anchored, ` +
+      `crash test: ${plan.length} kills, ${acked.size} readings acknowledged, ${seqNos.length} windows anchored, ` +
         `${leafBytes} bytes of batches, readings.log at most ${maxLog} bytes`,
     );
     expect(acked.size).toBeGreaterThan(1000);

@@ -1,5 +1,13 @@
 /** Goal: the gateway's pieces (readings, durable log, envelopes, aggregates) accept what they should and refuse the rest. */
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -91,6 +99,52 @@ describe('append-only log', () => {
     buf[buf.length - 1] = buf[buf.length - 1]! ^ 1;
     writeFileSync(path, buf);
     expect(readLog(path).records.length).toBe(99);
+  });
+});
+
+describe('log compaction', () => {
+  it('a rewrite keeps the snapshot plus every append made meanwhile, each acknowledged once on disk', async () => {
+    const path = join(tmp(), 'log');
+    const log = await openAppendLog(path);
+    const live = new Set<string>();
+    const write = (x: string) => {
+      live.add(x);
+      return log.append(utf8(x));
+    };
+    await Promise.all(Array.from({ length: 200 }, (_, i) => write(`old ${i}`)));
+    // Half of them are no longer needed; appends keep arriving while the rewrite runs.
+    for (let i = 0; i < 100; i++) live.delete(`old ${i}`);
+    const during: Array<Promise<void>> = [];
+    const steps: string[] = [];
+    let snapshot: string[] = [];
+    const rewritten = log.rewrite(
+      () => {
+        snapshot = [...live];
+        return snapshot.map((x) => utf8(x));
+      },
+      (s) => {
+        steps.push(s);
+        if (s === 'written') for (let i = 0; i < 50; i++) during.push(write(`new ${i}`));
+      },
+    );
+    const { before, after } = await rewritten;
+    await Promise.all(during);
+    expect(steps).toEqual(['snapshot', 'written', 'synced', 'renamed', 'dirSynced']);
+    expect(after).toBeLessThan(before);
+    await log.close();
+    const records = readLog(path).records.map((r) => Buffer.from(r).toString());
+    expect(records).toEqual([...snapshot, ...Array.from({ length: 50 }, (_, i) => `new ${i}`)]);
+    expect(statSync(path).size).toBe(after + 50 * (8 + 'new 0'.length) + 40 * 1);
+  });
+
+  it('a crash before the rename leaves the old log whole; the stray snapshot is removed', async () => {
+    const path = join(tmp(), 'log');
+    const log = await openAppendLog(path);
+    await log.append(utf8('kept'));
+    await log.close();
+    writeFileSync(`${path}.compact`, Buffer.from([0, 0, 0, 9, 1, 2]));
+    expect(readLog(path).records.map((r) => Buffer.from(r).toString())).toEqual(['kept']);
+    expect(existsSync(`${path}.compact`)).toBe(false);
   });
 });
 

@@ -8,7 +8,10 @@ import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { utf8 } from '../../core/bytes.ts';
+import { bytesEqual, utf8, type Bytes } from '../../core/bytes.ts';
+import { unpackCanonical } from '../../core/codec.ts';
+import { merkleRoot } from '../../core/merkle.ts';
+import { decodeLeaf } from '../../iot/gateway/reading.ts';
 import { sha256 } from '../../core/hash.ts';
 import { addressHexOf, keyPairFromSecret, type KeyPair } from '../../core/keys.ts';
 import { writeLocalNetwork, type LocalNetwork } from '../../node/cli/init.ts';
@@ -170,4 +173,48 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+}
+
+/** What {@link auditGatewayBatches} found. */
+export interface BatchAudit {
+  /** seqNos anchored on chain, in order. */
+  readonly seqNos: number[];
+  /** `device:n` of every reading in the anchored batches, in order (repeats kept, to be checked). */
+  readonly ids: string[];
+  readonly leafBytes: number;
+}
+
+/**
+ * Reads every anchor of `gateway` from the chain (through `client`) and checks the gateway's kept
+ * batch file of each against it (same count, same Merkle root); throws on a mismatch.
+ */
+export async function auditGatewayBatches(
+  client: TrellisClient,
+  gateway: string,
+  dir: string,
+): Promise<BatchAudit> {
+  const anchored: Array<{ seqNo: number; root: Bytes; count: number }> = [];
+  for (;;) {
+    const page = (await client.view('iot', 'anchors', {
+      gateway,
+      from: anchored.length === 0 ? 1 : anchored[anchored.length - 1]!.seqNo + 1,
+      limit: 1000,
+    })) as Array<{ seqNo: number; root: Bytes; count: number }>;
+    anchored.push(...page);
+    if (page.length < 1000) break;
+  }
+  const ids: string[] = [];
+  let leafBytes = 0;
+  for (const a of anchored) {
+    const file = readFileSync(join(dir, 'batches', `${String(a.seqNo).padStart(12, '0')}.leaves`));
+    leafBytes += file.length;
+    const leaves = unpackCanonical(file, 'leaves') as Bytes[];
+    if (leaves.length !== Number(a.count) || !bytesEqual(merkleRoot(leaves), a.root))
+      throw new Error(`batch ${a.seqNo} of ${gateway} does not match its anchor`);
+    for (const l of leaves) {
+      const r = decodeLeaf(l);
+      ids.push(`${r.device}:${r.n}`);
+    }
+  }
+  return { seqNos: anchored.map((a) => Number(a.seqNo)), ids, leafBytes };
 }

@@ -47,7 +47,7 @@ function print(r: ChaosReport): void {
     `  killed or stopped, by node: ${[0, 1, 2, 3].map((i) => `${i}: ${r.faults.filter((f) => f.sides === undefined && f.nodes[0] === i).length}`).join(', ')}`,
     ...partitions.map(
       (f) =>
-        `  ${f.kind} ${f.sides!.map((s) => `{${s.join(',')}}`).join('|')} at ${(f.at / 1000).toFixed(1)} s: ${f.connectionsCut} connections cut, ${f.blocksDuringPartition ?? 0} blocks by the quorum side during it`,
+        `  ${f.kind} ${f.sides!.map((s) => `{${s.join(',')}}`).join('|')} at ${(f.at / 1000).toFixed(1)} s: ${f.connectionsCut} connections cut, ${f.kind === 'partition-2-2' ? 'no commit on either side' : `${f.blocksDuringPartition ?? 0} blocks by the quorum side`} during it`,
     ),
     `  fault proxy: ${r.proxy.forwarded} connections forwarded, ${r.proxy.refused} refused while cut, ${r.proxy.cut} reset by partitions`,
     'Invariant checks run:',

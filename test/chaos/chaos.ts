@@ -534,7 +534,7 @@ async function chaos(cluster: Cluster, proxy: FaultProxy, options: ChaosOptions)
       `${what} at ${(at / 1000).toFixed(1)} s${
         blocksDuringPartition === undefined
           ? ''
-          : ` (${connectionsCut} connections cut, ${blocksDuringPartition} blocks by the quorum side)`
+          : ` (${connectionsCut} connections cut, ${kind === 'partition-2-2' ? 'no side with a quorum' : `${blocksDuringPartition} blocks by the quorum side`})`
       }: first commit ${healToFirstCommitMs.toFixed(0)} ms, every node ${healToCommitMs.toFixed(0)} ms after the heal`,
     );
   }

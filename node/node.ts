@@ -153,12 +153,11 @@ async function assemble(
   const selfAddress = addressOf(keys.publicKey);
   const isValidator = genesisValidatorIndex(genesis, keys.publicKey) >= 0;
 
+  const safetyStore = createFileSafetyStore(join(config.dataDir, 'safety.bin'));
+  closers.push(() => safetyStore.close());
   const safety = await openSafetyRules(
     { chainId: genesis.chainId },
-    {
-      signer: createKeySigner(keys.secretKey),
-      store: createFileSafetyStore(join(config.dataDir, 'safety.bin')),
-    },
+    { signer: createKeySigner(keys.secretKey), store: safetyStore },
   );
 
   // Signatures of incoming transactions are verified in batches on worker threads (one per spare

@@ -64,6 +64,18 @@ export interface StateRow {
 }
 
 /** The report's data and HTML. */
+/** A device that went silent (DeviceOffline) or reported again (DeviceOnline). */
+export interface DeviceRow {
+  readonly device: string;
+  readonly site: string;
+  readonly metric: string;
+  readonly event: 'offline' | 'online';
+  readonly at: number;
+  /** Offline: the block time of the last anchor naming it; online: since when it was offline. */
+  readonly reference: number;
+  readonly height: number;
+}
+
 export interface Report {
   readonly html: string;
   /** SHA-256 (hex) of the HTML with the hash field set to 64 zeros. */
@@ -74,6 +86,7 @@ export interface Report {
   readonly states: readonly StateRow[];
   readonly score: { readonly score: number; readonly at: number | null };
   readonly indicators: ReadonlyArray<Record<string, Value>>;
+  readonly devices: readonly DeviceRow[];
 }
 
 async function allEvents(
@@ -268,7 +281,25 @@ export async function buildReport(client: TrellisClient, o: ReportOptions): Prom
         if (c.indicator === str(ind['id']) && c.at >= Number(ind['since'])) state = c.to;
       return { ...ind, state };
     });
-  const html = renderHtml({ ...o, atHeight }, anchors, states, score, scores, indicators);
+  const devices: DeviceRow[] = [];
+  for (const name of ['DeviceOffline', 'DeviceOnline'] as const) {
+    for (const e of await allEvents(client, contract, name, atHeight)) {
+      const d = e.data as Record<string, Value>;
+      const at = Number(d['at']);
+      if (d['enterprise'] !== o.enterprise || at < o.from || at > o.to) continue;
+      devices.push({
+        device: str(d['device']),
+        site: str(d['site']),
+        metric: str(d['metric']),
+        event: name === 'DeviceOffline' ? 'offline' : 'online',
+        at,
+        reference: Number(name === 'DeviceOffline' ? d['lastSeenAt'] : d['offlineSince']),
+        height: e.height,
+      });
+    }
+  }
+  devices.sort((x, y) => x.height - y.height || x.at - y.at || (x.device < y.device ? -1 : 1));
+  const html = renderHtml({ ...o, atHeight }, anchors, states, score, scores, indicators, devices);
   const hash = toHex(sha256(Buffer.from(html, 'utf8'))).slice(2);
   return {
     html: html.replace(hashTag(ZERO_HASH), hashTag(hash)),
@@ -278,6 +309,7 @@ export async function buildReport(client: TrellisClient, o: ReportOptions): Prom
     states,
     score,
     indicators,
+    devices,
   };
 }
 
@@ -306,6 +338,7 @@ function renderHtml(
   score: { score: number; at: number | null },
   scores: ReadonlyArray<{ t: number; v: bigint }>,
   indicators: ReadonlyArray<Record<string, Value>>,
+  devices: readonly DeviceRow[],
 ): string {
   const out: string[] = [];
   const alerts = states.filter((s) => s.to === 'ALERT');
@@ -377,6 +410,22 @@ function renderHtml(
     for (const s of states) {
       out.push(
         `<tr><td>${esc(formatTime(s.at))}</td><td>${esc(s.indicator)}</td><td class="${esc(s.from)}">${esc(s.from)}</td><td class="${esc(s.to)}">${esc(s.to)}</td><td>${esc(s.reason)}</td><td>${s.seqNo ?? ''}</td><td>${s.height}</td></tr>`,
+      );
+    }
+    out.push('</table>');
+  }
+  out.push('</section>');
+
+  out.push(`<section><h2>Device heartbeats (${devices.length} changes)</h2>`);
+  if (devices.length === 0) out.push('<p>No device went silent in this range.</p>');
+  else {
+    out.push(
+      '<p>A device that no anchor names for its heartbeat interval goes OFFLINE (a scheduled check on chain), and the indicators its metric feeds with it; it is back with the next anchor naming it.</p>',
+      '<table><tr><th>time (UTC)</th><th>device</th><th>site</th><th>metric</th><th>event</th><th>last seen / offline since (UTC)</th><th>block</th></tr>',
+    );
+    for (const d of devices) {
+      out.push(
+        `<tr><td>${esc(formatTime(d.at))}</td><td>${esc(d.device)}</td><td>${esc(d.site)}</td><td>${esc(d.metric)}</td><td class="${d.event === 'offline' ? 'OFFLINE' : 'NORMAL'}">${d.event}</td><td>${esc(formatTime(d.reference))}</td><td>${d.height}</td></tr>`,
       );
     }
     out.push('</table>');

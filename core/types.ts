@@ -140,6 +140,37 @@ export function decodeTxBody(body: Bytes): Transaction {
 }
 
 /**
+ * The body and signature of a signed transaction in exactly its canonical encoding, read without
+ * the generic decoder: a 2-array (0x92) of the body as the shortest bin (c4/c5/c6 with its length)
+ * and the 64-byte signature (c4 40), nothing after. Undefined for any other bytes. Decoding and
+ * re-encoding every transaction envelope to prove it canonical cost as much as the rest of the
+ * decode; this reads the one canonical form directly.
+ */
+function splitTxEnvelope(b: Bytes): [Bytes, Bytes] | undefined {
+  if (b.length < 2 + 2 + SIGNATURE_BYTES + 2 || b[0] !== 0x92) return undefined;
+  let len: number;
+  let at: number;
+  const tag = b[1];
+  if (tag === 0xc4) {
+    len = b[2]!;
+    at = 3;
+  } else if (tag === 0xc5) {
+    len = (b[2]! << 8) | b[3]!;
+    at = 4;
+    if (len < 0x100) return undefined;
+  } else if (tag === 0xc6) {
+    len = ((b[2]! << 24) | (b[3]! << 16) | (b[4]! << 8) | b[5]!) >>> 0;
+    at = 6;
+    if (len < 0x10000) return undefined;
+  } else return undefined;
+  const sigAt = at + len;
+  if (sigAt + 2 + SIGNATURE_BYTES !== b.length || b[sigAt] !== 0xc4 || b[sigAt + 1] !== SIGNATURE_BYTES) {
+    return undefined;
+  }
+  return [b.subarray(at, sigAt), b.subarray(sigAt + 2)];
+}
+
+/**
  * Decodes a signed transaction from the wire. Checks size, shape, canonical encoding and, when
  * given, the chainId; it does not verify the signature (see {@link verifyTx}).
  */
@@ -153,9 +184,18 @@ export function decodeSignedTx(bytes: Bytes, expectedChainId?: string): SignedTr
       },
     );
   }
-  const f = readArray(unpackCanonical(bytes, 'transaction'), 2, 'transaction');
-  const body = readBytes(f[0], 'transaction.body');
-  const signature = readBytes(f[1], 'transaction.signature', SIGNATURE_BYTES);
+  let body: Bytes;
+  let signature: Bytes;
+  const fast = splitTxEnvelope(bytes);
+  if (fast !== undefined) {
+    [body, signature] = fast;
+  } else {
+    // Not the canonical shape: the generic decoder names what is wrong (or accepts what the
+    // shortcut does not know).
+    const f = readArray(unpackCanonical(bytes, 'transaction'), 2, 'transaction');
+    body = readBytes(f[0], 'transaction.body');
+    signature = readBytes(f[1], 'transaction.signature', SIGNATURE_BYTES);
+  }
   const tx = decodeTxBody(body);
   if (expectedChainId !== undefined && tx.chainId !== expectedChainId) {
     throw new CodecError(

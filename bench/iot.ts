@@ -3,8 +3,8 @@
  * - readings/s one gateway ingests: signed readings verified, logged with fsync and acknowledged,
  *   (a) handed to the gateway directly, (b) published by device clients over MQTT QoS 1 to the
  *   embedded broker (acknowledged only once on disk);
- * - anchors/s the chain accepts: many registered gateways sending window anchors at once, counted
- *   when committed with status ok.
+ * - anchors/s the chain accepts: many registered gateways sending window anchors at once (each
+ *   naming its 6 devices, whose heartbeat deadlines it moves), counted when committed with status ok.
  *
  *   npm run bench:iot -- [--readings N] [--gateways G] [--anchors K] [--json]
  */
@@ -30,6 +30,8 @@ const { values } = parseArgs({
 const READINGS = Number(values.readings ?? 30_000);
 const GATEWAYS = Number(values.gateways ?? 16);
 const ANCHORS_PER_GATEWAY = Number(values.anchors ?? 25);
+/** Devices each bench gateway registers and names in every anchor (their heartbeats). */
+const DEVICES_PER_GATEWAY = 6;
 const results: Record<string, number | string> = {};
 const report = (k: string, v: number | string, unit = '') => {
   results[k] = v;
@@ -132,6 +134,28 @@ try {
   }
   const sentRegs = await Promise.all(regs);
   for (const s of sentRegs) await net.client.waitTx(s.hash, 60_000);
+  // Each anchor names its gateway's devices: the per-device heartbeat work is part of the figure.
+  const devs: Array<Promise<SentTx>> = [];
+  for (let i = 0; i < GATEWAYS; i++) {
+    for (let d = 0; d < DEVICES_PER_GATEWAY; d++) {
+      devs.push(
+        net.admin.send({
+          contract: 'iot',
+          method: 'registerDevice',
+          args: {
+            id: `bench-${i}-d${d}`,
+            gateway: `bench-${i}`,
+            kind: 'power-meter',
+            metric: 'power',
+            publicKey: null,
+          },
+          gasLimit: 5_000_000,
+        }),
+      );
+    }
+  }
+  const sentDevs = await Promise.all(devs);
+  for (const s of sentDevs) await net.client.waitTx(s.hash, 60_000);
   const head = await net.client.head();
   const base = Math.floor((head!.header.timestamp - ANCHORS_PER_GATEWAY * WINDOW - 10_000) / WINDOW) * WINDOW;
   const metrics = [{ metric: 'power', n: 10, min: 90, max: 110, sum: 1000 }];
@@ -153,6 +177,7 @@ try {
             root: new Uint8Array(32).fill(s % 256),
             batchHash: new Uint8Array(32).fill(1),
             metrics,
+            devices: Array.from({ length: DEVICES_PER_GATEWAY }, (_, d) => `bench-${i}-d${d}`),
           },
         });
       }
@@ -166,7 +191,10 @@ try {
     const g = (await net.client.view('iot', 'gateway', { id: `bench-${i}` })) as { lastSeq: number };
     okCount += g.lastSeq;
   }
-  report(`anchors committed ok (${GATEWAYS} gateways x ${ANCHORS_PER_GATEWAY})`, okCount);
+  report(
+    `anchors committed ok (${GATEWAYS} gateways x ${ANCHORS_PER_GATEWAY}, ${DEVICES_PER_GATEWAY} devices named each)`,
+    okCount,
+  );
   report('anchors/s accepted by a 1-validator chain', okCount / secs, 'anchors/s');
 } finally {
   await net.stop();

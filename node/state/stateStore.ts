@@ -1,11 +1,11 @@
 import { bytesEqual, type Bytes } from '../../core/bytes.ts';
-import { HASH_BYTES } from '../../core/hash.ts';
-import { pack, readArray, readUint, unpackCanonical } from '../../core/codec.ts';
+import { HASH_BYTES, sha256 } from '../../core/hash.ts';
+import { pack, readArray, readBytes, readUint, unpackCanonical } from '../../core/codec.ts';
 import {
+  EMPTY_STATE_ROOT,
   StateError,
   assertContract,
   assertKey,
-  nibbleAt,
   stateKeyHash,
   stateValueHash,
   type StateProof,
@@ -13,63 +13,80 @@ import {
 } from '../../core/stateProof.ts';
 import type { BatchOp, KvStore } from '../storage/kv.ts';
 import {
+  buildTree,
+  createWorkingTree,
+  hashOf,
+  leafHolds,
+  leafKeyHash,
+  leafValueHash,
+  walk,
+  type TreeRoot,
+} from './memoryTree.ts';
+import { SortedKeySet } from './sortedKeySet.ts';
+import {
   FLAT_END,
   FLAT_START,
   MAX_VERSION,
   META_KEY,
-  childAt,
-  childHashOffset,
-  createNodeReader,
-  decodeKeyList,
   decodeUndo,
-  encodeKeyList,
   encodeUndo,
   flatKey,
   parseFlatKey,
-  staleKey,
-  storedNodeHash,
   undoKey,
-  type LeafEntry,
-  type StoredNode,
   type UndoEntry,
-} from './nodeStore.ts';
-import { SortedKeySet } from './sortedKeySet.ts';
+  type UndoRecord,
+} from './stateLayout.ts';
 import { createStateView, viewInternals, type CommittedState, type StateStoreView } from './stateView.ts';
-import { createWorkingTree } from './workingTree.ts';
 
 /**
  * The authenticated state store: a versioned Jellyfish-style Merkle tree of every contract's
- * key-values over the node's KvStore, with a flat index of the latest values and an in-memory
+ * key-values, with a flat index of the latest values in the node's KvStore and an in-memory
  * ordered key index for range scans. The hashing rules are in core/stateProof.ts; the storage
- * layout in nodeStore.ts.
+ * layout and node encoding in nodeStore.ts.
  *
- * Like Aptos's Jellyfish Merkle tree: nodes are keyed by (version, nibble path) and never
- * rewritten, so every retained version stays readable and provable; each version has its own root
- * record; the nodes a version replaces are listed in its stale-node record, and deleted when the
- * version leaves the retention window. Unlike it: a leaf (key hash, value hash) lives inside its
- * parent's record, not in a record of its own, and subtrees of at most 8 leaves are embedded in
- * their parent's record, so a 1,000-key block on a million-key tree writes ~2,200 records
- * instead of ~3,750 (and later prunes as many). Values live in the flat index; a version's undo
- * record keeps the values it overwrote, from which older versions are read.
+ * Like Aptos's Jellyfish Merkle tree, nodes are keyed by (version, nibble path) and never
+ * rewritten, so each version's tree stays readable and provable; each version has its own root
+ * node, and the nodes a version replaced are dropped when the version before it leaves the window.
+ * A leaf (key hash, value hash) lives inside its parent node, and subtrees of at most 8 leaves are
+ * embedded in their parent. Unlike it, the nodes live in memory, not in the database: the
+ * database holds the values (flat index), and per version an undo record (the values the version
+ * overwrote and the root before it) and the metadata (latest version and root). A block's batch is
+ * therefore its ~1,000 value writes and one undo record, instead of the ~2,200 node records (and
+ * as many deletes when pruned, ~2 MiB in all) a 1,000-key block on a million-key tree writes as
+ * Jellyfish, which LevelDB on a small machine cannot sustain at 50,000 updates per second.
+ *
+ * - Opening rebuilds the latest tree from the flat index (one scan, which also loads the key
+ *   index; two hashes per key) and checks its root against the stored one.
+ * - The trees of the last `memoryVersions` versions are held in memory (they share all unchanged
+ *   subtrees); an older retained version's tree is rebuilt on demand from the oldest one held, by
+ *   undoing the versions in between with their undo records, and kept until the next commit.
+ * - Values of older versions come from the undo records; roots from the undo records too.
  *
  * Versions are block heights. Committing never writes by itself: {@link StateStore.commitOps}
- * returns the batch operations of the new version (tree records, flat index changes, the
- * stale-node and undo records, pruning of the versions leaving the retention window, metadata),
- * which the block store appends to the block's one atomic batch; once that batch is written,
- * `finalize()` moves the in-memory state (version, root, key index, node cache) forward. A crash
- * at any instant therefore leaves the state of the old head or of the new one, never a mixture.
+ * returns the batch operations of the new version (flat index changes, the undo record, pruning of
+ * the versions leaving the retention window, metadata), which the block store appends to the
+ * block's one atomic batch; once that batch is written, `finalize()` moves the in-memory state
+ * (version, root, tree, key index) forward. A crash at any instant therefore leaves the values of
+ * the old head or of the new one, never a mixture, and the tree rebuilt from them has that head's
+ * root.
  *
- * Memory: the key index holds every (contract, key) of the latest version as a latin1 string in a
- * chunked sorted array: about 16 bytes plus the key length per key (~40 MiB at a million 20-byte
- * keys), loaded by one scan of the flat index at open (~1 s per 200,000 keys here). The node
- * cache is bounded by `cacheNodes`; a million-key tree has ~70,000 records.
+ * Memory grows with the state, as the key index already does: the key index holds every
+ * (contract, key) as a latin1 string in a chunked sorted array (~16 bytes plus the key length per
+ * key), and the tree ~110 bytes per key (leaves are 96 bytes: key hash, value hash, leaf hash),
+ * plus the nodes the `memoryVersions` latest versions replaced (~2 MiB per 1,000-key block at a
+ * million keys). A million 20-byte keys thus take ~150 MiB.
  */
 /** Options of {@link openStateStore}. */
 export interface StateStoreOptions {
   /** Versions kept readable and provable: the latest and the ones before it. At least 1. Default 256. */
   readonly retainVersions?: number;
-  /** Tree records kept decoded in memory (~0.5 to 2 KiB each). Default 131,072. */
-  readonly cacheNodes?: number;
+  /**
+   * Versions whose trees are held in memory, for proofs without a rebuild: the latest and the ones
+   * before it (at most `retainVersions` count). At least 1. Default 16. Proofs against older
+   * retained versions rebuild the version's tree (cost grows with the writes of the versions in
+   * between: ~1 s for 250 blocks of 1,000 keys).
+   */
+  readonly memoryVersions?: number;
   /**
    * The version the caller knows is committed (the head height from the block store). Opening
    * fails with VERSION_MISSING unless the stored state is at exactly this version.
@@ -125,36 +142,39 @@ export interface StateStore {
   getAt(version: number, contract: string, key: Bytes): Bytes | undefined;
   /** The value of (contract, key) with a proof against the root of `version` (default: the latest). */
   prove(contract: string, key: Bytes, version?: number): StateProofResult;
-  /**
-   * Reads the latest version's nodes into the node cache, breadth-first from the root, until the
-   * cache is full or the tree is read; returns the number of records read. A restarted node calls
-   * it once so its first blocks do not pay a disk read per node.
-   */
-  warmCache(): number;
 }
 
-/** Most stale-node records one commit deletes, so lowering `retainVersions` cannot make one huge batch. */
+/** Most versions one commit prunes, so lowering `retainVersions` cannot make one huge batch. */
 export const MAX_PRUNED_VERSIONS_PER_COMMIT = 16;
 const DEFAULT_RETAIN_VERSIONS = 256;
-const DEFAULT_CACHE_NODES = 131_072;
-const META_FORMAT = 1;
+const DEFAULT_MEMORY_VERSIONS = 16;
+// Trees of old versions rebuilt on demand and kept until the next commit; each holds the nodes the
+// versions it undid had changed.
+const MAX_REBUILT_TREES = 4;
+const META_FORMAT = 2;
 
 interface Meta {
   readonly latest: number;
   /** Versions below this one are pruned. */
   readonly oldest: number;
+  /** Root of the latest version. */
+  readonly root: Bytes;
 }
 
 function encodeMeta(m: Meta): Bytes {
-  return pack([META_FORMAT, m.latest, m.oldest]);
+  return pack([META_FORMAT, m.latest, m.oldest, m.root]);
 }
 
 function decodeMeta(bytes: Bytes): Meta {
   try {
-    const v = readArray(unpackCanonical(bytes, 'state meta'), 3, 'state meta');
+    const v = readArray(unpackCanonical(bytes, 'state meta'), 4, 'state meta');
     if (v[0] !== META_FORMAT)
       throw new StateError('CORRUPT', `state meta: unknown format ${String(v[0])}`, {});
-    return { latest: readUint(v[1], 'state meta.latest'), oldest: readUint(v[2], 'state meta.oldest') };
+    return {
+      latest: readUint(v[1], 'state meta.latest'),
+      oldest: readUint(v[2], 'state meta.oldest'),
+      root: readBytes(v[3], 'state meta.root', HASH_BYTES),
+    };
   } catch (err) {
     if (err instanceof StateError) throw err;
     throw new StateError('CORRUPT', `state meta: ${(err as Error).message}`, {});
@@ -167,29 +187,22 @@ function checkVersionNumber(version: unknown, what: string): asserts version is 
   }
 }
 
-const ZERO_PATH = Buffer.alloc(32);
-
-function popcount16(x: number): number {
-  let n = 0;
-  for (let v = x; v !== 0; v &= v - 1) n++;
-  return n;
+function checkCount(value: number, what: string): void {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new StateError('BAD_OPTIONS', `${what}: expected an integer >= 1`, { [what]: value });
+  }
 }
 
 /**
- * Opens the state kept in `kv` (creating nothing until the first commit). Loads the ordered key
- * index by scanning the flat index, so it is async; every read afterwards is synchronous.
+ * Opens the state kept in `kv` (creating nothing until the first commit). Scans the flat index to
+ * load the key index and rebuild the latest tree, so it is async; every read afterwards is
+ * synchronous.
  */
 export async function openStateStore(kv: KvStore, options: StateStoreOptions = {}): Promise<StateStore> {
   const retain = options.retainVersions ?? DEFAULT_RETAIN_VERSIONS;
-  if (!Number.isSafeInteger(retain) || retain < 1) {
-    throw new StateError('BAD_OPTIONS', 'retainVersions: expected an integer >= 1', {
-      retainVersions: retain,
-    });
-  }
-  const cacheNodes = options.cacheNodes ?? DEFAULT_CACHE_NODES;
-  if (!Number.isSafeInteger(cacheNodes) || cacheNodes < 2) {
-    throw new StateError('BAD_OPTIONS', 'cacheNodes: expected an integer >= 2', { cacheNodes });
-  }
+  checkCount(retain, 'retainVersions');
+  const memoryVersions = options.memoryVersions ?? DEFAULT_MEMORY_VERSIONS;
+  checkCount(memoryVersions, 'memoryVersions');
   if (options.version !== undefined) checkVersionNumber(options.version, 'version');
 
   const metaBytes = await kv.get(META_KEY);
@@ -202,22 +215,54 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     );
   }
 
-  const reader = createNodeReader(kv, cacheNodes);
   // contract → its keys in byte order (latin1 strings).
   const index = new Map<string, SortedKeySet>();
   let keyCount = 0;
-  for await (const [k] of kv.scan({ gte: FLAT_START, lt: FLAT_END })) {
+  // Key and value hashes of every key, for rebuilding the tree; grown by doubling.
+  let keyHashes = Buffer.allocUnsafe(0);
+  let valueHashes = Buffer.allocUnsafe(0);
+  for await (const [k, v] of kv.scan({ gte: FLAT_START, lt: FLAT_END })) {
     const { contract, keyStr } = parseFlatKey(k);
     let set = index.get(contract);
     if (set === undefined) index.set(contract, (set = new SortedKeySet()));
-    if (set.add(keyStr)) keyCount++;
+    if (!set.add(keyStr)) continue;
+    if ((keyCount + 1) * HASH_BYTES > keyHashes.length) {
+      const size = Math.max(1024, 2 * keyHashes.length);
+      const kh = Buffer.allocUnsafe(size);
+      const vh = Buffer.allocUnsafe(size);
+      keyHashes.copy(kh);
+      valueHashes.copy(vh);
+      keyHashes = kh;
+      valueHashes = vh;
+    }
+    keyHashes.set(stateKeyHash(contract, Buffer.from(keyStr, 'latin1')), keyCount * HASH_BYTES);
+    valueHashes.set(sha256(v), keyCount * HASH_BYTES);
+    keyCount++;
   }
 
-  let rootNode: StoredNode = meta === undefined ? { kind: 'null' } : reader.load(meta.latest, ZERO_PATH, 0);
-  // Roots of retained versions, computed on demand; entries below the window are dropped.
+  // Root nodes of the versions whose trees are in memory: memoryOldest to the latest.
+  const trees = new Map<number, TreeRoot>();
+  let rootNode: TreeRoot;
+  let root = EMPTY_STATE_ROOT;
+  let memoryOldest = 0;
+  if (meta !== undefined) {
+    rootNode = buildTree(keyHashes, valueHashes, keyCount);
+    root = hashOf(rootNode);
+    if (!bytesEqual(root, meta.root)) {
+      throw new StateError(
+        'CORRUPT',
+        `state: the tree rebuilt from the flat index does not match the root of version ${meta.latest}`,
+        { version: meta.latest },
+      );
+    }
+    trees.set(meta.latest, rootNode);
+    memoryOldest = meta.latest;
+  }
+  keyHashes = valueHashes = Buffer.allocUnsafe(0);
+  // Roots of retained versions, read on demand; entries below the window are dropped.
   const roots = new Map<number, Bytes>();
-  let root = storedNodeHash(rootNode);
   if (meta !== undefined) roots.set(meta.latest, root);
+  const rebuilt = new Map<number, TreeRoot>();
   // Bumped on every finalised commit, so a StateCommit can only be finalised on the state it was built on.
   let generation = 0;
 
@@ -228,7 +273,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     read: (contract, key) => kv.getSync(flatKey(contract, key)),
     has: (contract, keyStr) => index.get(contract)?.has(keyStr) ?? false,
     cursor: (contract, start, exclusive) => index.get(contract)?.seek(start, exclusive),
-    workingTree: () => createWorkingTree(reader, meta?.latest, rootNode),
+    workingTree: () => createWorkingTree(rootNode),
   };
 
   const checkRetained = (version: unknown): number => {
@@ -252,68 +297,19 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     return version;
   };
 
-  const rootAt = (version: number): Bytes => {
-    checkRetained(version);
-    let r = roots.get(version);
-    if (r === undefined) {
-      r = storedNodeHash(reader.load(version, ZERO_PATH, 0));
-      roots.set(version, r);
-    }
-    return r;
-  };
-
-  // Walks version `version` along keyHash: the leaf found on its path (if any), recording the
-  // levels passed when asked to (for a proof).
-  const walk = (
-    version: number,
-    keyHash: Bytes,
-    levels: StateProofLevel[] | undefined,
-  ): LeafEntry | undefined => {
-    let node = reader.load(version, ZERO_PATH, 0);
-    for (let depth = 0; ; depth++) {
-      switch (node.kind) {
-        case 'null':
-          return undefined;
-        case 'leaf':
-          return node.leaf;
-        case 'internal': {
-          const n = nibbleAt(keyHash, depth);
-          if (levels !== undefined) {
-            // Sibling hashes are copied straight from the node's bytes into one buffer per level.
-            const bitmap = node.bitmap & ~(1 << n);
-            const all = Buffer.allocUnsafe(popcount16(bitmap) * HASH_BYTES);
-            const siblings: Bytes[] = [];
-            for (let i = 0, j = 0; i < 16; i++) {
-              if (!((bitmap >> i) & 1)) continue;
-              const o = childHashOffset(node, i);
-              node.bytes.copy(all, j * HASH_BYTES, o, o + HASH_BYTES);
-              siblings.push(all.subarray(j * HASH_BYTES, ++j * HASH_BYTES));
-            }
-            levels.push({ bitmap, siblings });
-          }
-          const child = childAt(node, n);
-          if (child === undefined || child.t === 'leaf') return child;
-          node = child.t === 'emb' ? child.node : reader.load(child.version, keyHash, depth + 1);
-          if (node.kind !== 'internal') {
-            throw new StateError('CORRUPT', 'state tree: an internal child is not an internal node', {
-              version,
-              depth,
-            });
-          }
-        }
-      }
-    }
-  };
-
   // Decoded undo records of recent versions, for reads of old versions. Bounded: each holds one
   // block's writes, and walking back through more than a few is rare (old-version proofs).
-  const undoCache = new Map<number, Map<string, Bytes | null>>();
+  const undoCache = new Map<number, UndoRecord>();
   const MAX_UNDO_CACHE = 32;
-  const undoAt = (version: number): Map<string, Bytes | null> | undefined => {
+  const undoAt = (version: number): UndoRecord => {
     let rec = undoCache.get(version);
     if (rec === undefined) {
       const bytes = kv.getSync(undoKey(version));
-      if (bytes === undefined) return undefined;
+      if (bytes === undefined) {
+        throw new StateError('CORRUPT', `state: the undo record of version ${version} is missing`, {
+          version,
+        });
+      }
       rec = decodeUndo(bytes, version);
       if (undoCache.size >= MAX_UNDO_CACHE) undoCache.delete(undoCache.keys().next().value!);
       undoCache.set(version, rec);
@@ -321,29 +317,55 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     return rec;
   };
 
-  // The value of (contract, key) at a retained version. Leaves hold value hashes; the value is
-  // the latest one unless a later version wrote the key, in which case the first such version's
-  // undo record holds it. Each value found is checked against the leaf's hash.
-  const valueAt = (version: number, contract: string, key: Bytes): Bytes | undefined => {
-    if (version === meta!.latest) return kv.getSync(flatKey(contract, key));
-    const keyHash = stateKeyHash(contract, key);
-    const leaf = walk(version, keyHash, undefined);
-    if (leaf === undefined || !bytesEqual(leaf.keyHash, keyHash)) return undefined;
-    const id = contract + '\0' + Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
-    let value: Bytes | null | undefined;
-    for (let u = version + 1; u <= meta!.latest && value === undefined; u++) value = undoAt(u)?.get(id);
-    if (value === undefined) value = kv.getSync(flatKey(contract, key)) ?? null;
-    if (value === null || !bytesEqual(stateValueHash(value), leaf.valueHash)) {
+  const rootAt = (version: number): Bytes => {
+    checkRetained(version);
+    let r = roots.get(version);
+    if (r === undefined) {
+      // The undo record of the next version holds this version's root.
+      r = undoAt(version + 1).previousRoot;
+      roots.set(version, r);
+    }
+    return r;
+  };
+
+  // The tree of a retained version: in memory, or rebuilt from the oldest tree in memory by
+  // undoing, newest first, the versions after it.
+  const treeAt = (version: number): TreeRoot => {
+    if (version >= memoryOldest) return trees.get(version);
+    if (rebuilt.has(version)) return rebuilt.get(version);
+    const tree = createWorkingTree(trees.get(memoryOldest));
+    for (let u = memoryOldest; u > version; u--) {
+      for (const [id, previous] of undoAt(u).values) {
+        const cut = id.indexOf('\0');
+        const keyHash = stateKeyHash(id.slice(0, cut), Buffer.from(id.slice(cut + 1), 'latin1'));
+        if (previous === null) tree.delete(keyHash);
+        else tree.put(keyHash, previous);
+      }
+    }
+    const done = tree.finish();
+    if (!bytesEqual(done.root, rootAt(version))) {
       throw new StateError(
         'CORRUPT',
-        `state: the value of a key at version ${version} does not match its leaf`,
+        `state: the tree rebuilt for version ${version} does not match its root`,
         {
           version,
-          contract,
         },
       );
     }
-    return value;
+    if (rebuilt.size >= MAX_REBUILT_TREES) rebuilt.delete(rebuilt.keys().next().value!);
+    rebuilt.set(version, done.node);
+    return done.node;
+  };
+
+  // The value of (contract, key) at a retained version: the latest one unless a later version
+  // wrote the key, in which case the first such version's undo record holds it.
+  const valueAt = (version: number, contract: string, key: Bytes): Bytes | undefined => {
+    if (version === meta!.latest) return kv.getSync(flatKey(contract, key));
+    const id = contract + '\0' + Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+    let value: Bytes | null | undefined;
+    for (let u = version + 1; u <= meta!.latest && value === undefined; u++) value = undoAt(u).values.get(id);
+    if (value === undefined) return kv.getSync(flatKey(contract, key));
+    return value ?? undefined;
   };
 
   const store: StateStore = {
@@ -359,7 +381,6 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     get keyCount() {
       return keyCount;
     },
-
     view: () => createStateView(committed),
 
     commitOps(view, version) {
@@ -401,8 +422,8 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
         );
       // A view commits once: its working tree becomes this version's nodes.
       internals.close();
-      const built = tree.serialize(version);
-      const ops: BatchOp[] = built.ops;
+      const built = tree.finish();
+      const ops: BatchOp[] = [];
 
       // The flat index, the undo record (previous values, for reading older versions), and the
       // key-index changes to apply once the batch is written.
@@ -430,34 +451,21 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
         }
       }
 
-      // Stale nodes of this version, then pruning: every version below `version - retain + 1`
-      // leaves the window, so the nodes that went stale up to that version can go, and so can
-      // the undo records only those versions needed.
+      // Pruning: every version below `version - retain + 1` leaves the window, and with it the
+      // undo record that led to it from the version before.
       const oldest0 = meta?.oldest ?? version;
       const target = Math.max(oldest0, version - retain + 1);
       let oldest = oldest0;
       let ownPruned = false;
       for (let s = oldest0 + 1; s <= target && s <= oldest0 + MAX_PRUNED_VERSIONS_PER_COMMIT; s++) {
-        if (s === version) {
-          for (const k of built.stale) ops.push({ type: 'del', key: k });
-          ownPruned = true;
-        } else {
-          const key = staleKey(s);
-          const record = kv.getSync(key);
-          if (record !== undefined) {
-            for (const k of decodeKeyList(record)) ops.push({ type: 'del', key: k });
-            ops.push({ type: 'del', key });
-          }
-          ops.push({ type: 'del', key: undoKey(s) });
-        }
+        if (s === version) ownPruned = true;
+        else ops.push({ type: 'del', key: undoKey(s) });
         oldest = s;
       }
-      if (!ownPruned) {
-        if (built.stale.length > 0)
-          ops.push({ type: 'put', key: staleKey(version), value: encodeKeyList(built.stale) });
-        if (undo.length > 0) ops.push({ type: 'put', key: undoKey(version), value: encodeUndo(undo) });
+      if (meta !== undefined && !ownPruned) {
+        ops.push({ type: 'put', key: undoKey(version), value: encodeUndo(meta.root, undo) });
       }
-      const newMeta: Meta = { latest: version, oldest };
+      const newMeta: Meta = { latest: version, oldest, root: built.root };
       ops.push({ type: 'put', key: META_KEY, value: encodeMeta(newMeta) });
 
       const builtOn = generation;
@@ -481,9 +489,12 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
           generation++;
           meta = newMeta;
           root = built.root;
-          reader.remember(built.nodes);
-          reader.forget(built.staleIds);
-          rootNode = reader.load(version, ZERO_PATH, 0);
+          rootNode = built.node;
+          trees.set(version, rootNode);
+          // Trees leaving memory: the nodes only they held are garbage once dropped.
+          const keep = Math.max(oldest, version - Math.min(memoryVersions, retain) + 1);
+          for (; memoryOldest < keep; memoryOldest++) trees.delete(memoryOldest);
+          rebuilt.clear();
           for (const r of roots.keys()) if (r < oldest) roots.delete(r);
           for (const u of undoCache.keys()) if (u <= oldest) undoCache.delete(u);
           roots.set(version, root);
@@ -501,34 +512,6 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
 
     rootAt,
 
-    warmCache() {
-      if (meta === undefined) return 0;
-      let read = 0;
-      // Breadth-first: the upper levels, touched by every block, come first.
-      let level: Array<{ version: number; path: Buffer; depth: number }> = [
-        { version: meta.latest, path: ZERO_PATH, depth: 0 },
-      ];
-      while (level.length > 0 && read < cacheNodes) {
-        const next: typeof level = [];
-        for (const { version, path, depth } of level) {
-          if (read >= cacheNodes) break;
-          const node = reader.load(version, path, depth);
-          read++;
-          if (node.kind !== 'internal') continue;
-          for (let i = 0; i < 16; i++) {
-            const c = childAt(node, i);
-            if (c === undefined || c.t !== 'ref') continue;
-            const p = Buffer.from(path);
-            const d = depth >> 1;
-            p[d] = depth & 1 ? (p[d]! & 0xf0) | i : (i << 4) | (p[d]! & 0x0f);
-            next.push({ version: c.version, path: p, depth: depth + 1 });
-          }
-        }
-        level = next;
-      }
-      return read;
-    },
-
     getAt(version, contract, key) {
       checkRetained(version);
       assertContract(contract);
@@ -540,9 +523,15 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       const v = checkRetained(version ?? meta?.latest ?? 0);
       const keyHash = stateKeyHash(contract, key);
       const levels: StateProofLevel[] = [];
-      const leaf = walk(v, keyHash, levels);
-      const present = leaf !== undefined && bytesEqual(leaf.keyHash, keyHash);
+      const leaf = walk(treeAt(v), keyHash, levels);
+      const present = leaf !== undefined && leafHolds(leaf, keyHash);
       const value = present ? valueAt(v, contract, key) : undefined;
+      if (present && (value === undefined || !bytesEqual(stateValueHash(value), leafValueHash(leaf)))) {
+        throw new StateError('CORRUPT', `state: the value of a key at version ${v} does not match its leaf`, {
+          version: v,
+          contract,
+        });
+      }
       return {
         version: v,
         root: rootAt(v),
@@ -551,7 +540,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
           leaf:
             leaf === undefined
               ? null
-              : { keyHash: Buffer.from(leaf.keyHash), valueHash: Buffer.from(leaf.valueHash) },
+              : { keyHash: Buffer.from(leafKeyHash(leaf)), valueHash: Buffer.from(leafValueHash(leaf)) },
           levels,
         },
       };

@@ -9,7 +9,7 @@ import {
 } from '../../core/stateProof.ts';
 import type { StateView } from '../../core/stateView.ts';
 import type { KeyCursor } from './sortedKeySet.ts';
-import type { WorkingTree } from './workingTree.ts';
+import type { WorkingTree } from './memoryTree.ts';
 
 /**
  * The state view one block executes against: an overlay of buffered writes over the committed

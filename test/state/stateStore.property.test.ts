@@ -160,10 +160,12 @@ describe.each(BACKENDS)('state store against the reference model (%s)', (_name, 
       fc.asyncProperty(
         fc.array(stepArb, { maxLength: 40 }),
         fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 3 }),
         fc.nat(),
-        async (steps, retain, seed) => {
+        async (steps, retain, memoryVersions, seed) => {
           const kv: KvStore = backend.fresh();
-          let store: StateStore = await openStateStore(kv, { retainVersions: retain });
+          // Few versions in memory: proofs against the others rebuild their trees from undo records.
+          let store: StateStore = await openStateStore(kv, { retainVersions: retain, memoryVersions });
           let view: StateStoreView = store.view();
           let base = new ReferenceModel();
           let cur = base.clone();
@@ -229,6 +231,7 @@ describe.each(BACKENDS)('state store against the reference model (%s)', (_name, 
                 // A restart: uncommitted writes are lost, the committed version comes back.
                 store = await openStateStore(kv, {
                   retainVersions: retain,
+                  memoryVersions,
                   ...(version >= 0 ? { version } : {}),
                 });
                 view = store.view();

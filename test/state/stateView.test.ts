@@ -7,8 +7,10 @@ import {
   MAX_STATE_KEY_BYTES,
   MAX_STATE_RANGE_LIMIT,
   MAX_STATE_VALUE_BYTES,
+  verifyStateProof,
 } from '../../core/stateProof.ts';
 import type { KvStore } from '../../node/storage/kv.ts';
+import { flatKey } from '../../node/state/stateLayout.ts';
 import { openStateStore, type StateStore } from '../../node/state/stateStore.ts';
 import { BACKENDS, b, commit, deepKeys, type Backend } from './backends.ts';
 import { ReferenceModel } from './referenceModel.ts';
@@ -201,20 +203,54 @@ describe.each(BACKENDS)('state view (%s)', (_name, make) => {
       expect(str(store.getAt(0, 'c', b('k')))).toBe('old');
     });
 
-    it('warmCache reads the latest tree into the cache; reads and proofs are unchanged', async () => {
+    it('a reopened store rebuilds its tree; proofs against older versions rebuild theirs', async () => {
+      await fresh();
+      store = await openStateStore(kv, { memoryVersions: 2 });
+      const models: ReferenceModel[] = [];
+      const m = new ReferenceModel();
+      for (let version = 0; version < 6; version++) {
+        const v = store.view();
+        for (let i = 0; i < 200; i++) {
+          const key = b(`k${(version * 37 + i) % 500}`);
+          if (i % 9 === 4) {
+            v.delete('c', key);
+            m.delete('c', key);
+          } else {
+            v.set('c', key, b(`${version}:${i}`));
+            m.set('c', key, b(`${version}:${i}`));
+          }
+        }
+        await commit(kv, store, v, version);
+        models.push(m.clone());
+      }
+      const check = (s: StateStore): void => {
+        for (let version = 0; version < 6; version++) {
+          const model = models[version]!;
+          expect(Buffer.from(s.rootAt(version)).equals(model.root())).toBe(true);
+          for (const i of [0, 7, 123, 499, 600]) {
+            const key = b(`k${i}`);
+            const p = s.prove('c', key, version);
+            expect(str(p.value)).toBe(str(model.get('c', key)));
+            expect(verifyStateProof(model.root(), 'c', key, model.get('c', key), p.proof)).toBe(true);
+            expect(str(s.getAt(version, 'c', key))).toBe(str(model.get('c', key)));
+          }
+        }
+      };
+      // Versions 4 and 5 are in memory; 0 to 3 are rebuilt from undo records.
+      check(store);
+      const reopened = await openStateStore(kv, { version: 5, memoryVersions: 1 });
+      expect(Buffer.from(reopened.root).equals(store.root)).toBe(true);
+      check(reopened);
+      await expect(openStateStore(kv, { memoryVersions: 0 })).rejects.toMatchObject({ code: 'BAD_OPTIONS' });
+    });
+
+    it('a flat index that does not match the stored root is refused at open', async () => {
       await fresh();
       const v = store.view();
-      for (let i = 0; i < 500; i++) v.set('c', b(`k${i}`), b(`v${i}`));
+      for (let i = 0; i < 20; i++) v.set('c', b(`k${i}`), b(`v${i}`));
       await commit(kv, store, v, 0);
-      const reopened = await openStateStore(kv, { version: 0, cacheNodes: 1000 });
-      const read = reopened.warmCache();
-      expect(read).toBeGreaterThan(1);
-      expect(read).toBeLessThanOrEqual(1000);
-      const small = await openStateStore(kv, { version: 0, cacheNodes: 2 });
-      expect(small.warmCache()).toBe(2);
-      const p = reopened.prove('c', b('k7'));
-      expect(str(p.value)).toBe('v7');
-      expect(Buffer.from(p.root).equals(store.root)).toBe(true);
+      await kv.batch([{ type: 'put', key: flatKey('c', b('k3')), value: b('tampered') }]);
+      await expect(openStateStore(kv, { version: 0 })).rejects.toMatchObject({ code: 'CORRUPT' });
     });
 
     it('opening at a version other than the stored one is refused', async () => {

@@ -3,6 +3,7 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync } from 'node:f
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { SafetyStore } from '../consensus/safetyRules.ts';
+import type { Bytes } from '../core/bytes.ts';
 
 /** Bytes before the record in a slot: sequence (u64), record length (u32), SHA-256 of both + record. */
 const HEADER = 8 + 4 + 32;
@@ -26,6 +27,13 @@ function readSlot(path: string): { seq: bigint; record: Uint8Array } | undefined
   return digest(seq, record).equals(buf.subarray(12, HEADER)) ? { seq, record } : undefined;
 }
 
+/** The file store: loads synchronously, saves durably, closes its files. */
+export interface FileSafetyStore extends SafetyStore {
+  load(): Bytes | undefined;
+  save(record: Bytes): Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
  * The safety record on disk, in two slot files written alternately in place: each save writes
  * the slot not holding the newest record (sequence, length, checksum, record) and fdatasyncs it,
@@ -37,7 +45,7 @@ function readSlot(path: string): { seq: bigint; record: Uint8Array } | undefined
  * A `path` written by an older version (one file, the record itself) is read once if no slot
  * holds a record yet.
  */
-export function createFileSafetyStore(path: string): SafetyStore & { close(): Promise<void> } {
+export function createFileSafetyStore(path: string): FileSafetyStore {
   const slotPaths = [`${path}.0`, `${path}.1`] as const;
   let seq = 0n;
   let handles: [FileHandle, FileHandle] | undefined;

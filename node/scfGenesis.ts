@@ -46,6 +46,12 @@ export interface ScfGenesisOptions {
   readonly governanceThreshold?: number;
   /** Credit lines by core-enterprise organisation id (default {@link DEFAULT_CREDIT_LINE} each). */
   readonly creditLines?: Readonly<Record<string, number>>;
+  /** Members besides the organisation admins (e.g. the load generator's senders), address as 0x-hex. */
+  readonly members?: ReadonlyArray<{
+    readonly address: string;
+    readonly org: string;
+    readonly roles: readonly string[];
+  }>;
 }
 
 /** One genesis contract entry (the genesis file's `contracts` items, with inline source). */
@@ -69,13 +75,16 @@ export function scfGenesisContracts(
   organisations: readonly ScfOrganisation[],
   options: ScfGenesisOptions = {},
 ): ScfGenesisContract[] {
-  const members = organisations.flatMap((o) =>
-    o.admins.map((a) => ({
-      address: toHex(addressOf(typeof a === 'string' ? fromHex(a) : a)),
-      org: o.id,
-      roles: ['admin'],
-    })),
-  );
+  const members = [
+    ...organisations.flatMap((o) =>
+      o.admins.map((a) => ({
+        address: toHex(addressOf(typeof a === 'string' ? fromHex(a) : a)),
+        org: o.id,
+        roles: ['admin'],
+      })),
+    ),
+    ...(options.members ?? []).map((m) => ({ address: m.address, org: m.org, roles: [...m.roles] })),
+  ];
   const governed = organisations.filter((o) => o.admins.length > 0).length;
   if (governed === 0) throw new Error('a consortium needs at least one organisation admin');
   const threshold = options.governanceThreshold ?? Math.floor((2 * governed) / 3) + 1;

@@ -31,7 +31,7 @@ import {
 } from '../genesis.ts';
 import { PASSPHRASE_ENV, saveKeyFile, type KeyProtection, type ScryptParams } from '../keystore.ts';
 import { runtimeId } from '../runtime.ts';
-import { scfGenesisContracts } from '../scfGenesis.ts';
+import { scfGenesisContracts, type ScfGenesisOptions } from '../scfGenesis.ts';
 import type { Command } from './commands.ts';
 import { keyProtectionFrom } from './keys.ts';
 import { CliError, flag, integerOption, parseCommand, stringOption } from './parse.ts';
@@ -77,6 +77,8 @@ export interface LocalNetworkOptions {
    * supply-chain-finance contracts of node/scfGenesis.ts).
    */
   readonly contracts?: ReadonlyArray<{ name: string; source: string; initArgs?: Value }>;
+  /** Extra genesis members of the default consortium contracts (e.g. a benchmark's senders). */
+  readonly members?: ScfGenesisOptions['members'];
 }
 
 /** What {@link writeLocalNetwork} wrote. */
@@ -200,7 +202,10 @@ export async function writeLocalNetwork(options: LocalNetworkOptions): Promise<L
     // Default: the supply-chain-finance contracts (node/scfGenesis.ts), deployed at height 0.
     contracts: (
       options.contracts ??
-      scfGenesisContracts(orgs.map((o, i) => ({ ...o, admins: [admins[i]!.key.publicKey] })))
+      scfGenesisContracts(
+        orgs.map((o, i) => ({ ...o, admins: [admins[i]!.key.publicKey] })),
+        options.members === undefined ? {} : { members: options.members },
+      )
     ).map((c) => ({ ...c })),
   });
   writeFileSync(layout.genesisFile, JSON.stringify(genesisToJson(genesis), null, 2) + '\n');

@@ -42,6 +42,8 @@ export interface ClusterOptions {
    * approvals grant). `[]` gives a bare network whose genesis admins deploy.
    */
   readonly contracts?: LocalNetworkOptions['contracts'];
+  /** Extra genesis members of the default consortium contracts. */
+  readonly members?: LocalNetworkOptions['members'];
   /**
    * Runs after the network is written and before any node starts, e.g. to point each node's
    * genesis copy at a fault proxy (test/chaos/faultProxy.ts).
@@ -75,6 +77,7 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
     basePorts: { p2p: options.basePort, rpc: options.basePort + 1000 },
     consensus: { roundTimeoutMs: 1000, heartbeatMs: 300, ...options.consensus },
     ...(options.contracts === undefined ? {} : { contracts: options.contracts }),
+    ...(options.members === undefined ? {} : { members: options.members }),
   });
   const nodes: ClusterNode[] = network.nodes.map((n, index) => ({
     index,

@@ -24,7 +24,7 @@ describe('file safety store', () => {
     expect(text(createFileSafetyStore(path).load())).toBe('three');
     // 'three' is record 3, in slot 1; tear it: the previous record comes back.
     const slot = readFileSync(`${path}.1`);
-    slot[slot.length - 1] ^= 0xff;
+    slot.writeUInt8(slot.readUInt8(slot.length - 1) ^ 0xff, slot.length - 1);
     writeFileSync(`${path}.1`, slot);
     const again = createFileSafetyStore(path);
     expect(text(again.load())).toBe('two-longer-record');

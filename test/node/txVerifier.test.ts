@@ -29,7 +29,7 @@ function tx(i: number): SignedTransaction {
 function forge(stx: SignedTransaction, how: number): SignedTransaction {
   if (how === 0) return { ...stx, signature: tx(stx.tx.nonce + 1).signature };
   const body = new Uint8Array(stx.body);
-  body[body.length - 1] ^= 1;
+  body[body.length - 1] = body.at(-1)! ^ 1;
   return { ...stx, body };
 }
 

@@ -27,6 +27,7 @@ import {
   type GuestFlush,
   type HostHandler,
   type InvokeKindCode,
+  type InvokeResult,
   type LoadedContract,
   type Sandbox,
   type SandboxOptions,
@@ -153,6 +154,12 @@ export interface ExecutorOptions {
   /** Replaces the default policy. */
   readonly policy?: LifecyclePolicy;
   readonly sandbox?: SandboxOptions;
+  /**
+   * Runs consecutive call transactions of one contract in one entry into its context (default
+   * true). Results are identical either way (the determinism tests compare them); false is for
+   * those tests and for measuring.
+   */
+  readonly batchTransactions?: boolean;
 }
 
 /** The executor. */
@@ -281,6 +288,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
   const admins = new Set([...(options.admins ?? [])].map((a) => a.toLowerCase()));
   const defaultPolicy: LifecyclePolicy = options.policy ?? ((r) => admins.has(r.sender));
   const sandbox: Sandbox = createSandbox(options.sandbox);
+  const batching = options.batchTransactions ?? true;
   let closed = false;
   /**
    * Read-cache session. Each contract context keeps the values it read or wrote between calls
@@ -717,12 +725,16 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     return { status: 'ok', gasUsed: cost + o.gasUsed, returnValue, events: o.events, code: '', message: '' };
   };
 
-  const executeTx = (
+  /**
+   * What every transaction goes through before it runs: chain, gas limit and nonce (consumed by
+   * every transaction that is not rejected). Returns the receipt when that ends it, or the
+   * sender and the gas left for the transaction itself.
+   */
+  const admit = (
     state: StateView,
     header: ExecutionHeader,
     stx: SignedTransaction,
-    policy: LifecyclePolicy,
-  ): Receipt => {
+  ): Receipt | { readonly sender: string; readonly gas: number } => {
     const { tx } = stx;
     const reject = (code: string, message: string): Receipt =>
       toReceipt(stx.hash, { status: 'rejected', gasUsed: 0, returnValue: null, events: [], code, message });
@@ -746,7 +758,81 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         message: `every transaction costs at least ${Gas.txBase} gas`,
       });
     }
-    const gas = tx.gasLimit - Gas.txBase;
+    return { sender, gas: tx.gasLimit - Gas.txBase };
+  };
+
+  /** The receipt of an admitted transaction whose own part used `o.gasUsed` (txBase added here). */
+  const txReceipt = (stx: SignedTransaction, o: TxOutcome): Receipt =>
+    toReceipt(stx.hash, { ...o, gasUsed: Math.min(stx.tx.gasLimit, Gas.txBase + o.gasUsed) });
+
+  const badArgs = (err: unknown): TxOutcome => {
+    if (!(err instanceof CodecError)) throw err;
+    return { status: 'reverted', gasUsed: 0, returnValue: null, events: [], code: 'BAD_ARGS', message: err.message };
+  };
+
+  /** Runs an admitted call transaction on its own, in its own checkpoint. */
+  const runCallTx = (
+    state: StateView,
+    header: ExecutionHeader,
+    stx: SignedTransaction,
+    sender: string,
+    gas: number,
+    args: string,
+  ): Receipt => {
+    const run: TxRun = {
+      state,
+      height: header.height,
+      time: header.timestamp,
+      txHashHex: toHex(stx.hash),
+      origin: sender,
+      scheduled: false,
+      stack: [],
+      liveEvents: 0,
+      fault: null,
+    };
+    state.checkpoint();
+    let o: TxOutcome;
+    try {
+      o = fromCall(
+        callContract(run, {
+          contract: stx.tx.contract,
+          method: stx.tx.method,
+          args,
+          gas,
+          stackUnits: VmLimits.stackUnits,
+          sender,
+          readOnly: false,
+        }),
+        0,
+      );
+    } catch (err) {
+      revertState(state);
+      throw err;
+    }
+    if (o.status === 'ok') state.commit();
+    else revertState(state);
+    return txReceipt(stx, o);
+  };
+
+  const executeTx = (
+    state: StateView,
+    header: ExecutionHeader,
+    stx: SignedTransaction,
+    policy: LifecyclePolicy,
+  ): Receipt => {
+    const { tx } = stx;
+    const admitted = admit(state, header, stx);
+    if (!('gas' in admitted)) return admitted;
+    const { sender, gas } = admitted;
+    if (tx.kind === 'call') {
+      let args: string;
+      try {
+        args = latin1(encodeValue(tx.args));
+      } catch (err) {
+        return txReceipt(stx, badArgs(err));
+      }
+      return runCallTx(state, header, stx, sender, gas, args);
+    }
     const run: TxRun = {
       state,
       height: header.height,
@@ -762,36 +848,6 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     let o: TxOutcome;
     try {
       switch (tx.kind) {
-        case 'call': {
-          let args: string;
-          try {
-            args = latin1(encodeValue(tx.args));
-          } catch (err) {
-            if (!(err instanceof CodecError)) throw err;
-            o = {
-              status: 'reverted',
-              gasUsed: 0,
-              returnValue: null,
-              events: [],
-              code: 'BAD_ARGS',
-              message: err.message,
-            };
-            break;
-          }
-          o = fromCall(
-            callContract(run, {
-              contract: tx.contract,
-              method: tx.method,
-              args,
-              gas,
-              stackUnits: VmLimits.stackUnits,
-              sender,
-              readOnly: false,
-            }),
-            0,
-          );
-          break;
-        }
         case 'deploy':
         case 'upgrade':
           o = lifecycle(run, tx.kind, tx.contract, sender, tx.args, gas, header.height, policy);
@@ -846,7 +902,188 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     }
     if (o.status === 'ok') state.commit();
     else revertState(state);
-    return toReceipt(stx.hash, { ...o, gasUsed: Math.min(tx.gasLimit, Gas.txBase + o.gasUsed) });
+    return txReceipt(stx, o);
+  };
+
+  // -------------------------------------------------------------------------------------------
+  // Batches: consecutive call transactions of one contract run in one entry into its context.
+
+  /** An admitted call transaction that may run in a batch. */
+  interface Prepared {
+    /** Index of its receipt in the block's receipts. */
+    readonly index: number;
+    readonly stx: SignedTransaction;
+    readonly sender: string;
+    readonly gas: number;
+    readonly args: string;
+    readonly kind: 0 | 1;
+    readonly loaded: LoadedContract;
+  }
+
+  /**
+   * Admits a call transaction and makes every check callContract would make before entering the
+   * guest, with the same receipts. None of these depend on what earlier transactions of a batch
+   * do: registry entries and nonces are written only by the executor, never by contract code.
+   */
+  const prepare = (
+    state: StateView,
+    header: ExecutionHeader,
+    stx: SignedTransaction,
+    index: number,
+  ): Receipt | Prepared => {
+    const admitted = admit(state, header, stx);
+    if (!('gas' in admitted)) return admitted;
+    const { sender, gas } = admitted;
+    const { tx } = stx;
+    let args: string;
+    try {
+      args = latin1(encodeValue(tx.args));
+    } catch (err) {
+      return txReceipt(stx, badArgs(err));
+    }
+    const refuse = (code: string, message: string): Receipt =>
+      txReceipt(stx, { status: 'reverted', gasUsed: 0, returnValue: null, events: [], code, message });
+    const entry = NAME_RE.test(tx.contract) ? readCodeEntry(state, tx.contract) : undefined;
+    if (entry === undefined) return refuse('NO_CONTRACT', `no contract named "${tx.contract}"`);
+    if (entry.frozen) return refuse('FROZEN', `${tx.contract} is frozen`);
+    const artifact = artifactOf(state, entry.artifactHash);
+    let kind: 0 | 1;
+    if (artifact.views.includes(tx.method)) kind = InvokeKind.view;
+    else if (artifact.methods.includes(tx.method)) kind = InvokeKind.method;
+    else return refuse('NO_METHOD', `${tx.contract} has no method or view "${tx.method}"`);
+    const loaded = loadContract(tx.contract, entry.artifactHash, artifact);
+    if (typeof loaded === 'string') {
+      throw new VmFault('ISOLATE', `stored contract ${tx.contract} failed to load: ${loaded}`, {});
+    }
+    return { index, stx, sender, gas, args, kind, loaded };
+  };
+
+  /**
+   * Runs a batch of prepared transactions of one contract and writes their receipts into
+   * `receipts`. Each transaction's outcome is what it would be on its own (the guest runs each
+   * with its own gas and drops a failed one's writes); a successful one's writes are applied
+   * here, in order. One the guest gives back (it needs the host mid-call) runs on its own.
+   */
+  const runBatch = (state: StateView, header: ExecutionHeader, batch: Prepared[], receipts: Receipt[]): void => {
+    const contract = batch[0]!.stx.tx.contract;
+    const loaded = batch[0]!.loaded;
+    let start = 0;
+    while (start < batch.length) {
+      const run: TxRun = {
+        state,
+        height: header.height,
+        time: header.timestamp,
+        txHashHex: ZERO_HASH_HEX,
+        origin: '',
+        scheduled: false,
+        stack: [contract],
+        liveEvents: 0,
+        fault: null,
+      };
+      const items = batch.slice(start);
+      const previous = loaded.handler;
+      // The guest asks only for reads and hashes mid-batch (anything else ends the transaction).
+      loaded.handler = handlerFor(run, { contract, writable: false, events: [] });
+      let results: InvokeResult[];
+      try {
+        results = sandbox.invokeBatch(loaded, {
+          contract,
+          height: header.height,
+          time: header.timestamp,
+          items: items.map((p) => ({
+            kind: p.kind,
+            method: p.stx.tx.method,
+            sender: p.sender,
+            txHash: toHex(p.stx.hash),
+            args: p.args,
+            gas: p.gas,
+          })),
+          stackUnits: VmLimits.stackUnits,
+          cacheSession: session,
+        });
+      } finally {
+        loaded.handler = previous;
+      }
+      if (run.fault !== null) throw run.fault;
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i]!;
+        const p = items[i]!;
+        if (r.status === 3) {
+          throw new VmFault(
+            r.code === 'NATIVE_STACK' ? 'NATIVE_STACK' : 'ISOLATE',
+            `local fault in ${contract}: ${r.code} ${r.message}`,
+            { txHash: toHex(p.stx.hash) },
+          );
+        }
+        const gasUsed = r.status === 2 ? p.gas : p.gas - Math.min(r.gasLeft, p.gas);
+        let o: CallOutcome;
+        if (r.status === 0) {
+          const frame: Frame = { contract, writable: p.kind === InvokeKind.method, events: [] };
+          const txRun: TxRun = { ...run, txHashHex: '', origin: p.sender, liveEvents: 0 };
+          // The guest's own limits keep a top-level call that made no nested calls and no
+          // schedules within what applyFlush accepts; a refusal here would mean a broken runtime.
+          if (applyFlush(txRun, frame, r.flush) !== null)
+            throw new VmFault('HOST', 'a batched transaction was refused after it ran', {});
+          o = { status: 'ok', gasUsed, ret: r.ret, events: frame.events, code: '', message: '' };
+        } else o = failed(r.status === 2 ? 'out-of-gas' : 'reverted', gasUsed, r.code, r.message);
+        receipts[p.index] = txReceipt(p.stx, fromCall(o, 0));
+      }
+      start += results.length;
+      if (start < batch.length) {
+        const p = batch[start]!;
+        receipts[p.index] = runCallTx(state, header, p.stx, p.sender, p.gas, p.args);
+        start++;
+      }
+    }
+  };
+
+  /** Largest batch (transactions) and its total gas: one batch runs under one call's backstop. */
+  const MAX_BATCH = 256;
+
+  /** Applies the block's callbacks and transactions; the receipts in block order. */
+  const applyBlock = (
+    state: StateView,
+    header: ExecutionHeader,
+    txs: readonly SignedTransaction[],
+    policy: LifecyclePolicy,
+    batched: boolean,
+    onTx: (hash: Bytes | null) => void,
+  ): { receipts: Receipt[]; scheduled: number } => {
+    const receipts = executeScheduled(state, header);
+    const scheduled = receipts.length;
+    let batch: Prepared[] = [];
+    let batchGas = 0;
+    const flush = (): void => {
+      if (batch.length > 0) runBatch(state, header, batch, receipts);
+      batch = [];
+      batchGas = 0;
+    };
+    for (let i = 0; i < txs.length; i++) {
+      const stx = txs[i]!;
+      const index = scheduled + i;
+      onTx(stx.hash);
+      if (!batched || stx.tx.kind !== 'call') {
+        flush();
+        receipts[index] = executeTx(state, header, stx, policy);
+        continue;
+      }
+      const p = prepare(state, header, stx, index);
+      if (!('loaded' in p)) {
+        receipts[index] = p;
+        continue;
+      }
+      if (
+        batch.length > 0 &&
+        (batch[0]!.loaded !== p.loaded || batch.length >= MAX_BATCH || batchGas + p.gas > VmLimits.maxTxGas)
+      ) {
+        flush();
+      }
+      batch.push(p);
+      batchGas += p.gas;
+    }
+    flush();
+    onTx(null);
+    return { receipts, scheduled };
   };
 
   const executeScheduled = (state: StateView, header: ExecutionHeader): Receipt[] => {
@@ -905,14 +1142,11 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       session++;
       lastDirectState = null;
       let current: Bytes | null = null;
-      try {
-        const receipts = executeScheduled(state, header);
-        const scheduled = receipts.length;
-        for (const stx of txs) {
-          current = stx.hash;
-          receipts.push(executeTx(state, header, stx, policy));
-        }
-        current = null;
+      const onTx = (hash: Bytes | null): void => {
+        current = hash;
+      };
+      const finish = (applied: { receipts: Receipt[]; scheduled: number }): BlockResult => {
+        const { receipts, scheduled } = applied;
         const events: Event[] = [];
         let gasUsed = 0;
         for (const r of receipts) {
@@ -922,6 +1156,23 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         const receiptsRoot = merkleRoot(receipts.map(encodeReceipt));
         sandbox.recycleIfLarge();
         return { receipts, scheduled, events, stateRoot: state.root(), receiptsRoot, gasUsed };
+      };
+      if (batching) {
+        // Batched first, in a checkpoint: a local fault inside a batch cannot name its
+        // transaction, so the block is undone and run again one transaction at a time, which
+        // names it (or succeeds with the same result, if the fault does not recur).
+        state.checkpoint();
+        try {
+          const applied = applyBlock(state, header, txs, policy, true, onTx);
+          state.commit();
+          return finish(applied);
+        } catch (err) {
+          while (state.depth > depth) revertState(state);
+          if (!(err instanceof VmFault)) throw err;
+        }
+      }
+      try {
+        return finish(applyBlock(state, header, txs, policy, false, onTx));
       } catch (err) {
         while (state.depth > depth) revertState(state);
         return withTxHash(err, current);

@@ -92,7 +92,8 @@ const G = { g: 0 };
 /** Deterministic stack units left; function entries decrement and exits restore `S.s`. */
 const S = { s: 0 };
 // Why the current call is ending, once decided: 0 running, 1 out of gas, 2 stack budget,
-// 3 ctx.revert, 4 a VM limit, 5 a local fault. Sticky: every catch and finally block rethrows.
+// 3 ctx.revert, 4 a VM limit, 5 a local fault, 6 the call needs the host mid-batch (see
+// invokeBatch: it is run again on its own). Sticky: every catch and finally block rethrows.
 let abortKind = 0;
 let abortCode = '';
 let abortMessage = '';
@@ -1668,6 +1669,20 @@ function remember(key, v) {
   known.set(key, v);
   knownDecoded.delete(key);
 }
+/**
+ * Batch mode (invokeBatch): several transactions run in one entry from the host. Writes of the
+ * batch's successful transactions reach the host only when the batch returns, so until then
+ * `pending` holds them (key → encoded value or null) and answers reads the cache misses, and
+ * `txTouched` holds the keys the running transaction wrote, to forget them from the cache if it
+ * fails (its writes are dropped, the cache must not keep them).
+ */
+let batching = false;
+const pending = new RealMap();
+const txTouched = new RealSet();
+/** Ends the running transaction of a batch: it needs the host's state now (call, range, schedule). */
+function needSolo() {
+  if (batching) abort(6, 'SOLO', 'needs the host');
+}
 /** Writes not yet sent to the host: key → encoded value or null (delete). */
 const dirty = new RealMap();
 let dirtyBytes = 0;
@@ -1711,7 +1726,10 @@ function fld(x) {
  */
 function takeFlush() {
   let out = fld(`${dirty.size}`);
-  for (const [k, v] of dirty) out += fld(k) + fld(v === null ? '' : v);
+  for (const [k, v] of dirty) {
+    out += fld(k) + fld(v === null ? '' : v);
+    if (batching) pending.set(k, v);
+  }
   out += fld(`${events.length}`);
   for (let i = 0; i < events.length; i++) out += events[i];
   out += fld(`${schedules.length}`);
@@ -1729,8 +1747,11 @@ const stateApi = freeze({
     charge(GAS.stateGet + kb * GAS.statePerByte);
     let v = known.get(key);
     if (v === undefined) {
-      v = hostCall(1, key);
-      if (typeof v === 'number') fault('STATE');
+      if (batching) v = pending.get(key);
+      if (v === undefined) {
+        v = hostCall(1, key);
+        if (typeof v === 'number') fault('STATE');
+      }
       remember(key, v);
     }
     if (v === null) return undefined;
@@ -1747,7 +1768,8 @@ const stateApi = freeze({
   has(key) {
     const kb = checkKey(key, 'state key');
     charge(GAS.stateHas + kb * GAS.statePerByte);
-    const v = known.get(key);
+    let v = known.get(key);
+    if (v === undefined && batching) v = pending.get(key);
     if (v !== undefined) return v !== null;
     const r = hostCall(2, key);
     if (typeof r !== 'boolean') fault('STATE');
@@ -1763,6 +1785,7 @@ const stateApi = freeze({
       limit(`more than ${LIM.maxWriteBytesPerCall} bytes of writes in one call`);
     remember(key, v);
     dirty.set(key, v);
+    if (batching) txTouched.add(key);
   },
   delete(key) {
     requireWritable('state.delete');
@@ -1770,8 +1793,10 @@ const stateApi = freeze({
     charge(GAS.stateDelete + kb * GAS.statePerByte);
     remember(key, null);
     dirty.set(key, null);
+    if (batching) txTouched.add(key);
   },
   range(prefix, limitCount, after) {
+    needSolo();
     checkKey(prefix, 'range prefix');
     if (after !== undefined) checkKey(after, 'range start');
     if (!isSafeInteger(limitCount) || limitCount < 1 || limitCount > LIM.maxRangeLimit) {
@@ -1820,6 +1845,7 @@ function emit(name, data) {
   events.push(fld(name) + fld(v));
 }
 function callContract(contract, methodName, args, options) {
+  needSolo();
   checkName(contract, 'contract');
   checkName(methodName, 'method');
   const a = encodeValue(args === undefined ? null : args, 'call arguments');
@@ -1859,6 +1885,7 @@ function callContract(contract, methodName, args, options) {
 }
 function schedule(time, methodName, args, options) {
   requireWritable('schedule');
+  needSolo();
   if (!isSafeInteger(time) || time < 0)
     throw new RangeErrorC('schedule time must be a non-negative integer (milliseconds)');
   checkName(methodName, 'method');
@@ -2043,29 +2070,8 @@ function result(status, code, message, ret, flush) {
   return `${status}${fld(`${G.g < 0 ? 0 : G.g}`)}${fld(ret)}${fld(code)}${fld(message)}${flush === '' ? '1,01,01,0' : flush}`;
 }
 
-/**
- * Runs one call. `head` packs the call's fields, separated by \x01: kind (0 method, 1 view,
- * 2 init, 3 migrate), name, contract, sender, origin, txHash, height, time, scheduled (0/1).
- * Returns the encoded result: [status, gasLeft, returnValue, [writes, events, schedules], errorCode, error].
- */
-function invoke(head, args, gas, stack, session) {
-  const q1 = strIndexOf.call(head, '\x01');
-  const q2 = strIndexOf.call(head, '\x01', q1 + 1);
-  const q3 = strIndexOf.call(head, '\x01', q2 + 1);
-  const q4 = strIndexOf.call(head, '\x01', q3 + 1);
-  const q5 = strIndexOf.call(head, '\x01', q4 + 1);
-  const q6 = strIndexOf.call(head, '\x01', q5 + 1);
-  const q7 = strIndexOf.call(head, '\x01', q6 + 1);
-  const q8 = strIndexOf.call(head, '\x01', q7 + 1);
-  const kind = head.charCodeAt(0) - 48;
-  const name = strSlice.call(head, q1 + 1, q2);
-  const contract = strSlice.call(head, q2 + 1, q3);
-  const sender = strSlice.call(head, q3 + 1, q4);
-  const origin = strSlice.call(head, q4 + 1, q5);
-  const txHash = strSlice.call(head, q5 + 1, q6);
-  const height = NumberC(strSlice.call(head, q6 + 1, q7));
-  const time = NumberC(strSlice.call(head, q7 + 1, q8));
-  const scheduled = head.charCodeAt(q8 + 1) === 49;
+/** Resets the per-call state and, when the host's cache session changed, the read cache. */
+function enter(gas, stack, session) {
   G.g = gas;
   S.s = stack;
   abortKind = 0;
@@ -2083,6 +2089,13 @@ function invoke(head, args, gas, stack, session) {
   dirtyBytes = 0;
   if (events.length > 0) events = [];
   if (schedules.length > 0) schedules = [];
+}
+
+/**
+ * Runs one call after enter(). `kind`: 0 method, 1 view, 2 init, 3 migrate. Returns the encoded
+ * result (see result()).
+ */
+function execCall(kind, name, contract, sender, origin, txHash, height, time, scheduled, args) {
   curContract = contract;
   curTxHash = txHash;
   curWritable = kind !== 1;
@@ -2142,4 +2155,113 @@ function invoke(head, args, gas, stack, session) {
   return result(0, '', '', ret, kind === 1 ? '' : takeFlush());
 }
 
-return freeze({ load, invoke });
+/**
+ * Runs one call. `head` packs the call's fields, separated by \x01: kind (0 method, 1 view,
+ * 2 init, 3 migrate), name, contract, sender, origin, txHash, height, time, scheduled (0/1).
+ * Returns the encoded result (see result()).
+ */
+function invoke(head, args, gas, stack, session) {
+  const q1 = strIndexOf.call(head, '\x01');
+  const q2 = strIndexOf.call(head, '\x01', q1 + 1);
+  const q3 = strIndexOf.call(head, '\x01', q2 + 1);
+  const q4 = strIndexOf.call(head, '\x01', q3 + 1);
+  const q5 = strIndexOf.call(head, '\x01', q4 + 1);
+  const q6 = strIndexOf.call(head, '\x01', q5 + 1);
+  const q7 = strIndexOf.call(head, '\x01', q6 + 1);
+  const q8 = strIndexOf.call(head, '\x01', q7 + 1);
+  enter(gas, stack, session);
+  return execCall(
+    head.charCodeAt(0) - 48,
+    strSlice.call(head, q1 + 1, q2),
+    strSlice.call(head, q2 + 1, q3),
+    strSlice.call(head, q3 + 1, q4),
+    strSlice.call(head, q4 + 1, q5),
+    strSlice.call(head, q5 + 1, q6),
+    NumberC(strSlice.call(head, q6 + 1, q7)),
+    NumberC(strSlice.call(head, q7 + 1, q8)),
+    head.charCodeAt(q8 + 1) === 49,
+    args,
+  );
+}
+
+// Batch input reader: length-prefixed fields `<UTF-16 length>,<text>` (host: vm/sandbox.ts).
+let bsrc = '';
+let bpos = 0;
+function bfield() {
+  const comma = strIndexOf.call(bsrc, ',', bpos);
+  const n = NumberC(strSlice.call(bsrc, bpos, comma));
+  if (comma < 0 || !isSafeInteger(n) || n < 0 || comma + 1 + n > bsrc.length) corruptBatch();
+  bpos = comma + 1 + n;
+  return strSlice.call(bsrc, comma + 1, bpos);
+}
+function corruptBatch() {
+  throw new TypeErrorC('malformed batch from the host');
+}
+
+/**
+ * Runs consecutive top-level transactions of this contract in one entry from the host: the
+ * host's per-entry cost is paid once per batch instead of once per transaction. `input` holds
+ * the fields contract, height, time, count, then per transaction kind (0 method, 1 view), name,
+ * sender (also the origin), txHash, args and gas. Each transaction runs exactly as invoke() would
+ * run it, with the full stack budget `stack`: its own gas, and its writes applied only if it
+ * succeeds (they are kept in `pending` for the later transactions of the batch). A transaction
+ * that needs the host's state mid-call (ctx.call, ctx.state.range, ctx.schedule) is abandoned
+ * with everything it did, and the batch stops before it: the host runs it on its own. The batch
+ * also stops after a local fault.
+ *
+ * Returns fld(count of results) and then one fld(result) per transaction run, in order; fewer
+ * results than transactions means the next one must run on its own.
+ */
+function invokeBatch(input, stack, session) {
+  bsrc = input;
+  bpos = 0;
+  const contract = bfield();
+  const height = NumberC(bfield());
+  const time = NumberC(bfield());
+  const count = NumberC(bfield());
+  let out = '';
+  let done = 0;
+  if (session !== cacheSession) {
+    known.clear();
+    knownDecoded.clear();
+    knownBytes = 0;
+    cacheSession = session;
+  }
+  pending.clear();
+  txTouched.clear();
+  batching = true;
+  try {
+    for (; done < count; done++) {
+      const kind = NumberC(bfield());
+      const name = bfield();
+      const sender = bfield();
+      const txHash = bfield();
+      const args = bfield();
+      const gas = NumberC(bfield());
+      enter(gas, stack, session);
+      const r = execCall(kind, name, contract, sender, sender, txHash, height, time, false, args);
+      if (r.charCodeAt(0) !== 48 || abortKind === 6) {
+        // Failed or abandoned: forget what it wrote (the cache must hold only applied values).
+        for (const k of txTouched) {
+          known.delete(k);
+          knownDecoded.delete(k);
+        }
+      }
+      txTouched.clear();
+      if (abortKind === 6) break;
+      out += fld(r);
+      if (r.charCodeAt(0) === 51) {
+        done++;
+        break;
+      }
+    }
+  } finally {
+    batching = false;
+    pending.clear();
+    txTouched.clear();
+    bsrc = '';
+  }
+  return fld(`${done}`) + out;
+}
+
+return freeze({ load, invoke, invokeBatch });

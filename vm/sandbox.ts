@@ -93,6 +93,29 @@ export interface InvokeResult {
   readonly message: string;
 }
 
+/** One transaction of a batch (see {@link Sandbox.invokeBatch}). */
+export interface BatchItem {
+  /** InvokeKind.method or InvokeKind.view. */
+  readonly kind: 0 | 1;
+  readonly method: string;
+  /** 0x-hex sender, also the origin. */
+  readonly sender: string;
+  readonly txHash: string;
+  /** Canonical argument bytes as a latin1 string. */
+  readonly args: string;
+  readonly gas: number;
+}
+
+/** Consecutive top-level transactions of one contract, run in one entry into its context. */
+export interface BatchRequest {
+  readonly contract: string;
+  readonly height: number;
+  readonly time: number;
+  readonly items: readonly BatchItem[];
+  readonly stackUnits: number;
+  readonly cacheSession: number;
+}
+
 /** A contract artifact loaded into its own context. */
 export interface LoadedContract {
   readonly key: string;
@@ -103,6 +126,7 @@ export interface LoadedContract {
 interface Slot extends LoadedContract {
   readonly context: IvmModule.Context;
   readonly invoke: IvmModule.Reference<(...args: unknown[]) => string>;
+  readonly batch: IvmModule.Reference<(...args: unknown[]) => string>;
 }
 
 /** Options of {@link createSandbox}. */
@@ -123,6 +147,14 @@ export interface Sandbox {
   load(key: string, code: string): LoadedContract | string;
   /** Runs one call. `timeout`: apply the wall-clock backstop (top-level calls only). */
   invoke(contract: LoadedContract, request: InvokeRequest, timeout: boolean): InvokeResult;
+  /**
+   * Runs a batch of top-level transactions in one entry (vm/guestRuntime.js invokeBatch), under
+   * one wall-clock backstop: the caller bounds the batch's total gas by one transaction's maximum.
+   * Returns the results of the transactions that ran, in order: fewer than requested means the
+   * next one needs the host mid-call and must run on its own (a result with status 3, a local
+   * fault, is always the last).
+   */
+  invokeBatch(contract: LoadedContract, request: BatchRequest): InvokeResult[];
   /** Contexts currently warm. */
   readonly size: number;
   /** Drops every context and the isolate; the next load starts afresh. */
@@ -216,6 +248,9 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       const invoke = runtime.getSync('invoke', { reference: true }) as IvmModule.Reference<
         (...args: unknown[]) => string
       >;
+      const batch = runtime.getSync('invokeBatch', { reference: true }) as IvmModule.Reference<
+        (...args: unknown[]) => string
+      >;
       runtime.release();
       const script = iso.compileScriptSync(code, { filename: `contract:${key}` });
       const factory = script.runSync(context, {
@@ -232,7 +267,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
         context.release();
         return error;
       }
-      const slot: Slot = { key, handler: null, context, invoke };
+      const slot: Slot = { key, handler: null, context, invoke, batch };
       slotRef.current = slot;
       slots.set(key, slot);
       while (slots.size > maxContexts) {
@@ -269,6 +304,10 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     if (catastrophe !== null)
       fail(new VmFault('ISOLATE', `isolate reported a catastrophic error: ${catastrophe}`, {}));
     if (typeof raw !== 'string') return fail(new VmFault('ISOLATE', 'guest returned no result', {}));
+    return parseResult(raw);
+  };
+
+  const parseResult = (raw: string): InvokeResult => {
     const reader = new EnvelopeReader(raw, 1);
     const status = raw.charCodeAt(0) - 48;
     if (status < 0 || status > 3) return fail(new VmFault('ISOLATE', 'malformed result from the guest', {}));
@@ -286,9 +325,37 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     };
   };
 
+  const invokeBatch = (contract: LoadedContract, r: BatchRequest): InvokeResult[] => {
+    const slot = contract as Slot;
+    let raw: string;
+    try {
+      // One string in, one string out: copying across the boundary costs per call, not per byte.
+      let input = fld(r.contract) + fld(`${r.height}`) + fld(`${r.time}`) + fld(`${r.items.length}`);
+      for (const it of r.items) {
+        input += `1,${it.kind}${fld(it.method)}${fld(it.sender)}${fld(it.txHash)}${fld(it.args)}${fld(`${it.gas}`)}`;
+      }
+      raw = slot.batch.applySync(undefined, [input, r.stackUnits, r.cacheSession], {
+        timeout: callTimeoutMs,
+      });
+    } catch (err) {
+      if (err instanceof VmFault) throw err;
+      return fail(err);
+    }
+    if (catastrophe !== null)
+      fail(new VmFault('ISOLATE', `isolate reported a catastrophic error: ${catastrophe}`, {}));
+    if (typeof raw !== 'string') return fail(new VmFault('ISOLATE', 'guest returned no result', {}));
+    const reader = new EnvelopeReader(raw, 0);
+    const n = reader.count(r.items.length);
+    const out: InvokeResult[] = [];
+    for (let i = 0; i < n; i++) out.push(parseResult(reader.field()));
+    if (!reader.done) return fail(new VmFault('ISOLATE', 'malformed batch result from the guest', {}));
+    return out;
+  };
+
   return {
     load,
     invoke,
+    invokeBatch,
     get size() {
       return slots.size;
     },
@@ -341,6 +408,11 @@ class EnvelopeReader {
   get done(): boolean {
     return this.pos === this.text.length;
   }
+}
+
+/** A length-prefixed field (the guest's envelope format). */
+function fld(s: string): string {
+  return `${s.length},${s}`;
 }
 
 /** Bytes of a latin1 string (a fresh copy: the state may keep it). */

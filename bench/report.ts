@@ -1,24 +1,38 @@
 /**
- * `npm run bench`: the performance report. Transfers (2 reads, 2 writes, 1 event) sent through
- * JSON-RPC by the load generator to a 1-validator and a 4-validator network (each validator its own
- * process on this machine), at fixed send rates and at the maximum, next to the single-core
- * pipeline ceiling measured in the same run. Writes JSON and a markdown table to bench/results/.
+ * `npm run bench`: the performance report. Receivable transfers (contracts/receivables.ts: a slice
+ * of a confirmed voucher to another supplier, as bench/receivablesWorkload.ts describes) sent
+ * through JSON-RPC by the load generator to a 1-validator and a 4-validator network (each
+ * validator its own process on this machine), at fixed send rates and at the maximum, next to the
+ * single-core pipeline ceiling measured in the same run. Writes JSON and a markdown table to
+ * bench/results/.
  *
- *   npm run bench [-- --txs 3000]
+ *   npm run bench [-- --txs 3000] [-- --workload transfer]
+ *
+ * `--workload transfer` loads the minimal token transfer (2 reads, 2 writes, 1 event; the
+ * bench:vm call) on a bare network instead, to separate the contracts' cost from the node's.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { toHex } from '../core/bytes.ts';
+import { addressOf } from '../core/keys.ts';
 import { loadKeyFile } from '../node/keystore.ts';
-import { runLoad, transferWorkload, type LoadReport } from '../rpc/loadgen.ts';
+import { benchSenders, runLoad, transferWorkload, type LoadReport, type Workload } from '../rpc/loadgen.ts';
 import { createClient } from '../rpc/sdk/client.ts';
 import { createWallet } from '../rpc/sdk/wallet.ts';
-import { createCluster } from '../test/cluster/harness.ts';
+import { createCluster, type Cluster } from '../test/cluster/harness.ts';
 import { TOKEN_SOURCE } from '../test/rpc/realNode.ts';
 import { measurePipeline, type PipelineFigures } from './pipeline.ts';
+import { createVoucherBook, receivablesWorkload } from './receivablesWorkload.ts';
 
-const { values } = parseArgs({ options: { txs: { type: 'string' } } });
+const { values } = parseArgs({ options: { txs: { type: 'string' }, workload: { type: 'string' } } });
 const maxTxs = Number(values.txs ?? 3000);
+const workloadName = values.workload ?? 'receivables';
+if (workloadName !== 'receivables' && workloadName !== 'transfer') {
+  throw new Error(`--workload: receivables or transfer, not ${workloadName}`);
+}
+const SENDERS = 100;
+const DEBTOR = 'acme';
 
 interface Run {
   readonly validators: number;
@@ -26,19 +40,15 @@ interface Run {
   readonly report: LoadReport;
 }
 
-async function network(
+/** Starts a network ready for the workload; returns it and a workload factory per run. */
+async function prepare(
   validators: number,
   basePort: number,
-  rates: ReadonlyArray<number | null>,
-): Promise<Run[]> {
-  const cluster = await createCluster({
-    validators,
-    basePort,
-    contracts: [],
-    consensus: { heartbeatMs: 200, roundTimeoutMs: 3000 },
-  });
-  const runs: Run[] = [];
-  try {
+  seed: string,
+): Promise<{ cluster: Cluster; workloadFor: (txs: number) => Workload }> {
+  const consensus = { heartbeatMs: 200, roundTimeoutMs: 3000 };
+  if (workloadName === 'transfer') {
+    const cluster = await createCluster({ validators, basePort, contracts: [], consensus });
     await cluster.waitFor('every node committing', async () =>
       (await Promise.all(cluster.nodes.map((_, i) => cluster.height(i)))).every((h) => h >= 1),
     );
@@ -51,14 +61,46 @@ async function network(
     });
     client.close();
     if (deployed.receipt.status !== 'ok') throw new Error(`token deploy failed: ${deployed.receipt.error}`);
-    for (const [k, rate] of rates.entries()) {
+    return { cluster, workloadFor: () => transferWorkload };
+  }
+  // The senders are supplier staff, registered at genesis (half tier 1, half tier 2).
+  const members = benchSenders(seed, SENDERS).map((k, i) => ({
+    address: toHex(addressOf(k.publicKey)),
+    org: i % 2 === 0 ? 'tier1-supplier' : 'tier2-supplier',
+    roles: ['operations'],
+  }));
+  const cluster = await createCluster({ validators, basePort, consensus, members });
+  await cluster.waitFor('every node committing', async () =>
+    (await Promise.all(cluster.nodes.map((_, i) => cluster.height(i)))).every((h) => h >= 1),
+  );
+  const adminFile = cluster.network.admins.find((a) => a.organisation === DEBTOR)?.keyFile;
+  if (adminFile === undefined) throw new Error(`no admin of ${DEBTOR} in the network`);
+  const approver = await loadKeyFile(adminFile, { allowUnencrypted: true });
+  const book = createVoucherBook();
+  return {
+    cluster,
+    workloadFor: (txs) =>
+      receivablesWorkload({ debtor: DEBTOR, approver, book, txsPerSender: Math.ceil(txs / SENDERS) }),
+  };
+}
+
+async function network(
+  validators: number,
+  basePort: number,
+  rates: ReadonlyArray<number | null>,
+): Promise<Run[]> {
+  const seed = `report-${validators}`;
+  const { cluster, workloadFor } = await prepare(validators, basePort, seed);
+  const runs: Run[] = [];
+  try {
+    for (const rate of rates) {
       const txs = rate === null ? maxTxs : Math.min(maxTxs, rate * 15);
       const report = await runLoad({
         urls: cluster.nodes.map((n) => n.rpcUrl),
-        workload: transferWorkload,
+        workload: workloadFor(txs),
         txs,
-        senders: 100,
-        seed: `report-${validators}-${k}`,
+        senders: SENDERS,
+        seed,
         ...(rate === null ? {} : { rate }),
       });
       runs.push({ validators, rate, report });
@@ -81,8 +123,8 @@ const f = (n: number, d = 0): string => n.toFixed(d);
 const lines = [
   `# Trellis performance report`,
   '',
-  `${at}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node.js ${process.version}. Workload: token transfers`,
-  '(2 reads, 2 writes, 1 event) signed by 100 senders, sent through JSON-RPC to every node round-robin; latency is',
+  `${at}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node.js ${process.version}. Workload: ${workloadName === 'receivables' ? 'receivable transfers (contracts/receivables.ts: a slice of a confirmed voucher to another supplier as a child voucher)' : 'token transfers (2 reads, 2 writes, 1 event)'}`,
+  `signed by ${SENDERS} senders, sent through JSON-RPC to every node round-robin; latency is`,
   'send to commit as the new-head feed reports it. Every validator is its own process on this one machine.',
   '',
   `Single-core pipeline ceiling (decode + verify + admit, execute in 500-tx blocks, commit to LevelDB; no network):`,
@@ -102,7 +144,7 @@ mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 const stamp = at.replace(/[:.]/g, '-');
 writeFileSync(
   new URL(`./results/report-${stamp}.json`, import.meta.url),
-  JSON.stringify({ at, pipeline, runs }, null, 2) + '\n',
+  JSON.stringify({ at, workload: workloadName, pipeline, runs }, null, 2) + '\n',
 );
 writeFileSync(new URL(`./results/report-${stamp}.md`, import.meta.url), markdown);
 writeFileSync(new URL('./results/latest.md', import.meta.url), markdown);

@@ -32,6 +32,9 @@ Options:
   --compact-log-bytes N  compact the readings log after it grew N bytes (default 8 MiB)
   --proof-retention-ms N anchored windows older than N ms leave the proof index (default 1 day;
                          their proofs stay available with &seqNo=)
+  --max-indexed-readings N  bound of the proof index (default 5,000,000; oldest anchored windows
+                         leave first; readings are refused with OVERLOADED if windows waiting for
+                         their anchor fill it)
   -h, --help             show this help`;
 
 /** The `trellis gateway` command. */
@@ -57,6 +60,7 @@ export const gatewayCommand: Command = {
         'close-delay-ms': { type: 'string' },
         'compact-log-bytes': { type: 'string' },
         'proof-retention-ms': { type: 'string' },
+        'max-indexed-readings': { type: 'string' },
       },
       USAGE,
     );
@@ -96,6 +100,7 @@ export const gatewayCommand: Command = {
     const closeDelay = stringOption(v, 'close-delay-ms');
     const compactBytes = stringOption(v, 'compact-log-bytes');
     const retention = stringOption(v, 'proof-retention-ms');
+    const maxIndexed = stringOption(v, 'max-indexed-readings');
     const gateway = createGateway({
       dir,
       gatewayId,
@@ -114,6 +119,9 @@ export const gatewayCommand: Command = {
       ...(retention === undefined
         ? {}
         : { proofRetentionMs: integerOption(retention, 'proof-retention-ms', 0, 2 ** 45, USAGE) }),
+      ...(maxIndexed === undefined
+        ? {}
+        : { maxIndexedReadings: integerOption(maxIndexed, 'max-indexed-readings', 1, 1e9, USAGE) }),
     });
     await gateway.start();
     console.log(

@@ -5,14 +5,7 @@
  * the lender's report renders in headless Chromium.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import {
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
@@ -488,6 +481,125 @@ describe('IoT end to end (one validator)', () => {
     expect(maxLog).toBeLessThan(256 * 1024);
     expect(maxLog * 4).toBeLessThan(leafBytes);
   }, 240_000);
+
+  it('the proof index forgets anchored windows past its retention (their proofs stay available by seqNo) and refuses readings with OVERLOADED when unanchored windows fill it', async () => {
+    const id = 'gw-ret';
+    const key = testKey('gateway-ret');
+    await provisionSite(net.client, net.admin, {
+      enterprise: 'acme',
+      gatewayId: id,
+      gatewayPublicKey: key.publicKey,
+      site: { ...CRASH_SITE, site: 'ret-site', devices: [{ ...CRASH_SITE.devices[0]!, id: 'ret-a' }] },
+      windowMs: 500,
+      heartbeatMs: 600_000,
+    });
+    const dir = join(net.dir, 'gateway-ret');
+    const open = () =>
+      createGateway({
+        dir,
+        gatewayId: id,
+        key,
+        rpcUrl: net.rpcUrl,
+        mqtt: null,
+        httpPort: null,
+        closeDelayMs: 50,
+        proofRetentionMs: 0,
+        maxIndexedReadings: 5,
+        log: () => undefined,
+      });
+    let n = 0;
+    let lastAccepted = 0;
+    const reading = (): Reading => ({ device: 'ret-a', n: ++n, ts: Date.now(), value: 7n, sig: null });
+    const setStatus = async (status: string) => {
+      const r = await net.admin.sendAndWait({
+        contract: 'iot',
+        method: 'setGatewayStatus',
+        args: { id, status },
+      });
+      expect(r.receipt.status).toBe('ok');
+    };
+    let gw = open();
+    await gw.start();
+    try {
+      for (let i = 0; i < 3; i++) await gw.ingest(reading());
+      await waitFor(
+        'the readings anchored',
+        () =>
+          gw.stats.windowsAnchored >= 1 && gw.stats.pendingAnchors === 0 && gw.stats.indexedReadings === 0,
+      );
+      // Anchored and past the (zero) retention: out of the index, still provable with its seqNo.
+      expect(() => gw.proof('ret-a', 1)).toThrow(/not in the proof index/);
+      const { seqNos } = await auditGatewayBatches(net.client, id, dir);
+      const seq = seqNos.find((s) => {
+        try {
+          return gw.proof('ret-a', 1, s) !== null;
+        } catch {
+          return false;
+        }
+      })!;
+      const p = gw.proof('ret-a', 1, seq);
+      const onChain = (await net.client.view('iot', 'anchorOf', { gateway: id, seqNo: seq })) as {
+        root: Bytes;
+      };
+      expect(verifyMerkleProof(onChain.root, p.leaf, p.proof)).toBe(true);
+      expect(p.anchored).not.toBeNull();
+      // Suspended on chain, the gateway cannot anchor: closed windows pile up in the index until
+      // its bound (5 readings), then readings are refused, not silently forgotten.
+      await setStatus('SUSPENDED');
+      let refused: unknown = null;
+      for (let i = 0; i < 60 && refused === null; i++) {
+        try {
+          await gw.ingest(reading());
+        } catch (err) {
+          refused = err;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(refused).toMatchObject({ code: 'OVERLOADED' });
+      expect(gw.stats.indexedReadings).toBeGreaterThanOrEqual(5);
+      await setStatus('ACTIVE');
+      await waitFor(
+        'anchoring to catch up and readings accepted again',
+        async () => {
+          const r = reading();
+          try {
+            await gw.ingest(r);
+            lastAccepted = r.n;
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        30_000,
+      );
+      await new Promise((r) => setTimeout(r, 1_000));
+      await waitFor(
+        'every window anchored',
+        () => gw.stats.pendingAnchors === 0 && gw.stats.indexedReadings === 0,
+      );
+    } finally {
+      await gw.stop();
+    }
+    // A restart does not bring back what the retention dropped; proofs by seqNo still work.
+    gw = open();
+    await gw.start();
+    try {
+      expect(gw.stats.indexedReadings).toBe(0);
+      const { seqNos, ids } = await auditGatewayBatches(net.client, id, dir);
+      expect(new Set(ids).size).toBe(ids.length);
+      const last = seqNos.filter((s) => {
+        try {
+          gw.proof('ret-a', lastAccepted, s);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      expect(last.length).toBe(1);
+    } finally {
+      await gw.stop();
+    }
+  }, 90_000);
 
   it('a gateway also ingests from an external MQTT broker by URL', async () => {
     const broker = await Aedes.createBroker();

@@ -114,7 +114,7 @@ async function network(
   return runs;
 }
 
-const pipeline: PipelineFigures = await measurePipeline();
+const pipeline: PipelineFigures = await measurePipeline(workloadName);
 console.error(`pipeline ceiling: ${pipeline.ceilingTps.toFixed(0)} tx/s on one core`);
 const runs = [...(await network(1, 26100, [100, 400, null])), ...(await network(4, 26200, [50, 150, null]))];
 

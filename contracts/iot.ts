@@ -24,8 +24,7 @@
  * Missing heartbeats, per device and per gateway, through scheduling. Each anchor names the devices
  * that reported in its window; a device with a heartbeat interval is then due again at block time +
  * its `heartbeatMs`, recorded in a per-gateway deadline index (`dl:<gateway>:<deadline>:<device>`,
- * ordered by time). One scheduled `checkHeartbeat` per gateway (at most two pending: see
- * `ensureCheck`) runs at the earliest deadline, turns at most MAX_OFFLINE_PER_CHECK overdue devices
+ * ordered by time). One scheduled `checkHeartbeat` per gateway (see `ensureCheck`) runs at the earliest deadline, turns at most MAX_OFFLINE_PER_CHECK overdue devices
  * OFFLINE (`DeviceOffline`, and the site's indicators fed by their metric go OFFLINE), and
  * reschedules itself at the next deadline: no transaction ever loops over all devices. A device
  * that reports again comes back (`DeviceOnline`) and its indicators return to NORMAL once no device
@@ -50,7 +49,7 @@ const MAX_WINDOW_MS = 86_400_000;
 const MIN_HEARTBEAT_MS = 500;
 /**
  * Devices per gateway, and so devices one anchor may name: each named device costs the anchor a
- * few state reads and writes, so this bounds the anchor's gas.
+ * few state reads and writes (about 2,800 gas), so this bounds the anchor's gas (~1.5 M at most).
  */
 const MAX_GATEWAY_DEVICES = 512;
 /** Overdue devices one heartbeat check turns OFFLINE; the rest are handled by the next block's check. */
@@ -337,7 +336,8 @@ function addOffline(ctx: Context, d: Device, delta: number): void {
 /**
  * Makes sure a heartbeat check of `g` is pending at or before `at`. A check carries its time and
  * runs only if it is still the gateway's `hbAt`, so an earlier one superseding a later one leaves
- * that later one a no-op: at most two are ever pending per gateway.
+ * that later one a no-op. Deadlines only move later as block time does, so a gateway has at most
+ * two pending (one more each time an admin shortens a device's heartbeat).
  */
 function ensureCheck(ctx: Context, g: Gateway, at: number): void {
   if (g.hbAt !== 0 && g.hbAt <= at) return;

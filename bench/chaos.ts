@@ -5,6 +5,7 @@
  * among the kills; then every invariant checked through RPC. Prints the faults by kind, the checks
  * run, the violations (must be none: exit code 1 otherwise), heal-to-commit times and throughput.
  */
+import { availableParallelism, loadavg } from 'node:os';
 import { runChaos, type ChaosReport, type FaultKind } from '../test/chaos/chaos.ts';
 
 const DURATION_MS = 120_000;
@@ -40,6 +41,19 @@ function print(r: ChaosReport): void {
   };
   const partitions = r.faults.filter((f) => f.sides !== undefined);
   const l = r.load;
+  const load =
+    l === null
+      ? [
+          `Load (trellis bench): killed while still draining its backlog; ${r.acknowledged} transactions it acknowledged as committed checked on every node`,
+        ]
+      : [
+          `Load (trellis bench): ${l.txs} transactions, ${l.sent} sent, ${r.acknowledged} acknowledged as committed (checked on every node), ${l.unconfirmed} not seen committed; send failures: ${
+            Object.entries(l.sendFailures)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ') || '0'
+          }`,
+          `Throughput (acknowledged, tx/s): ${r.throughput.toFixed(1)}; latency p50 ${l.latencyMs.p50.toFixed(0)} ms, p95 ${l.latencyMs.p95.toFixed(0)} ms, p99 ${l.latencyMs.p99.toFixed(0)} ms, max ${l.latencyMs.max.toFixed(0)} ms`,
+        ];
   const lines = [
     '',
     `Chaos report: 4 validators, ${RATE} tx/s from trellis bench for ${DURATION_MS / 1000} s, a fault every 5 s`,
@@ -58,24 +72,19 @@ function print(r: ChaosReport): void {
     `  SIGKILL+restart: ${heal(['kill'])}`,
     `  SIGSTOP/SIGCONT: ${heal(['stop'])}`,
     `  partitions: ${heal(['partition-2-2', 'partition-1-3'])}`,
-    `Load (trellis bench): ${l.txs} transactions, ${l.sent} sent, ${r.acknowledged} acknowledged as committed (checked on every node), ${l.unconfirmed} not seen committed; send failures: ${
-      Object.entries(l.sendFailures)
-        .map(([k, v]) => `${k} ${v}`)
-        .join(', ') || '0'
-    }`,
-    `Throughput (acknowledged, tx/s): ${r.throughput.toFixed(1)}; latency p50 ${l.latencyMs.p50.toFixed(0)} ms, p95 ${l.latencyMs.p95.toFixed(0)} ms, p99 ${l.latencyMs.p99.toFixed(0)} ms, max ${l.latencyMs.max.toFixed(0)} ms`,
+    ...load,
     `Final height (checked on every node): ${r.finalHeight}`,
-    `Duration: ${(r.durationMs / 1000).toFixed(1)} s`,
+    `Duration: ${(r.durationMs / 1000).toFixed(1)} s; machine load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, on ${availableParallelism()} cores`,
   ];
   console.log(lines.join('\n'));
 }
 
+const loadAtStart = loadavg()[0]!;
 const report = await runChaos({
   basePort: 26700,
   proxyBasePort: 29000,
   durationMs: DURATION_MS,
   rate: RATE,
-  senders: 1000,
   faultEveryMs: 5_000,
   faultHoldMs: 1_000,
   partitionHoldMs: 4_000,

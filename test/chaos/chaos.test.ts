@@ -28,7 +28,8 @@ describe('chaos: faults under load on a real cluster', () => {
     expect(k.stop).toBeGreaterThanOrEqual(1);
     expect(k['partition-2-2']).toBeGreaterThanOrEqual(1);
     expect(k['partition-1-3']).toBeGreaterThanOrEqual(1);
-    expect(report.acknowledged).toBeGreaterThan(report.load.sent / 2);
+    expect(report.load).not.toBeNull();
+    expect(report.acknowledged).toBeGreaterThan(report.load!.sent / 2);
     expect(report.checks['no commit without a quorum during a partition']).toBe(
       2 * k['partition-2-2'] + k['partition-1-3'],
     );

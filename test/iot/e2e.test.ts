@@ -478,6 +478,7 @@ describe('IoT end to end (one validator)', () => {
         `${leafBytes} bytes of batches, readings.log at most ${maxLog} bytes`,
     );
     expect(acked.size).toBeGreaterThan(1000);
+    expect(seqNos.length).toBeGreaterThanOrEqual(15);
     expect(maxLog).toBeLessThan(256 * 1024);
     expect(maxLog * 4).toBeLessThan(leafBytes);
   }, 240_000);

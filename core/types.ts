@@ -171,6 +171,18 @@ function splitTxEnvelope(b: Bytes): [Bytes, Bytes] | undefined {
 }
 
 /**
+ * The hash of a signed transaction (SHA-256 of its body) from its wire bytes, checking only the
+ * envelope (canonical 2-array of body and 64-byte signature), not the body's fields.
+ */
+export function txHashOfWire(bytes: Bytes, what = 'transaction'): Bytes {
+  const fast = splitTxEnvelope(bytes);
+  if (fast !== undefined) return sha256(fast[0]);
+  const f = readArray(unpackCanonical(bytes, what), 2, what);
+  readBytes(f[1], `${what}.signature`, SIGNATURE_BYTES);
+  return sha256(readBytes(f[0], `${what}.body`));
+}
+
+/**
  * Decodes a signed transaction from the wire. Checks size, shape, canonical encoding and, when
  * given, the chainId; it does not verify the signature (see {@link verifyTx}).
  */

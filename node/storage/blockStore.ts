@@ -9,7 +9,7 @@ import {
   unpackCanonical,
   type Value,
 } from '../../core/codec.ts';
-import { HASH_BYTES, sha256 } from '../../core/hash.ts';
+import { HASH_BYTES } from '../../core/hash.ts';
 import { merkleRoot } from '../../core/merkle.ts';
 import {
   decodeBlock,
@@ -20,6 +20,7 @@ import {
   encodeReceipt,
   hashHeader,
   Limits,
+  txHashOfWire,
   type Block,
   type CommitCertificate,
   type Receipt,
@@ -296,11 +297,6 @@ const hashBytesValue: Codec<Bytes> = {
 };
 
 /** The hash of a transaction's wire bytes: SHA-256 of its signed body, as core defines it. */
-function txHashOfWire(bytes: Bytes, index: number): Bytes {
-  const f = readArray(unpackCanonical(bytes, `block.txs[${index}]`), 2, `block.txs[${index}]`);
-  return sha256(readBytes(f[0], `block.txs[${index}].body`));
-}
-
 function positionAfter(p: EventPosition): EventPosition {
   // The next possible position in key order: same receipt, next event. Indexes fit 32 bits, so
   // bumping past 0xffffffff carries into the receipt index.
@@ -481,7 +477,7 @@ export async function createBlockStore(kv: KvStore, options: BlockStoreOptions =
     ];
     const txIndexByReceipt = new Map<number, number>();
     block.txs.forEach((tx, txIndex) => {
-      const txHash = txHashOfWire(tx, txIndex);
+      const txHash = txHashOfWire(tx, `block.txs[${txIndex}]`);
       const receiptIndex = receiptIndexByHash.get(toHex(txHash));
       if (receiptIndex === undefined) {
         throw new StorageError('BAD_RECEIPTS', `block ${h.height}: transaction ${txIndex} has no receipt`, {

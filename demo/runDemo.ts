@@ -23,6 +23,7 @@ import {
   DEFAULT_DEMO_TIMING,
   DEMO_PARTICIPANTS,
   demoChapters,
+  statusOf,
   type DemoAwaitStep,
   type DemoContext,
   type DemoExpect,
@@ -115,12 +116,6 @@ export function demoParticipantKey(seed: string, name: string): KeyPair {
 }
 
 const POLL_MS = 250;
-
-function statusOf(v: Value): string | null {
-  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) return null;
-  const s = v['status'];
-  return typeof s === 'string' ? s : null;
-}
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {

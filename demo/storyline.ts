@@ -147,6 +147,12 @@ export interface DemoChapter {
 const record = (v: Value | undefined): Record<string, Value> | null =>
   v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array) ? v : null;
 
+/** The `status` field of a view's result (what a {@link DemoExpect} compares); null when it has none. */
+export function statusOf(v: Value): string | null {
+  const s = record(v)?.['status'];
+  return typeof s === 'string' ? s : null;
+}
+
 /** The id an earlier step returned: a string, or the `id` field of a record. */
 export function resultId(c: DemoContext, key: string): string {
   const v = c.results.get(key);

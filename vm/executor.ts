@@ -8,13 +8,13 @@ import type { StateReader, StateView } from '../core/stateView.ts';
 import {
   Limits,
   NAME_RE,
-  encodeReceipt,
   type BlockHeader,
   type Event,
   type Receipt,
   type ReceiptStatus,
   type SignedTransaction,
 } from '../core/types.ts';
+import { receiptBytes, rememberEventData, rememberReturnData } from './receiptCodec.ts';
 import { compileContract, decodeArtifact, type Artifact, type CompiledContract } from './compile.ts';
 import { CompileError, ExecutorError, VmFault } from './errors.ts';
 import { Gas, VmLimits } from './gasTable.ts';
@@ -389,7 +389,9 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       } catch (err) {
         throw new VmFault('HOST', `guest encoded a non-canonical event: ${(err as Error).message}`, {});
       }
-      frame.events.push({ contract: frame.contract, name, data: value });
+      const event: Event = { contract: frame.contract, name, data: value };
+      rememberEventData(event, data);
+      frame.events.push(event);
       run.liveEvents++;
     }
     for (const [time, method, args, gas] of flush.schedules) {
@@ -593,26 +595,34 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     readonly status: ReceiptStatus;
     readonly gasUsed: number;
     readonly returnValue: Value;
+    /** The return value's canonical bytes as the guest sent them, when it came from a call. */
+    readonly returnBytes?: Bytes | undefined;
     readonly events: readonly Event[];
     readonly code: string;
     readonly message: string;
   }
 
-  const toReceipt = (txHash: Bytes, o: TxOutcome): Receipt => ({
-    txHash,
-    status: o.status,
-    gasUsed: o.gasUsed,
-    returnValue: o.returnValue,
-    events: o.status === 'ok' ? o.events : [],
-    errorCode: truncate(o.code, Limits.maxNameLength),
-    error: truncate(o.message, Limits.maxErrorLength),
-  });
+  const toReceipt = (txHash: Bytes, o: TxOutcome): Receipt => {
+    const r: Receipt = {
+      txHash,
+      status: o.status,
+      gasUsed: o.gasUsed,
+      returnValue: o.returnValue,
+      events: o.status === 'ok' ? o.events : [],
+      errorCode: truncate(o.code, Limits.maxNameLength),
+      error: truncate(o.message, Limits.maxErrorLength),
+    };
+    if (o.returnBytes !== undefined && o.status === 'ok') rememberReturnData(r, o.returnBytes);
+    return r;
+  };
 
   const fromCall = (o: CallOutcome, baseGas: number): TxOutcome => {
     let returnValue: Value = null;
+    let returnBytes: Bytes | undefined;
     if (o.status === 'ok' && o.ret !== null) {
       try {
         returnValue = decodeGuestValue(o.ret);
+        returnBytes = o.ret;
       } catch (err) {
         throw new VmFault(
           'HOST',
@@ -625,6 +635,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       status: o.status,
       gasUsed: baseGas + o.gasUsed,
       returnValue,
+      returnBytes,
       events: o.events,
       code: o.code,
       message: o.message,
@@ -1153,7 +1164,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
           gasUsed += r.gasUsed;
           if (r.status === 'ok') events.push(...r.events);
         }
-        const receiptsRoot = merkleRoot(receipts.map(encodeReceipt));
+        const receiptsRoot = merkleRoot(receipts.map(receiptBytes));
         sandbox.recycleIfLarge();
         return { receipts, scheduled, events, stateRoot: state.root(), receiptsRoot, gasUsed };
       };

@@ -119,9 +119,24 @@ export function readNonce(state: StateReader, address: Bytes): number {
   return n;
 }
 
+/**
+ * Canonical bytes of a non-negative safe integer: the shortest unsigned MessagePack form below
+ * 2^32 written directly (every transaction writes a nonce), `encodeValue` beyond. Byte-identical
+ * to `encodeValue(n)` (test/vm/receiptCodec.test.ts).
+ */
+export function encodeUint(n: number): Bytes {
+  if (n >= 0 && n < 128 && Number.isInteger(n)) return Uint8Array.of(n);
+  if (n >= 128 && n < 2 ** 32 && Number.isInteger(n)) {
+    if (n < 256) return Uint8Array.of(0xcc, n);
+    if (n < 65536) return Uint8Array.of(0xcd, n >> 8, n & 255);
+    return Uint8Array.of(0xce, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+  }
+  return encodeValue(n);
+}
+
 /** Records an account's next nonce. */
 export function writeNonce(state: StateView, address: Bytes, next: number): void {
-  const b = encodeValue(next);
+  const b = encodeUint(next);
   nonceByObject.set(b, next);
   state.set(SystemContract.nonce, address, b);
 }

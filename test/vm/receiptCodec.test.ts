@@ -1,0 +1,93 @@
+// Goal: the executor's receipt encoding (vm/receiptCodec.ts, which splices in the canonical bytes
+// the guest sent) is byte-identical to core's encodeReceipt, so the receipts root is unchanged.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { encodeValue, type Value } from '../../core/codec.ts';
+import { encodeReceipt, type Event, type Receipt } from '../../core/types.ts';
+import { receiptBytes, rememberEventData, rememberReturnData } from '../../vm/receiptCodec.ts';
+import { encodeUint } from '../../vm/systemState.ts';
+import { createTestChain } from '../../vm/testing.ts';
+
+const value: fc.Arbitrary<Value> = fc.letrec<{ v: Value }>((tie) => ({
+  v: fc.oneof(
+    { depthSize: 'small' },
+    fc.constant(null),
+    fc.boolean(),
+    fc.integer({ min: -(2 ** 31), max: 2 ** 32 + 5 }),
+    fc.bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n }),
+    fc.string({ unit: 'grapheme', maxLength: 40 }),
+    fc.uint8Array({ maxLength: 300 }),
+    fc.array(tie('v'), { maxLength: 5 }),
+    fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'), tie('v'), { maxKeys: 5 }),
+  ),
+})).v;
+const text = fc.oneof(
+  fc.string({ unit: 'grapheme', maxLength: 300 }),
+  fc.string({ maxLength: 70_000, unit: 'binary' }),
+  fc.constantFrom('', 'x'.repeat(31), 'x'.repeat(32), 'é'.repeat(128), 'x'.repeat(65_536)),
+);
+
+describe('receipt bytes', () => {
+  it('equal encodeReceipt for any receipt, with and without recorded canonical bytes', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.constantFrom('ok', 'reverted', 'out-of-gas', 'rejected'),
+        fc.oneof(fc.integer({ min: 0, max: 2 ** 32 + 10 }), fc.constantFrom(0, 127, 128, 255, 256, 65535, 65536)),
+        value,
+        fc.array(fc.record({ contract: fc.string({ maxLength: 40 }), name: fc.string({ maxLength: 40 }), data: value }), {
+          maxLength: 20,
+        }),
+        text,
+        text,
+        fc.boolean(),
+        (txHash, status, gasUsed, returnValue, evs, errorCode, error, record) => {
+          const events: Event[] = evs.map((e) => ({ ...e }));
+          const r: Receipt = { txHash, status, gasUsed, returnValue, events, errorCode, error };
+          if (record) {
+            rememberReturnData(r, encodeValue(returnValue));
+            for (const e of events) rememberEventData(e, encodeValue(e.data));
+          }
+          expect(Buffer.from(receiptBytes(r)).toString('hex')).toBe(Buffer.from(encodeReceipt(r)).toString('hex'));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('equal encodeReceipt for the receipts a real block produces', () => {
+    const chain = createTestChain();
+    try {
+      chain.deploy(
+        'echo',
+        `export const methods = {
+          store(ctx: any, args: any) { ctx.state.set('v', args); ctx.emit('Stored', args); ctx.emit('Again', { n: 1 }); return args; },
+          fail(ctx: any, args: any) { ctx.revert('NOPE', 'no: ' + String(args)); },
+        };`,
+      );
+      const values: Value[] = [null, 1, 'é', { a: [1, 2n ** 60n], b: new Uint8Array([1, 2]) }];
+      const { receipts } = chain.block([
+        ...values.map((v) => ({ contract: 'echo', method: 'store', args: v, from: 'alice' })),
+        { contract: 'echo', method: 'fail', args: 'x', from: 'alice' },
+        { contract: 'echo', method: 'nothing', args: null, from: 'alice' },
+      ]);
+      expect(receipts.map((r) => r.status)).toEqual(['ok', 'ok', 'ok', 'ok', 'reverted', 'reverted']);
+      for (const r of receipts) expect(Buffer.from(receiptBytes(r))).toEqual(Buffer.from(encodeReceipt(r)));
+    } finally {
+      chain.close();
+    }
+  });
+});
+
+describe('nonce bytes', () => {
+  it('equal encodeValue for every non-negative safe integer', () => {
+    const edges = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1];
+    for (const n of edges) expect(Buffer.from(encodeUint(n))).toEqual(Buffer.from(encodeValue(n)));
+    fc.assert(
+      fc.property(fc.oneof(fc.integer({ min: 0, max: 2 ** 32 + 5 }), fc.maxSafeNat()), (n) => {
+        expect(Buffer.from(encodeUint(n))).toEqual(Buffer.from(encodeValue(n)));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

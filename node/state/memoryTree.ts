@@ -1,10 +1,9 @@
-import { bytesEqual, type Bytes } from '../../core/bytes.ts';
-import { HASH_BYTES } from '../../core/hash.ts';
+import type { Bytes } from '../../core/bytes.ts';
+import { HASH_BYTES, sha256 } from '../../core/hash.ts';
 import {
   EMPTY_STATE_ROOT,
   StateError,
   nibbleAt,
-  stateInternalHashAt,
   stateLeafHash,
   stateValueHash,
   type StateProofLevel,
@@ -17,59 +16,74 @@ import {
  * replaced). A working tree copies the nodes on the paths it changes (copy-on-write, once per
  * node: a node it copied is its own and is changed in place afterwards) and caches hashes, so
  * asking for the root again after more writes rehashes only the paths changed since.
+ *
+ * Memory is the design constraint: the tree holds every key. A node keeps its leaf children packed
+ * in one buffer with its own hash (a leaf is 96 bytes there, no object of its own), and only its
+ * internal children as objects: ~150 bytes per key at a million keys, where an object and a
+ * buffer per leaf and per hash took ~580.
  */
 
 /**
- * A leaf: 96 bytes, key hash, value hash, then the leaf hash (kept so that rehashing a parent never
- * rehashes its unchanged leaves). One allocation per key, the bulk of the tree's memory.
+ * A leaf outside a node (the root of a one-key tree, or one on its way into a node): 96 bytes, the
+ * leaf hash (kept so that rehashing a parent never rehashes its unchanged leaves), the key hash,
+ * then the value hash. Inside a node, leaf entries have the same layout.
  */
 export type Leaf = Buffer;
 
 const LEAF_BYTES = 3 * HASH_BYTES;
-const LEAF_HASH = 2 * HASH_BYTES;
+const KEY_AT = HASH_BYTES;
+const VALUE_AT = 2 * HASH_BYTES;
 
 /**
- * An internal node: at least two leaves below it. `kids` holds the present children in nibble
- * order (bit i of `bitmap` set: child i is present); most nodes near the bottom have two or three,
- * so a dense array saves the 16 slots. `hash` is undefined while the node is a working tree's own
- * and something below it changed; `owner` is the working tree that may change it in place (0 for
- * none: a committed or rebuilt node).
+ * An internal node: at least two leaves below it. Bit i of `bitmap` set: child i is present; of
+ * `leafMask`: child i is a leaf, whose entry is in `data`. `data` holds the node's hash (bytes 0 to
+ * 32, meaningful when `valid`), then the leaf entries in nibble order; `kids` the internal children
+ * in nibble order. `owner` is the working tree that may change the node in place (0 for none: a
+ * committed or rebuilt node, never changed again).
  */
 export interface Inner {
   bitmap: number;
-  readonly kids: Child[];
-  hash: Bytes | undefined;
+  leafMask: number;
+  data: Buffer;
+  readonly kids: Inner[];
+  valid: boolean;
   readonly owner: number;
 }
 
-/** A child of an internal node. */
-export type Child = Leaf | Inner;
-
 /** The root of a version: undefined for the empty tree. */
-export type TreeRoot = Child | undefined;
+export type TreeRoot = Leaf | Inner | undefined;
+
+// Shared by nodes without internal children; never changed (a working tree copies before it
+// changes a node's children).
+const NO_KIDS: Inner[] = [];
 
 /** True when `c` is a leaf. */
-export function isLeaf(c: Child): c is Leaf {
+export function isLeaf(c: Leaf | Inner): c is Leaf {
   return c instanceof Uint8Array;
 }
 
 /** The leaf of (key hash, value hash). */
 export function makeLeaf(keyHash: Bytes, valueHash: Bytes): Leaf {
   const leaf = Buffer.allocUnsafe(LEAF_BYTES);
-  leaf.set(keyHash, 0);
-  leaf.set(valueHash, HASH_BYTES);
-  leaf.set(stateLeafHash(keyHash, valueHash), LEAF_HASH);
+  leaf.set(stateLeafHash(keyHash, valueHash), 0);
+  leaf.set(keyHash, KEY_AT);
+  leaf.set(valueHash, VALUE_AT);
   return leaf;
 }
 
 /** The key hash of a leaf (a view). */
 export function leafKeyHash(leaf: Leaf): Bytes {
-  return leaf.subarray(0, HASH_BYTES);
+  return leaf.subarray(KEY_AT, VALUE_AT);
 }
 
 /** The value hash of a leaf (a view). */
 export function leafValueHash(leaf: Leaf): Bytes {
-  return leaf.subarray(HASH_BYTES, LEAF_HASH);
+  return leaf.subarray(VALUE_AT, LEAF_BYTES);
+}
+
+/** True when `leaf` holds `keyHash`. */
+export function leafHolds(leaf: Leaf, keyHash: Bytes): boolean {
+  return holdsAt(leaf, 0, keyHash);
 }
 
 function popcount16(x: number): number {
@@ -79,76 +93,107 @@ function popcount16(x: number): number {
   return (v + (v >> 8)) & 0x1f;
 }
 
-function sameKey(a: Bytes, b: Bytes): boolean {
-  for (let i = 0; i < HASH_BYTES; i++) if (a[i] !== b[i]) return false;
+// True when the leaf entry at `at` of `b` holds the key hash `kh`.
+function holdsAt(b: Buffer, at: number, kh: Bytes): boolean {
+  for (let i = 0; i < HASH_BYTES; i++) if (b[at + KEY_AT + i] !== kh[i]) return false;
   return true;
 }
 
-function sameLeafHash(a: Leaf, b: Leaf): boolean {
-  for (let i = LEAF_HASH; i < LEAF_BYTES; i++) if (a[i] !== b[i]) return false;
+// True when the entries at `a[ai]` and `b[bi]` have equal bytes over [from, to).
+function sameBytes(a: Buffer, ai: number, b: Buffer, bi: number, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (a[ai + i] !== b[bi + i]) return false;
   return true;
 }
 
-// Scratch for hashing: hashing is synchronous, and children are hashed before these are filled.
-const buffers = new Array<Bytes | undefined>(16);
-const offsets = new Array<number>(16).fill(0);
+// Nibble `depth` of the key hash of the leaf entry at `at` of `b`.
+function nibbleOf(b: Buffer, at: number, depth: number): number {
+  const byte = b[at + KEY_AT + (depth >> 1)]!;
+  return depth & 1 ? byte & 0x0f : byte >> 4;
+}
 
-/** The hash of a node, computing (and caching) the hashes of changed internal nodes below it. */
+// Offset in `data` of the entry of leaf child `bit`.
+function leafAt(node: Inner, bit: number): number {
+  return HASH_BYTES + popcount16(node.leafMask & (bit - 1)) * LEAF_BYTES;
+}
+
+// Index in `kids` of internal child `bit`.
+function kidAt(node: Inner, bit: number): number {
+  return popcount16(node.bitmap & ~node.leafMask & (bit - 1));
+}
+
+// Hash input of an internal node, H(0x01 || child_0 || … || child_15) as core/stateProof.ts defines
+// it (stateInternalHash). Hashing is synchronous, so one scratch buffer serves every node.
+const INTERNAL_INPUT = 1 + 16 * HASH_BYTES;
+const internalScratch = Buffer.alloc(INTERNAL_INPUT);
+internalScratch[0] = 0x01;
+
+function copy32(from: Buffer, at: number, to: Buffer, toAt: number): void {
+  for (let j = 0; j < HASH_BYTES; j++) to[toAt + j] = from[at + j]!;
+}
+
+// Makes `node`'s hash valid, hashing its changed internal children first.
+function rehash(node: Inner): void {
+  if (node.valid) return;
+  const kids = node.kids;
+  for (let j = 0; j < kids.length; j++) rehash(kids[j]!);
+  // Children are hashed first: the shared scratch is filled only once they all are.
+  for (let i = 0, leaf = HASH_BYTES, kid = 0; i < 16; i++) {
+    const at = 1 + i * HASH_BYTES;
+    const bit = 1 << i;
+    if (!(node.bitmap & bit)) internalScratch.set(EMPTY_STATE_ROOT, at);
+    else if (node.leafMask & bit) {
+      copy32(node.data, leaf, internalScratch, at);
+      leaf += LEAF_BYTES;
+    } else copy32(kids[kid++]!.data, 0, internalScratch, at);
+  }
+  copy32(sha256(internalScratch) as Buffer, 0, node.data, 0);
+  node.valid = true;
+}
+
+/** The hash of a tree, computing (and caching) the hashes of changed internal nodes. */
 export function hashOf(node: TreeRoot): Bytes {
   if (node === undefined) return EMPTY_STATE_ROOT;
-  if (isLeaf(node)) return node.subarray(LEAF_HASH, LEAF_BYTES);
-  return innerHash(node);
-}
-
-function innerHash(node: Inner): Bytes {
-  if (node.hash !== undefined) return node.hash;
-  const kids = node.kids;
-  for (let j = 0; j < kids.length; j++) {
-    const c = kids[j]!;
-    if (!isLeaf(c) && c.hash === undefined) innerHash(c);
-  }
-  for (let i = 0, j = 0; i < 16; i++) {
-    if ((node.bitmap >> i) & 1) {
-      const c = kids[j++]!;
-      if (isLeaf(c)) {
-        buffers[i] = c;
-        offsets[i] = LEAF_HASH;
-      } else {
-        buffers[i] = c.hash;
-        offsets[i] = 0;
-      }
-    } else buffers[i] = undefined;
-  }
-  node.hash = stateInternalHashAt(buffers, offsets);
-  return node.hash;
+  if (isLeaf(node)) return Buffer.from(node.subarray(0, HASH_BYTES));
+  rehash(node);
+  return Buffer.from(node.data.subarray(0, HASH_BYTES));
 }
 
 /**
  * Walks the tree along `keyHash`: the leaf on its path (the key's own, or another key's occupying
- * its place), or undefined when the path ends at an empty child. With `levels`, records each
- * internal node passed as a proof level (sibling hashes copied into one buffer per level).
+ * its place; a view, valid while the tree is), or undefined when the path ends at an empty child.
+ * With `levels`, records each internal node passed as a proof level (sibling hashes copied into
+ * one buffer per level).
  */
 export function walk(root: TreeRoot, keyHash: Bytes, levels?: StateProofLevel[]): Leaf | undefined {
   let node = root;
   for (let depth = 0; node !== undefined; depth++) {
     if (isLeaf(node)) return node;
+    rehash(node);
     const n = nibbleAt(keyHash, depth);
     const bit = 1 << n;
     if (levels !== undefined) {
       const bitmap = node.bitmap & ~bit;
       const all = Buffer.allocUnsafe(popcount16(bitmap) * HASH_BYTES);
       const siblings: Bytes[] = [];
-      for (let i = 0, j = 0, s = 0; i < 16; i++) {
-        if (!((node.bitmap >> i) & 1)) continue;
-        const c = node.kids[j++]!;
+      for (let i = 0, leaf = HASH_BYTES, kid = 0, s = 0; i < 16; i++) {
+        const b = 1 << i;
+        if (!(node.bitmap & b)) continue;
+        const from = node.leafMask & b ? node.data : node.kids[kid]!.data;
+        const at = node.leafMask & b ? leaf : 0;
+        if (node.leafMask & b) leaf += LEAF_BYTES;
+        else kid++;
         if (i === n) continue;
-        if (isLeaf(c)) c.copy(all, s * HASH_BYTES, LEAF_HASH, LEAF_BYTES);
-        else all.set(innerHash(c), s * HASH_BYTES);
+        copy32(from, at, all, s * HASH_BYTES);
         siblings.push(all.subarray(s * HASH_BYTES, ++s * HASH_BYTES));
       }
       levels.push({ bitmap, siblings });
     }
-    node = node.bitmap & bit ? node.kids[popcount16(node.bitmap & (bit - 1))] : undefined;
+    if (!(node.bitmap & bit)) return undefined;
+    if (node.leafMask & bit) {
+      const at = leafAt(node, bit);
+      return node.data.subarray(at, at + LEAF_BYTES);
+    }
+    node = node.kids[kidAt(node, bit)];
   }
   return undefined;
 }
@@ -176,75 +221,135 @@ export function createWorkingTree(base: TreeRoot): WorkingTree {
   let root = base;
   let finished = false;
 
-  const own = (n: Inner): Inner =>
-    n.owner === owner ? n : { bitmap: n.bitmap, kids: n.kids.slice(), hash: undefined, owner };
-
-  // The smallest subtree at `depth` holding two leaves with distinct keys.
-  const split = (a: Leaf, b: Leaf, depth: number): Inner => {
-    if (depth >= 64) throw new StateError('CORRUPT', 'state tree: two leaves with one key hash', {});
-    const na = nibbleAt(a, depth);
-    const nb = nibbleAt(b, depth);
-    if (na === nb) return { bitmap: 1 << na, kids: [split(a, b, depth + 1)], hash: undefined, owner };
-    return {
-      bitmap: (1 << na) | (1 << nb),
-      kids: na < nb ? [a, b] : [b, a],
-      hash: undefined,
-      owner,
-    };
+  const own = (n: Inner): Inner => {
+    if (n.owner === owner) return n;
+    const data = Buffer.allocUnsafeSlow(n.data.length);
+    n.data.copy(data);
+    return { bitmap: n.bitmap, leafMask: n.leafMask, data, kids: n.kids.slice(), valid: false, owner };
   };
 
-  // A child unchanged by a recursive call: the same object, and (if internal) still hashed. A
-  // working tree's own node changed in place comes back as the same object with its hash cleared.
-  const unchanged = (before: Child | undefined, after: Child | undefined): boolean =>
-    after === before && (after === undefined || isLeaf(after) || after.hash !== undefined);
+  // Leaf entries are added and removed by resizing `data` (nodes change a few times a block).
+  const insertLeaf = (o: Inner, bit: number, leaf: Buffer, leafOffset: number): void => {
+    const at = leafAt(o, bit);
+    const data = Buffer.allocUnsafeSlow(o.data.length + LEAF_BYTES);
+    o.data.copy(data, 0, 0, at);
+    leaf.copy(data, at, leafOffset, leafOffset + LEAF_BYTES);
+    o.data.copy(data, at + LEAF_BYTES, at);
+    o.data = data;
+    o.leafMask |= bit;
+    o.bitmap |= bit;
+  };
+  const removeLeaf = (o: Inner, bit: number): void => {
+    const at = leafAt(o, bit);
+    const data = Buffer.allocUnsafeSlow(o.data.length - LEAF_BYTES);
+    o.data.copy(data, 0, 0, at);
+    o.data.copy(data, at, at + LEAF_BYTES);
+    o.data = data;
+    o.leafMask &= ~bit;
+    o.bitmap &= ~bit;
+  };
+  const insertKid = (o: Inner, bit: number, kid: Inner): void => {
+    o.kids.splice(kidAt(o, bit), 0, kid);
+    o.bitmap |= bit;
+  };
+  const removeKid = (o: Inner, bit: number): void => {
+    o.kids.splice(kidAt(o, bit), 1);
+    o.bitmap &= ~bit;
+  };
 
-  const putAt = (node: Child | undefined, depth: number, leaf: Leaf): Child => {
-    if (node === undefined) return leaf;
-    if (isLeaf(node)) {
-      // The leaf hash commits to key and value: an equal hash means nothing changes.
-      if (sameKey(node, leaf)) return sameLeafHash(node, leaf) ? node : leaf;
-      // Another key's leaf sits on this path: both move down to where their hashes differ.
-      return split(node, leaf, depth);
+  // The smallest subtree at `depth` holding two leaves with distinct keys (entries at a[ai], b[bi]).
+  const split = (a: Buffer, ai: number, b: Buffer, bi: number, depth: number): Inner => {
+    if (depth >= 64) throw new StateError('CORRUPT', 'state tree: two leaves with one key hash', {});
+    const na = nibbleOf(a, ai, depth);
+    const nb = nibbleOf(b, bi, depth);
+    if (na === nb) {
+      return {
+        bitmap: 1 << na,
+        leafMask: 0,
+        data: Buffer.allocUnsafeSlow(HASH_BYTES),
+        kids: [split(a, ai, b, bi, depth + 1)],
+        valid: false,
+        owner,
+      };
     }
-    const bit = 1 << nibbleAt(leaf, depth);
-    const idx = popcount16(node.bitmap & (bit - 1));
-    if (node.bitmap & bit) {
-      const before = node.kids[idx]!;
-      const after = putAt(before, depth + 1, leaf);
-      if (unchanged(before, after)) return node;
+    const data = Buffer.allocUnsafeSlow(HASH_BYTES + 2 * LEAF_BYTES);
+    const [first, fi, second, si] = na < nb ? [a, ai, b, bi] : [b, bi, a, ai];
+    first.copy(data, HASH_BYTES, fi, fi + LEAF_BYTES);
+    second.copy(data, HASH_BYTES + LEAF_BYTES, si, si + LEAF_BYTES);
+    const bits = (1 << na) | (1 << nb);
+    return { bitmap: bits, leafMask: bits, data, kids: [], valid: false, owner };
+  };
+
+  // A node unchanged by a recursive call: the same object, still hashed. A working tree's own
+  // node changed in place comes back as the same object with its hash invalid.
+  const putInto = (node: Inner, depth: number, leaf: Leaf): Inner => {
+    const bit = 1 << nibbleOf(leaf, 0, depth);
+    if (!(node.bitmap & bit)) {
       const o = own(node);
-      o.kids[idx] = after;
-      o.hash = undefined;
+      insertLeaf(o, bit, leaf, 0);
+      o.valid = false;
       return o;
     }
+    if (node.leafMask & bit) {
+      const at = leafAt(node, bit);
+      if (sameBytes(node.data, at, leaf, 0, KEY_AT, VALUE_AT)) {
+        // The leaf hash commits to key and value: an equal hash means nothing changes.
+        if (sameBytes(node.data, at, leaf, 0, 0, HASH_BYTES)) return node;
+        const o = own(node);
+        leaf.copy(o.data, at);
+        o.valid = false;
+        return o;
+      }
+      // Another key's leaf sits on this path: both move down to where their hashes differ.
+      const kid = split(node.data, at, leaf, 0, depth + 1);
+      const o = own(node);
+      removeLeaf(o, bit);
+      insertKid(o, bit, kid);
+      o.valid = false;
+      return o;
+    }
+    const k = kidAt(node, bit);
+    const before = node.kids[k]!;
+    const after = putInto(before, depth + 1, leaf);
+    if (after === before && after.valid) return node;
     const o = own(node);
-    o.kids.splice(idx, 0, leaf);
-    o.bitmap |= bit;
-    o.hash = undefined;
+    o.kids[k] = after;
+    o.valid = false;
     return o;
   };
 
-  const deleteAt = (node: Child | undefined, depth: number, kh: Bytes): Child | undefined => {
-    if (node === undefined) return undefined;
-    if (isLeaf(node)) return sameKey(node, kh) ? undefined : node;
+  // After a child went away: a node left with no child vanishes, and one left with a single leaf
+  // hands the leaf up (it moves to the shortest unique prefix).
+  const normalize = (o: Inner): Inner | Leaf | undefined => {
+    if (o.bitmap === 0) return undefined;
+    if (o.leafMask === o.bitmap && popcount16(o.bitmap) === 1) {
+      return o.data.subarray(HASH_BYTES, HASH_BYTES + LEAF_BYTES);
+    }
+    return o;
+  };
+
+  const deleteFrom = (node: Inner, depth: number, kh: Bytes): Inner | Leaf | undefined => {
     const bit = 1 << nibbleAt(kh, depth);
     if (!(node.bitmap & bit)) return node;
-    const idx = popcount16(node.bitmap & (bit - 1));
-    const before = node.kids[idx]!;
-    const after = deleteAt(before, depth + 1, kh);
-    if (unchanged(before, after)) return node;
-    const o = own(node);
-    o.hash = undefined;
-    if (after !== undefined) o.kids[idx] = after;
-    else {
-      o.kids.splice(idx, 1);
-      o.bitmap &= ~bit;
+    if (node.leafMask & bit) {
+      if (!holdsAt(node.data, leafAt(node, bit), kh)) return node;
+      const o = own(node);
+      removeLeaf(o, bit);
+      o.valid = false;
+      return normalize(o);
     }
-    // An internal node left with no child vanishes, and one left with a single leaf hands the
-    // leaf up (it moves to the shortest unique prefix).
-    if (o.kids.length === 0) return undefined;
-    if (o.kids.length === 1 && isLeaf(o.kids[0]!)) return o.kids[0];
-    return o;
+    const k = kidAt(node, bit);
+    const before = node.kids[k]!;
+    const after = deleteFrom(before, depth + 1, kh);
+    if (after === before && before.valid) return node;
+    const o = own(node);
+    if (after === undefined) removeKid(o, bit);
+    else if (isLeaf(after)) {
+      removeKid(o, bit);
+      insertLeaf(o, bit, after, 0);
+    } else o.kids[k] = after;
+    o.valid = false;
+    return normalize(o);
   };
 
   const check = (): void => {
@@ -254,11 +359,22 @@ export function createWorkingTree(base: TreeRoot): WorkingTree {
   return {
     put(keyHash, value) {
       check();
-      root = putAt(root, 0, makeLeaf(keyHash, stateValueHash(value)));
+      const leaf = makeLeaf(keyHash, stateValueHash(value));
+      if (root === undefined) root = leaf;
+      else if (!isLeaf(root)) root = putInto(root, 0, leaf);
+      else if (!sameBytes(root, 0, leaf, 0, KEY_AT, VALUE_AT)) root = split(root, 0, leaf, 0, 0);
+      else if (!sameBytes(root, 0, leaf, 0, 0, HASH_BYTES)) root = leaf;
     },
     delete(keyHash) {
       check();
-      root = deleteAt(root, 0, keyHash);
+      if (root === undefined) return;
+      if (isLeaf(root)) {
+        if (leafHolds(root, keyHash)) root = undefined;
+      } else {
+        const r = deleteFrom(root, 0, keyHash);
+        // A leaf handed up to the root is a view into a node being dropped: copy it out.
+        root = r !== undefined && isLeaf(r) ? Buffer.from(r) : r;
+      }
     },
     rootHash() {
       return hashOf(root);
@@ -278,13 +394,19 @@ export function createWorkingTree(base: TreeRoot): WorkingTree {
  * radix partitioning by nibble, top down, needs neither a sort nor a copy per inserted key.
  */
 export function buildTree(keyHashes: Buffer, valueHashes: Buffer, count: number): TreeRoot {
-  const leafAt = (i: number): Leaf =>
-    makeLeaf(
-      keyHashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES),
-      valueHashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES),
-    );
+  const writeLeaf = (i: number, to: Buffer, at: number): void => {
+    const kh = keyHashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
+    const vh = valueHashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
+    to.set(stateLeafHash(kh, vh), at);
+    to.set(kh, at + KEY_AT);
+    to.set(vh, at + VALUE_AT);
+  };
   if (count === 0) return undefined;
-  if (count === 1) return leafAt(0);
+  if (count === 1) {
+    const leaf = Buffer.alloc(LEAF_BYTES);
+    writeLeaf(0, leaf, 0);
+    return leaf;
+  }
   const order = new Uint32Array(count);
   for (let i = 0; i < count; i++) order[i] = i;
   const scratch = new Uint32Array(count);
@@ -304,21 +426,28 @@ export function buildTree(keyHashes: Buffer, valueHashes: Buffer, count: number)
       scratch[lo + fill[nibble(x, depth)]!++] = x;
     }
     order.set(scratch.subarray(lo, hi), lo);
-    const node: Inner = { bitmap: 0, kids: [], hash: undefined, owner: 0 };
+    let bitmap = 0;
+    let leafMask = 0;
+    let kids = NO_KIDS;
     for (let n = 0; n < 16; n++) {
-      const a = lo + starts[n]!;
-      const b = lo + starts[n + 1]!;
-      if (a === b) continue;
-      node.bitmap |= 1 << n;
-      node.kids.push(b - a === 1 ? leafAt(order[a]!) : build(a, b, depth + 1));
+      const size = starts[n + 1]! - starts[n]!;
+      if (size === 0) continue;
+      bitmap |= 1 << n;
+      if (size === 1) leafMask |= 1 << n;
+      else {
+        if (kids === NO_KIDS) kids = [];
+        kids.push(build(lo + starts[n]!, lo + starts[n + 1]!, depth + 1));
+      }
     }
-    innerHash(node);
+    const data = Buffer.allocUnsafeSlow(HASH_BYTES + popcount16(leafMask) * LEAF_BYTES);
+    for (let n = 0, at = HASH_BYTES; n < 16; n++) {
+      if (!((leafMask >> n) & 1)) continue;
+      writeLeaf(order[lo + starts[n]!]!, data, at);
+      at += LEAF_BYTES;
+    }
+    const node: Inner = { bitmap, leafMask, data, kids, valid: false, owner: 0 };
+    rehash(node);
     return node;
   };
   return build(0, count, 0);
-}
-
-/** True when `leaf` holds `keyHash`. */
-export function leafHolds(leaf: Leaf, keyHash: Bytes): boolean {
-  return bytesEqual(leaf.subarray(0, HASH_BYTES), keyHash);
 }

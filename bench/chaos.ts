@@ -6,7 +6,7 @@
  * run, the violations (must be none: exit code 1 otherwise), heal-to-commit times and throughput.
  */
 import { availableParallelism, loadavg } from 'node:os';
-import { runChaos, type ChaosReport, type FaultKind } from '../test/chaos/chaos.ts';
+import { LIVENESS_PREFIX, runChaos, type ChaosReport, type FaultKind } from '../test/chaos/chaos.ts';
 
 const DURATION_MS = 120_000;
 const RATE = 200;
@@ -66,7 +66,7 @@ function print(r: ChaosReport): void {
     `  fault proxy: ${r.proxy.forwarded} connections forwarded, ${r.proxy.refused} refused while cut, ${r.proxy.cut} reset by partitions`,
     'Invariant checks run:',
     ...Object.entries(r.checks).map(([k, v]) => `  ${k}: ${v}`),
-    `Violations: ${r.violations.length}`,
+    `Violations: ${r.violations.length} (safety: ${r.violations.filter((v) => !v.startsWith(LIVENESS_PREFIX)).length}, liveness bounds missed: ${r.violations.filter((v) => v.startsWith(LIVENESS_PREFIX)).length})`,
     ...r.violations.slice(0, 20).map((v) => `  ${v}`),
     'Heal to the next commit (ms; "every node": the healed node caught up too):',
     `  SIGKILL+restart: ${heal(['kill'])}`,

@@ -38,6 +38,13 @@ export const FAULT_KINDS = ['kill', 'stop', 'partition-2-2', 'partition-1-3'] as
  */
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
+/**
+ * Prefix of violations that are missed liveness bounds (heal-to-commit, the quorum side making
+ * progress during a partition), as opposed to safety violations (forks, diverging state, lost
+ * acknowledged transactions, commits without a quorum, crashes).
+ */
+export const LIVENESS_PREFIX = 'liveness: ';
+
 /** Options of {@link runChaos}. */
 export interface ChaosOptions {
   /** First p2p port of the cluster (RPC ports at base + 1000). */
@@ -362,6 +369,18 @@ async function chaos(cluster: Cluster, proxy: FaultProxy, options: ChaosOptions)
   const violate = (line: string) => {
     if (violations.length < 1000) violations.push(line);
   };
+  /** A liveness bound missed (heal-to-commit, progress during a partition); safety is the rest. */
+  const violateLiveness = (line: string) => violate(`${LIVENESS_PREFIX}${line}`);
+  /** A node whose process exited without the harness asking is a crash, reported once per exit. */
+  const reportedExits = new Set<unknown>();
+  const checkRunning = () => {
+    count('every node running unless faulted');
+    cluster.nodes.forEach((nd, i) => {
+      if (nd.process !== null || reportedExits.has(nd)) return;
+      reportedExits.add(nd);
+      violate(`node ${i} exited on its own (log: ${join(cluster.dir, `${nd.name}.log`)})`);
+    });
+  };
   const heights = () => Promise.all(cluster.nodes.map((_, i) => cluster.height(i)));
 
   await cluster.waitFor(
@@ -466,7 +485,7 @@ async function chaos(cluster: Cluster, proxy: FaultProxy, options: ChaosOptions)
       } else {
         count('the quorum side commits during a partition');
         progress = last[k]! - marks[k]!;
-        if (progress <= 0) violate(`side ${name} with a quorum committed nothing during a partition`);
+        if (progress <= 0) violateLiveness(`side ${name} with a quorum committed nothing during a partition`);
       }
     });
     return progress;
@@ -481,6 +500,7 @@ async function chaos(cluster: Cluster, proxy: FaultProxy, options: ChaosOptions)
   for (let next = performance.now(); more(next); next += options.faultEveryMs) {
     if (next > performance.now()) await sleep(next - performance.now());
     if (!more(performance.now())) break;
+    checkRunning();
     const kind = options.faults[f++ % options.faults.length]!;
     const at = performance.now() - t0;
     let nodes: number[];
@@ -536,7 +556,7 @@ async function chaos(cluster: Cluster, proxy: FaultProxy, options: ChaosOptions)
       );
       healToCommitMs = performance.now() - healedAt;
     } catch {
-      violate(`no commit on every node within ${healBound} ms after healing ${what}`);
+      violateLiveness(`no commit on every node within ${healBound} ms after healing ${what}`);
     }
     count('heal-to-commit within bound');
     faults.push({
@@ -588,6 +608,8 @@ async function chaos(cluster: Cluster, proxy: FaultProxy, options: ChaosOptions)
     },
     60_000,
   );
+
+  checkRunning();
 
   // Invariants from outside, over heights 1..final on every node.
   const validators = cluster.network.genesis.validators.map((v) => validatorOf(v.publicKey));

@@ -12,7 +12,7 @@
  * bench:vm call) on a bare network instead, to separate the contracts' cost from the node's.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { toHex } from '../core/bytes.ts';
 import { addressOf } from '../core/keys.ts';
@@ -118,6 +118,33 @@ const pipeline: PipelineFigures = await measurePipeline(workloadName);
 console.error(`pipeline ceiling: ${pipeline.ceilingTps.toFixed(0)} tx/s on one core`);
 const runs = [...(await network(1, 26100, [100, 400, null])), ...(await network(4, 26200, [50, 150, null]))];
 
+/**
+ * Where the limit lies, from the pipeline figures of this run: every validator verifies, admits,
+ * executes and commits every transaction, so N validators sharing C cores cannot exceed
+ * C / (N x per-transaction CPU), before RPC, gossip, consensus messages, disk syncs and the load
+ * generator (which share the same cores) take their part.
+ */
+function budget(p: PipelineFigures): string[] {
+  const cores = availableParallelism();
+  const perTx = p.verifyUsPerTx + p.admitUsPerTx + p.executeUsPerTx + p.commitUsPerTx;
+  const mainThread = p.admitUsPerTx + p.executeUsPerTx + p.commitUsPerTx;
+  // One node: verification runs on the spare cores' workers, the rest on the main thread.
+  const oneNode = Math.min(
+    1e6 / mainThread,
+    ((cores - 1 || 1) * 1e6) / p.verifyUsPerTx,
+    (cores * 1e6) / perTx,
+  );
+  const fourNodes = (cores * 1e6) / (4 * perTx);
+  return [
+    `CPU budget: a validator spends ${f(perTx)} µs of one core per transaction (${f(mainThread)} µs on its main`,
+    `thread). With ${cores} cores, that bounds one node at ${f(oneNode)} tx/s (main thread and verify workers in`,
+    `parallel) and 4 validators, which each do all of it, at ${f(fourNodes)} tx/s, before RPC, gossip, consensus`,
+    `messages, disk syncs and the load generator take their share of the same cores. The targets (6,000 tx/s on`,
+    `one node, 3,000 on four) need at most ${f(1e6 / 6000)} µs on the main thread and ${f((cores * 1e6) / (4 * 3000))} µs`,
+    `in all per transaction and validator.`,
+  ];
+}
+
 const at = new Date().toISOString();
 const f = (n: number, d = 0): string => n.toFixed(d);
 const lines = [
@@ -128,8 +155,10 @@ const lines = [
   'send to commit as the new-head feed reports it. Every validator is its own process on this one machine.',
   '',
   `Single-core pipeline ceiling (decode + verify + admit, execute in 500-tx blocks, commit to LevelDB; no network):`,
-  `**${f(pipeline.ceilingTps)} tx/s** (admit ${f(pipeline.admitUsPerTx, 1)} µs, execute ${f(pipeline.executeUsPerTx, 1)} µs,`,
+  `**${f(pipeline.ceilingTps)} tx/s** (verify ${f(pipeline.verifyUsPerTx, 1)} µs, admit ${f(pipeline.admitUsPerTx, 1)} µs, execute ${f(pipeline.executeUsPerTx, 1)} µs,`,
   `commit ${f(pipeline.commitUsPerTx, 1)} µs per transaction).`,
+  '',
+  ...budget(pipeline),
   '',
   '| validators | send rate (target) | sent tx/s | committed tx/s | p50 ms | p95 ms | p99 ms | ok | failed | unconfirmed |',
   '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

@@ -1,13 +1,7 @@
+import { hash } from 'node:crypto';
 import type { Bytes } from '../../core/bytes.ts';
-import { HASH_BYTES, sha256 } from '../../core/hash.ts';
-import {
-  EMPTY_STATE_ROOT,
-  StateError,
-  nibbleAt,
-  stateLeafHash,
-  stateValueHash,
-  type StateProofLevel,
-} from '../../core/stateProof.ts';
+import { HASH_BYTES } from '../../core/hash.ts';
+import { EMPTY_STATE_ROOT, StateError, nibbleAt, type StateProofLevel } from '../../core/stateProof.ts';
 
 /**
  * The state tree in memory: the sparse Merkle tree of core/stateProof.ts as linked nodes. Nodes of
@@ -62,12 +56,30 @@ export function isLeaf(c: Leaf | Inner): c is Leaf {
   return c instanceof Uint8Array;
 }
 
-/** The leaf of (key hash, value hash). */
-export function makeLeaf(keyHash: Bytes, valueHash: Bytes): Leaf {
+// Hashes are written straight into the tree's buffers: node:crypto's one-shot hash returns a
+// latin1 string faster than a Buffer (its 'buffer' output takes a slow path and allocates an
+// ArrayBuffer per hash), and writing the string copies the 32 bytes where they belong.
+function digestInto(input: Bytes, to: Buffer, at: number): void {
+  // 'binary' is node's alias of 'latin1'.
+  to.write(hash('sha256', input, 'binary'), at, 'latin1');
+}
+
+// Hash input of a leaf, H(0x00 || keyHash || valueHash) as core/stateProof.ts defines it
+// (stateLeafHash); property tests check the roots against an independent model.
+const leafScratch = Buffer.alloc(1 + 2 * HASH_BYTES);
+
+// Writes the leaf hash of the entry at `at` of `b` (key and value hashes in place).
+function writeLeafHash(b: Buffer, at: number): void {
+  b.copy(leafScratch, 1, at + KEY_AT, at + LEAF_BYTES);
+  digestInto(leafScratch, b, at);
+}
+
+/** The leaf of `keyHash` holding `value`. */
+export function makeLeaf(keyHash: Bytes, value: Bytes): Leaf {
   const leaf = Buffer.allocUnsafe(LEAF_BYTES);
-  leaf.set(stateLeafHash(keyHash, valueHash), 0);
   leaf.set(keyHash, KEY_AT);
-  leaf.set(valueHash, VALUE_AT);
+  digestInto(value, leaf, VALUE_AT);
+  writeLeafHash(leaf, 0);
   return leaf;
 }
 
@@ -146,7 +158,7 @@ function rehash(node: Inner): void {
       leaf += LEAF_BYTES;
     } else copy32(kids[kid++]!.data, 0, internalScratch, at);
   }
-  copy32(sha256(internalScratch) as Buffer, 0, node.data, 0);
+  digestInto(internalScratch, node.data, 0);
   node.valid = true;
 }
 
@@ -359,7 +371,7 @@ export function createWorkingTree(base: TreeRoot): WorkingTree {
   return {
     put(keyHash, value) {
       check();
-      const leaf = makeLeaf(keyHash, stateValueHash(value));
+      const leaf = makeLeaf(keyHash, value);
       if (root === undefined) root = leaf;
       else if (!isLeaf(root)) root = putInto(root, 0, leaf);
       else if (!sameBytes(root, 0, leaf, 0, KEY_AT, VALUE_AT)) root = split(root, 0, leaf, 0, 0);
@@ -395,11 +407,9 @@ export function createWorkingTree(base: TreeRoot): WorkingTree {
  */
 export function buildTree(keyHashes: Buffer, valueHashes: Buffer, count: number): TreeRoot {
   const writeLeaf = (i: number, to: Buffer, at: number): void => {
-    const kh = keyHashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
-    const vh = valueHashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
-    to.set(stateLeafHash(kh, vh), at);
-    to.set(kh, at + KEY_AT);
-    to.set(vh, at + VALUE_AT);
+    keyHashes.copy(to, at + KEY_AT, i * HASH_BYTES, (i + 1) * HASH_BYTES);
+    valueHashes.copy(to, at + VALUE_AT, i * HASH_BYTES, (i + 1) * HASH_BYTES);
+    writeLeafHash(to, at);
   };
   if (count === 0) return undefined;
   if (count === 1) {

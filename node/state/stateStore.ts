@@ -1,5 +1,6 @@
 import { bytesEqual, type Bytes } from '../../core/bytes.ts';
-import { HASH_BYTES, sha256 } from '../../core/hash.ts';
+import { hash } from 'node:crypto';
+import { HASH_BYTES } from '../../core/hash.ts';
 import { pack, readArray, readBytes, readUint, unpackCanonical } from '../../core/codec.ts';
 import {
   EMPTY_STATE_ROOT,
@@ -236,7 +237,8 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       valueHashes = vh;
     }
     keyHashes.set(stateKeyHash(contract, Buffer.from(keyStr, 'latin1')), keyCount * HASH_BYTES);
-    valueHashes.set(sha256(v), keyCount * HASH_BYTES);
+    // 'binary' is node's alias of 'latin1': the hash comes back as a string, written in place.
+    valueHashes.write(hash('sha256', v, 'binary'), keyCount * HASH_BYTES, 'latin1');
     keyCount++;
   }
 

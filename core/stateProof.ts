@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import { bytesEqual, type Bytes } from './bytes.ts';
 import { pack, readArray, readBytes, readList, readUint, unpackCanonical } from './codec.ts';
 import { CodecError, TrellisError } from './errors.ts';
@@ -261,6 +262,9 @@ export function decodeStateProof(bytes: Bytes): StateProof {
   return { leaf, levels };
 }
 
+// The running hash of verifyStateProof, from the leaf up to the root.
+const verifyCurrent = Buffer.allocUnsafe(HASH_BYTES);
+
 function sharesPrefix(a: Bytes, b: Bytes, nibbles: number): boolean {
   for (let i = 0; i < nibbles; i++) if (nibbleAt(a, i) !== nibbleAt(b, i)) return false;
   return true;
@@ -305,7 +309,9 @@ export function verifyStateProof(
       }
       current = stateLeafHash(leaf.keyHash, leaf.valueHash);
     }
-    const children: Array<Bytes | undefined> = new Array<Bytes | undefined>(16);
+    // Each level's hash input is assembled in the shared scratch and hashed into `verifyCurrent`:
+    // no array or Buffer per level (verification is synchronous, so the scratch is free).
+    verifyCurrent.set(current, 0);
     for (let d = depth - 1; d >= 0; d--) {
       const level: unknown = levels[d];
       if (typeof level !== 'object' || level === null) return false;
@@ -317,17 +323,20 @@ export function verifyStateProof(
       if ((bitmap >> nibble) & 1) return false;
       let next = 0;
       for (let i = 0; i < 16; i++) {
-        if (i === nibble) children[i] = current;
+        const at = 1 + i * HASH_BYTES;
+        if (i === nibble) internalScratch.set(verifyCurrent, at);
         else if ((bitmap >> i) & 1) {
           const s: unknown = siblings[next++];
           if (!isHash(s)) return false;
-          children[i] = s;
-        } else children[i] = undefined;
+          internalScratch.set(s, at);
+        } else internalScratch.set(EMPTY_STATE_ROOT, at);
       }
       if (next !== siblings.length) return false;
-      current = stateInternalHash(children);
+      // 'binary' is node's alias of 'latin1': the digest comes back as a string, copied in place
+      // (node:crypto's Buffer output takes a slower path and allocates per hash).
+      verifyCurrent.write(hash('sha256', internalScratch, 'binary'), 0, 'latin1');
     }
-    return bytesEqual(current, root);
+    return bytesEqual(verifyCurrent, root);
   } catch {
     // stateKeyHash refuses a bad contract or key: no proof can hold for it.
     return false;

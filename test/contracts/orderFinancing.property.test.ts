@@ -6,17 +6,13 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Value } from '../../core/codec.ts';
+import { closeConsortium, dump, dumpAll, str } from './helpers.ts';
 import {
-  closeConsortium,
-  consortium,
-  dump,
-  dumpAll,
-  norm,
-  recorder,
-  snapshot,
-  stringify,
-  str,
-} from './helpers.ts';
+  createPropertyHarness,
+  expectEncumbrancesRebuilt,
+  expectRebuilt,
+  propertyParameters,
+} from './propertyHarness.ts';
 
 afterAll(closeConsortium);
 
@@ -100,53 +96,37 @@ const pctOf = (x: bigint, pct: number): bigint => 1n + (x * BigInt(pct)) / 100n;
 
 describe('order financing under random operation sequences', () => {
   it('never releases beyond the margin cover, keeps the assignment while the claim lives, and replays from events', () => {
-    let runs = 0;
-    const succeeded = new Map<string, number>();
+    const h = createPropertyHarness({ name: 'orderFinancing', contract: 'orderFinancing', watched: OURS });
     fc.assert(
       fc.property(
         fc.integer({ min: 100, max: 100_000 }),
         fc.integer({ min: 5_000, max: 60_000 }),
         fc.array(op, { minLength: 4, maxLength: 10 }),
-        (value, ratio, ops) => {
-          runs++;
-          const chain = consortium();
-          const rec = recorder(chain);
-          let seq = 0;
-          let last: { method: string; args: Value; from: string; result: Value } | null = null;
-          const check = (): void => {
-            const all = dumpAll(chain);
-            const enc = all.get('encumbrances') ?? new Map<string, Value>();
-            for (const o of orders(all.get('orderFinancing'))) {
-              const cover = (o.margin * BigInt(o.releaseRatioBps)) / 10_000n;
-              expect(o.released <= cover && o.released <= o.orderValue).toBe(true);
-              expect(o.shipped <= o.released).toBe(true);
-              expect(o.received <= o.shipped).toBe(true);
-              expect(o.margin <= o.orderValue).toBe(true);
-              const e = enc.get(`e:orderFinancing:${o.id}`) as
-                { kind: string; beneficiary: string } | undefined;
-              if (['ACTIVE', 'COVER_DUE', 'DEFAULTED'].includes(o.status)) {
-                expect(e?.kind).toBe('assignment');
-                expect(e?.beneficiary).toBe(o.bank);
-              } else expect(e).toBeUndefined();
-            }
-          };
-          const tx = (method: string, args: Record<string, Value>, from: string) => {
-            const before = snapshot(chain, OURS);
-            const full = { opId: `op${seq++}`, ...args };
-            const r = rec.call('orderFinancing', method, full, from);
-            if (r.status === 'ok') {
-              succeeded.set(method, (succeeded.get(method) ?? 0) + 1);
-              if (snapshot(chain, OURS) !== before) expect(r.events.length).toBeGreaterThan(0);
-              last = { method, args: full, from, result: r.returnValue };
-            } else {
-              expect(r.status).toBe('reverted');
-              expect(r.errorCode).toMatch(/^[A-Z_]+$/);
-              expect(snapshot(chain, OURS)).toBe(before);
-            }
-            check();
-            return r;
-          };
-          try {
+        (value, ratio, ops) =>
+          h.run(({ chain, rec, call, retry }) => {
+            let seq = 0;
+            const check = (): void => {
+              const all = dumpAll(chain);
+              const enc = all.get('encumbrances') ?? new Map<string, Value>();
+              for (const o of orders(all.get('orderFinancing'))) {
+                const cover = (o.margin * BigInt(o.releaseRatioBps)) / 10_000n;
+                expect(o.released <= cover && o.released <= o.orderValue).toBe(true);
+                expect(o.shipped <= o.released).toBe(true);
+                expect(o.received <= o.shipped).toBe(true);
+                expect(o.margin <= o.orderValue).toBe(true);
+                const e = enc.get(`e:orderFinancing:${o.id}`) as
+                  { kind: string; beneficiary: string } | undefined;
+                if (['ACTIVE', 'COVER_DUE', 'DEFAULTED'].includes(o.status)) {
+                  expect(e?.kind).toBe('assignment');
+                  expect(e?.beneficiary).toBe(o.bank);
+                } else expect(e).toBeUndefined();
+              }
+            };
+            const tx = (method: string, args: Record<string, Value>, from: string) => {
+              const r = call('orderFinancing', method, { opId: `op${seq++}`, ...args }, from);
+              check();
+              return r;
+            };
             // Each run starts with one accepted order, so the random operations meet a live one.
             const first = tx(
               'open',
@@ -281,47 +261,27 @@ describe('order financing under random operation sequences', () => {
                   rec.advance(o.seconds * 1000);
                   check();
                   break;
-                case 'retry': {
-                  const l = last as { method: string; args: Value; from: string; result: Value } | null;
-                  if (l === null) break;
-                  const before = snapshot(chain, OURS);
-                  const r = rec.call('orderFinancing', l.method, l.args, l.from);
-                  expect(r.status).toBe('ok');
-                  expect(stringify(norm(r.returnValue))).toBe(stringify(norm(l.result)));
-                  expect(r.events).toEqual([]);
-                  expect(snapshot(chain, OURS)).toBe(before);
+                case 'retry':
+                  retry();
                   break;
-                }
               }
             }
             for (const e of rec.events)
-              if (['OrderSettled', 'OrderDefaulted', 'CoverDue'].includes(e.name))
-                succeeded.set(e.name, (succeeded.get(e.name) ?? 0) + 1);
+              if (['OrderSettled', 'OrderDefaulted', 'CoverDue'].includes(e.name)) h.count(e.name);
             // Replaying the events rebuilds every order and the registry.
             const state = new Map<string, Value>();
-            const enc = new Map<string, Value>();
-            for (const e of rec.events) {
-              const d = e.data as Record<string, Value>;
-              if (e.contract === 'orderFinancing') state.set(`o:${str(d['id'])}`, d['order']!);
-              else if (e.contract === 'encumbrances') {
-                if (d['encumbrance'] === null) enc.delete(`e:${str(d['asset'])}`);
-                else enc.set(`e:${str(d['asset'])}`, d['encumbrance']!);
+            for (const e of rec.events)
+              if (e.contract === 'orderFinancing') {
+                const d = e.data as Record<string, Value>;
+                state.set(`o:${str(d['id'])}`, d['order']!);
               }
-            }
-            const canon = (m: Map<string, Value>) =>
-              stringify([...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, norm(v)]));
-            expect(canon(state)).toBe(canon(dump(chain, 'orderFinancing', 'o:')));
-            expect(canon(enc)).toBe(canon(dump(chain, 'encumbrances', 'e:')));
-          } finally {
-            chain.close();
-          }
-        },
+            expectRebuilt(state, dump(chain, 'orderFinancing', 'o:'));
+            expectEncumbrancesRebuilt(chain, rec.events);
+          }),
       ),
-      { numRuns: Number(process.env.RUNS ?? 500), seed: 13 },
+      propertyParameters(13),
     );
-    expect(runs).toBe(Number(process.env.RUNS ?? 500));
-    console.log('orderFinancing: successful operations', Object.fromEntries(succeeded));
-    for (const m of [
+    h.finish([
       'open',
       'accept',
       'decline',
@@ -335,7 +295,6 @@ describe('order financing under random operation sequences', () => {
       'OrderSettled',
       'OrderDefaulted',
       'CoverDue',
-    ])
-      expect(succeeded.get(m) ?? 0, m).toBeGreaterThan(0);
+    ]);
   });
 });

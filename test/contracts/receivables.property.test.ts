@@ -10,14 +10,17 @@ import {
   consortium,
   dump,
   dumpAll,
-  norm,
   recorder,
-  snapshot,
-  stringify,
   CREDIT_LIMIT,
   type Recorder,
   str,
 } from './helpers.ts';
+import {
+  createPropertyHarness,
+  expectEncumbrancesRebuilt,
+  expectRebuilt,
+  propertyParameters,
+} from './propertyHarness.ts';
 
 afterAll(closeConsortium);
 
@@ -137,69 +140,55 @@ function checkReplay(
 ): void {
   const vs = new Map(base.vouchers);
   const credit = new Map(base.credit);
-  const enc = new Map(base.enc);
   for (const e of rec.events) {
+    if (e.contract !== 'receivables') continue;
     const d = e.data as Record<string, Value>;
-    if (e.contract === 'receivables') {
-      for (const v of (d['vouchers'] ?? []) as Array<Record<string, Value>>) vs.set(`v:${str(v['id'])}`, v);
-      const c = d['credit'] as Record<string, Value> | null;
-      if (c !== null && c !== undefined) credit.set(`cl:${str(c['org'])}`, c);
-    } else if (e.contract === 'encumbrances') {
-      const key = `e:${str(d['asset'])}`;
-      if (d['encumbrance'] === null) enc.delete(key);
-      else enc.set(key, d['encumbrance']!);
-    }
+    for (const v of (d['vouchers'] ?? []) as Array<Record<string, Value>>) vs.set(`v:${str(v['id'])}`, v);
+    const c = d['credit'] as Record<string, Value> | null;
+    if (c !== null && c !== undefined) credit.set(`cl:${str(c['org'])}`, c);
   }
-  const canon = (m: Map<string, Value>) =>
-    stringify([...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, norm(v)]));
-  expect(canon(vs)).toBe(canon(dump(rec.chain, 'receivables', 'v:')));
-  expect(canon(credit)).toBe(canon(dump(rec.chain, 'receivables', 'cl:')));
-  expect(canon(enc)).toBe(canon(dump(rec.chain, 'encumbrances', 'e:')));
+  expectRebuilt(vs, dump(rec.chain, 'receivables', 'v:'));
+  expectRebuilt(credit, dump(rec.chain, 'receivables', 'cl:'));
+  expectEncumbrancesRebuilt(rec.chain, rec.events, base.enc);
 }
 
 describe('receivables under random operation sequences', () => {
   it('conserve amounts and credit, keep one encumbrance per voucher, and replay from events', () => {
-    let runs = 0;
-    const succeeded = new Map<string, number>();
+    const h = createPropertyHarness({ name: 'receivables', contract: 'receivables', watched: OURS });
     fc.assert(
       fc.property(
         fc.array(fc.integer({ min: 1, max: 1000 }), { minLength: 1, maxLength: 2 }),
         fc.array(op, { minLength: 4, maxLength: 9 }),
-        (prelude, ops) => {
-          runs++;
-          const chain = consortium();
-          const rec = recorder(chain);
-          const addr = (n: string) => chain.account(n).address;
-          const nameOf = new Map([...ANYONE, 'treasurer2', 'treasurer3'].map((n) => [addr(n), n]));
-          const base = {
-            vouchers: dump(chain, 'receivables', 'v:'),
-            credit: dump(chain, 'receivables', 'cl:'),
-            enc: dump(chain, 'encumbrances', 'e:'),
-          };
-          let opSeq = 0;
-          // Each run starts from one or two confirmed vouchers held by t1, so the random operations
-          // mostly meet live vouchers.
-          for (const amount of prelude) {
-            const r = rec.call(
-              'receivables',
-              'issue',
-              {
-                opId: `pre${opSeq++}`,
-                debtor: 'acme',
-                holder: addr('t1'),
-                amount,
-                maturity: chain.time + 15_000,
-                graceMs: 5_000,
-              },
-              'acmeClerk',
-            );
-            const { proposalId } = r.returnValue as { proposalId: string };
-            rec.call('approvals', 'approve', { id: proposalId }, 'treasurer1');
-            rec.call('approvals', 'approve', { id: proposalId }, 'treasurer2');
-          }
-          let last: { contract: string; method: string; args: Value; from: string; result: Value } | null =
-            null;
-          try {
+        (prelude, ops) =>
+          h.run(({ chain, rec, call: send, retry }) => {
+            const addr = (n: string) => chain.account(n).address;
+            const nameOf = new Map([...ANYONE, 'treasurer2', 'treasurer3'].map((n) => [addr(n), n]));
+            const base = {
+              vouchers: dump(chain, 'receivables', 'v:'),
+              credit: dump(chain, 'receivables', 'cl:'),
+              enc: dump(chain, 'encumbrances', 'e:'),
+            };
+            let opSeq = 0;
+            // Each run starts from one or two confirmed vouchers held by t1, so the random operations
+            // mostly meet live vouchers.
+            for (const amount of prelude) {
+              const r = rec.call(
+                'receivables',
+                'issue',
+                {
+                  opId: `pre${opSeq++}`,
+                  debtor: 'acme',
+                  holder: addr('t1'),
+                  amount,
+                  maturity: chain.time + 15_000,
+                  graceMs: 5_000,
+                },
+                'acmeClerk',
+              );
+              const { proposalId } = r.returnValue as { proposalId: string };
+              rec.call('approvals', 'approve', { id: proposalId }, 'treasurer1');
+              rec.call('approvals', 'approve', { id: proposalId }, 'treasurer2');
+            }
             for (const o of ops) {
               const vs = vouchers(chain);
               const pick = <T>(xs: T[], n: number): T | undefined =>
@@ -308,8 +297,7 @@ describe('receivables under random operation sequences', () => {
                     },
                     nameOf.get(v.holder) ?? 't1',
                   );
-                  if (r.status === 'ok')
-                    succeeded.set('financeRequest', (succeeded.get('financeRequest') ?? 0) + 1);
+                  if (r.status === 'ok') h.count('financeRequest');
                   if (r.status !== 'ok' || !o.approve) break;
                   // The bank decides at once: approve or reject.
                   call = {
@@ -357,55 +345,19 @@ describe('receivables under random operation sequences', () => {
                   };
                   break;
                 }
-                case 'retry': {
-                  if (last === null) break;
-                  // The same opId from the same sender: the first result again, and no change.
-                  const before = snapshot(chain, OURS);
-                  const r = rec.call(last.contract, last.method, last.args, last.from);
-                  expect(r.status).toBe('ok');
-                  expect(stringify(norm(r.returnValue))).toBe(stringify(norm(last.result)));
-                  expect(r.events).toEqual([]);
-                  expect(snapshot(chain, OURS)).toBe(before);
+                case 'retry':
+                  retry();
                   break;
-                }
               }
-              if (call !== null) {
-                const contract = call.contract ?? 'receivables';
-                const before = snapshot(chain, OURS);
-                const r = rec.call(contract, call.method, call.args, call.from);
-                if (r.status === 'ok') {
-                  succeeded.set(call.method, (succeeded.get(call.method) ?? 0) + 1);
-                  // Every state change emits an event (a retry-free call that changed something).
-                  if (snapshot(chain, OURS) !== before) expect(r.events.length).toBeGreaterThan(0);
-                  if (contract === 'receivables')
-                    last = {
-                      contract,
-                      method: call.method,
-                      args: call.args,
-                      from: call.from,
-                      result: r.returnValue,
-                    };
-                } else {
-                  if (process.env.DEBUG_OPS) console.log(call.method, r.errorCode, r.error);
-                  expect(r.status).toBe('reverted');
-                  expect(r.errorCode).toMatch(/^[A-Z_]+$/);
-                  expect(snapshot(chain, OURS)).toBe(before);
-                }
-              }
+              if (call !== null) send(call.contract ?? 'receivables', call.method, call.args, call.from);
               checkInvariants(rec);
             }
             checkReplay(rec, base);
-          } finally {
-            chain.close();
-          }
-        },
+          }),
       ),
-      { numRuns: Number(process.env.RUNS ?? 500), seed: 7 },
+      propertyParameters(7),
     );
-    expect(runs).toBe(Number(process.env.RUNS ?? 500));
-    console.log('receivables: successful operations', Object.fromEntries(succeeded));
-    // The generator reaches every operation (otherwise the property would hold vacuously).
-    for (const m of [
+    h.finish([
       'issue',
       'approve',
       'reject',
@@ -416,8 +368,7 @@ describe('receivables under random operation sequences', () => {
       'writeOff',
       'freeze',
       'unfreeze',
-    ])
-      expect(succeeded.get(m) ?? 0, m).toBeGreaterThan(0);
+    ]);
   });
 
   it('exercises every transition across the runs (the generator is not vacuous)', () => {

@@ -6,17 +6,13 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Value } from '../../core/codec.ts';
+import { closeConsortium, dump, dumpAll, str } from './helpers.ts';
 import {
-  closeConsortium,
-  consortium,
-  dump,
-  dumpAll,
-  norm,
-  recorder,
-  snapshot,
-  stringify,
-  str,
-} from './helpers.ts';
+  createPropertyHarness,
+  expectEncumbrancesRebuilt,
+  expectRebuilt,
+  propertyParameters,
+} from './propertyHarness.ts';
 
 afterAll(closeConsortium);
 
@@ -90,110 +86,95 @@ const op = fc.oneof(
 
 describe('warehouse receipts under random operation sequences', () => {
   it('never move a pledged receipt, never exceed attested stock, conserve quantities and replay from events', () => {
-    let runs = 0;
-    const succeeded = new Map<string, number>();
+    const h = createPropertyHarness({
+      name: 'warehouseReceipts',
+      contract: 'warehouseReceipts',
+      watched: OURS,
+    });
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 500 }),
         fc.array(op, { minLength: 4, maxLength: 10 }),
-        (firstLot, ops) => {
-          runs++;
-          const chain = consortium();
-          const rec = recorder(chain);
-          const addr = (n: string) => chain.account(n).address;
-          const nameOf = new Map(
-            [...PEOPLE, 'banker', 'bank2Admin', 'exchangeAdmin'].map((n) => [addr(n), n]),
-          );
-          const base = { state: dump(chain, 'warehouseReceipts'), enc: dump(chain, 'encumbrances', 'e:') };
-          const issuedQty = new Map<string, bigint>();
-          let seq = 0;
-          let lots = 0;
-          let last: { method: string; args: Value; from: string; result: Value } | null = null;
-          const tx = (
-            method: string,
-            args: Record<string, Value>,
-            from: string,
-            contract = 'warehouseReceipts',
-          ) => {
-            const before = snapshot(chain, OURS);
-            const prev = receipts(dumpAll(chain).get('warehouseReceipts'));
-            const r = rec.call(contract, method, { opId: `op${seq++}`, ...args }, from);
-            if (r.status === 'ok') {
-              succeeded.set(method, (succeeded.get(method) ?? 0) + 1);
-              last = { method, args: { opId: `op${seq - 1}`, ...args }, from, result: r.returnValue };
-            } else {
-              if (process.env.DEBUG_OPS) console.log(method, r.errorCode, r.error);
-              expect(r.status).toBe('reverted');
-              expect(snapshot(chain, OURS)).toBe(before);
-            }
-            for (const e of r.events)
-              if (e.name === 'Issued' && e.contract === 'warehouseReceipts') {
-                const d = e.data as Record<string, Value>;
-                issuedQty.set(str(d['id']), BigInt(d['quantity'] as number));
-              }
-            check(prev);
-            return r;
-          };
-          // A pledged receipt never moves: holder, quantity and lot stay; it only leaves PLEDGED by
-          // release (ISSUED, same holder), default (ENFORCEMENT) or a freeze.
-          const check = (prev: R[]): void => {
-            const all = dumpAll(chain);
-            const now = receipts(all.get('warehouseReceipts'));
-            const byId = new Map(now.map((r) => [r.id, r]));
-            for (const p of prev) {
-              if (p.status !== 'PLEDGED') continue;
-              const n = byId.get(p.id)!;
-              expect(n.holder).toBe(p.holder);
-              expect(n.quantity).toBe(p.quantity);
-              expect(['PLEDGED', 'ISSUED', 'ENFORCEMENT', 'FROZEN']).toContain(n.status);
-            }
-            const wr = all.get('warehouseReceipts')!;
-            const enc = all.get('encumbrances') ?? new Map<string, Value>();
-            // Live receipts per (warehouse, SKU) equal the stock's live count and never exceed the attestation.
-            for (const [k, raw] of wr) {
-              if (!k.startsWith('st:')) continue;
-              const s = raw as {
-                warehouse: string;
-                sku: string;
-                attested: number | bigint;
-                live: number | bigint;
-              };
-              const live = now
-                .filter(
-                  (r) =>
-                    r.warehouse === s.warehouse &&
-                    r.sku === s.sku &&
-                    (LIVE.includes(r.status) || (r.status === 'FROZEN' && LIVE.includes(r.prevStatus!))),
-                )
-                .reduce((a, r) => a + r.quantity, 0n);
-              expect(BigInt(s.live)).toBe(live);
-              expect(live <= BigInt(s.attested)).toBe(true);
-            }
-            // Quantities are conserved per lot: the leaves of each tree cover what was inspected.
-            for (const [root, q] of issuedQty) {
-              const leaves = now.filter((r) => r.root === root && r.status !== 'SPLIT');
-              expect(leaves.reduce((a, r) => a + r.quantity, 0n)).toBe(q);
-            }
-            // One encumbrance per receipt, matching its status.
-            for (const r of now) {
-              const e = enc.get(`e:warehouseReceipts:${r.id}`) as
-                { kind: string; beneficiary: string } | undefined;
-              if (r.status === 'FROZEN') expect(e?.kind).toBe('freeze');
-              else if (['PLEDGE_PENDING', 'PLEDGED', 'ENFORCEMENT'].includes(r.status)) {
-                expect(e?.kind).toBe('pledge');
-                expect(e?.beneficiary).toBe(r.bank);
-              } else expect(e).toBeUndefined();
-            }
-          };
-          const inbound = (q: number, who: string, inspect: boolean) => {
-            const r = tx(
-              'requestInbound',
-              { warehouse: 'warehouse', sku: 'steel', quantity: q, lot: `L${lots++}` },
-              who,
+        (firstLot, ops) =>
+          h.run(({ chain, rec, call, retry }) => {
+            const addr = (n: string) => chain.account(n).address;
+            const nameOf = new Map(
+              [...PEOPLE, 'banker', 'bank2Admin', 'exchangeAdmin'].map((n) => [addr(n), n]),
             );
-            if (r.status === 'ok' && inspect) tx('inspect', { id: r.returnValue }, 'keeper');
-          };
-          try {
+            const base = { state: dump(chain, 'warehouseReceipts'), enc: dump(chain, 'encumbrances', 'e:') };
+            const issuedQty = new Map<string, bigint>();
+            let seq = 0;
+            let lots = 0;
+            const tx = (method: string, args: Record<string, Value>, from: string) => {
+              const prev = receipts(dumpAll(chain).get('warehouseReceipts'));
+              const r = call('warehouseReceipts', method, { opId: `op${seq++}`, ...args }, from);
+              for (const e of r.events)
+                if (e.name === 'Issued' && e.contract === 'warehouseReceipts') {
+                  const d = e.data as Record<string, Value>;
+                  issuedQty.set(str(d['id']), BigInt(d['quantity'] as number));
+                }
+              check(prev);
+              return r;
+            };
+            // A pledged receipt never moves: holder, quantity and lot stay; it only leaves PLEDGED by
+            // release (ISSUED, same holder), default (ENFORCEMENT) or a freeze.
+            const check = (prev: R[]): void => {
+              const all = dumpAll(chain);
+              const now = receipts(all.get('warehouseReceipts'));
+              const byId = new Map(now.map((r) => [r.id, r]));
+              for (const p of prev) {
+                if (p.status !== 'PLEDGED') continue;
+                const n = byId.get(p.id)!;
+                expect(n.holder).toBe(p.holder);
+                expect(n.quantity).toBe(p.quantity);
+                expect(['PLEDGED', 'ISSUED', 'ENFORCEMENT', 'FROZEN']).toContain(n.status);
+              }
+              const wr = all.get('warehouseReceipts')!;
+              const enc = all.get('encumbrances') ?? new Map<string, Value>();
+              // Live receipts per (warehouse, SKU) equal the stock's live count and never exceed the attestation.
+              for (const [k, raw] of wr) {
+                if (!k.startsWith('st:')) continue;
+                const s = raw as {
+                  warehouse: string;
+                  sku: string;
+                  attested: number | bigint;
+                  live: number | bigint;
+                };
+                const live = now
+                  .filter(
+                    (r) =>
+                      r.warehouse === s.warehouse &&
+                      r.sku === s.sku &&
+                      (LIVE.includes(r.status) || (r.status === 'FROZEN' && LIVE.includes(r.prevStatus!))),
+                  )
+                  .reduce((a, r) => a + r.quantity, 0n);
+                expect(BigInt(s.live)).toBe(live);
+                expect(live <= BigInt(s.attested)).toBe(true);
+              }
+              // Quantities are conserved per lot: the leaves of each tree cover what was inspected.
+              for (const [root, q] of issuedQty) {
+                const leaves = now.filter((r) => r.root === root && r.status !== 'SPLIT');
+                expect(leaves.reduce((a, r) => a + r.quantity, 0n)).toBe(q);
+              }
+              // One encumbrance per receipt, matching its status.
+              for (const r of now) {
+                const e = enc.get(`e:warehouseReceipts:${r.id}`) as
+                  { kind: string; beneficiary: string } | undefined;
+                if (r.status === 'FROZEN') expect(e?.kind).toBe('freeze');
+                else if (['PLEDGE_PENDING', 'PLEDGED', 'ENFORCEMENT'].includes(r.status)) {
+                  expect(e?.kind).toBe('pledge');
+                  expect(e?.beneficiary).toBe(r.bank);
+                } else expect(e).toBeUndefined();
+              }
+            };
+            const inbound = (q: number, who: string, inspect: boolean) => {
+              const r = tx(
+                'requestInbound',
+                { warehouse: 'warehouse', sku: 'steel', quantity: q, lot: `L${lots++}` },
+                who,
+              );
+              if (r.status === 'ok' && inspect) tx('inspect', { id: r.returnValue }, 'keeper');
+            };
             tx('attestStock', { sku: 'steel', quantity: 1000 }, 'keeper');
             inbound(firstLot, 't1', true);
             for (const o of ops) {
@@ -323,53 +304,30 @@ describe('warehouse receipts under random operation sequences', () => {
                   check(prev);
                   break;
                 }
-                case 'retry': {
-                  const l = last as { method: string; args: Value; from: string; result: Value } | null;
-                  if (l === null) break;
-                  const before = snapshot(chain, OURS);
-                  const r = rec.call('warehouseReceipts', l.method, l.args, l.from);
-                  expect(r.status).toBe('ok');
-                  expect(stringify(norm(r.returnValue))).toBe(stringify(norm(l.result)));
-                  expect(r.events).toEqual([]);
-                  expect(snapshot(chain, OURS)).toBe(before);
+                case 'retry':
+                  retry();
                   break;
-                }
               }
             }
             // Replaying the events rebuilds every receipt, stock record and encumbrance.
-            const state = new Map([...base.state].filter(([k]) => k.startsWith('r:') || k.startsWith('st:')));
-            const enc = new Map(base.enc);
+            const records = (m: Map<string, Value>) =>
+              new Map([...m].filter(([k]) => k.startsWith('r:') || k.startsWith('st:')));
+            const state = records(base.state);
             for (const e of rec.events) {
+              if (e.contract !== 'warehouseReceipts') continue;
               const d = e.data as Record<string, Value>;
-              if (e.contract === 'warehouseReceipts') {
-                for (const r of (d['receipts'] ?? []) as Array<Record<string, Value>>)
-                  state.set(`r:${str(r['id'])}`, r);
-                const s = d['stock'] as Record<string, Value> | null;
-                if (s !== null) state.set(`st:${str(s['warehouse'])}:${str(s['sku'])}`, s);
-              } else if (e.contract === 'encumbrances') {
-                if (d['encumbrance'] === null) enc.delete(`e:${str(d['asset'])}`);
-                else enc.set(`e:${str(d['asset'])}`, d['encumbrance']!);
-              }
+              for (const r of (d['receipts'] ?? []) as Array<Record<string, Value>>)
+                state.set(`r:${str(r['id'])}`, r);
+              const s = d['stock'] as Record<string, Value> | null;
+              if (s !== null) state.set(`st:${str(s['warehouse'])}:${str(s['sku'])}`, s);
             }
-            const canon = (m: Map<string, Value>) =>
-              stringify([...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, norm(v)]));
-            const actual = new Map(
-              [...dump(chain, 'warehouseReceipts')].filter(
-                ([k]) => k.startsWith('r:') || k.startsWith('st:'),
-              ),
-            );
-            expect(canon(state)).toBe(canon(actual));
-            expect(canon(enc)).toBe(canon(dump(chain, 'encumbrances', 'e:')));
-          } finally {
-            chain.close();
-          }
-        },
+            expectRebuilt(state, records(dump(chain, 'warehouseReceipts')));
+            expectEncumbrancesRebuilt(chain, rec.events, base.enc);
+          }),
       ),
-      { numRuns: Number(process.env.RUNS ?? 500), seed: 11 },
+      propertyParameters(11),
     );
-    expect(runs).toBe(Number(process.env.RUNS ?? 500));
-    console.log('warehouseReceipts: successful operations', Object.fromEntries(succeeded));
-    for (const m of [
+    h.finish([
       'attestStock',
       'requestInbound',
       'inspect',
@@ -388,7 +346,6 @@ describe('warehouse receipts under random operation sequences', () => {
       'cancelDelivery',
       'freeze',
       'unfreeze',
-    ])
-      expect(succeeded.get(m) ?? 0, m).toBeGreaterThan(0);
+    ]);
   });
 });

@@ -372,8 +372,9 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       const key = Buffer.from(k, 'utf8');
       if (key.length > VmLimits.maxKeyBytes) throw new VmFault('HOST', 'oversized key from the guest', {});
       if (v === null) state.delete(frame.contract, key);
+      // Values from readFlush are fresh arrays of their exact length: the state may keep them.
       else if (v instanceof Uint8Array && v.length <= VmLimits.maxValueBytes)
-        state.set(frame.contract, key, Uint8Array.from(v));
+        state.set(frame.contract, key, v);
       else throw new VmFault('HOST', 'malformed value from the guest', {});
     }
     for (const [name, data] of flush.events) {
@@ -778,7 +779,14 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
 
   const badArgs = (err: unknown): TxOutcome => {
     if (!(err instanceof CodecError)) throw err;
-    return { status: 'reverted', gasUsed: 0, returnValue: null, events: [], code: 'BAD_ARGS', message: err.message };
+    return {
+      status: 'reverted',
+      gasUsed: 0,
+      returnValue: null,
+      events: [],
+      code: 'BAD_ARGS',
+      message: err.message,
+    };
   };
 
   /** Runs an admitted call transaction on its own, in its own checkpoint. */
@@ -928,6 +936,8 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     readonly gas: number;
     readonly args: string;
     readonly kind: 0 | 1;
+    readonly entry: CodeEntry;
+    readonly artifact: Artifact;
     readonly loaded: LoadedContract;
   }
 
@@ -941,6 +951,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     header: ExecutionHeader,
     stx: SignedTransaction,
     index: number,
+    previous: Prepared | undefined,
   ): Receipt | Prepared => {
     const admitted = admit(state, header, stx);
     if (!('gas' in admitted)) return admitted;
@@ -957,16 +968,20 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     const entry = NAME_RE.test(tx.contract) ? readCodeEntry(state, tx.contract) : undefined;
     if (entry === undefined) return refuse('NO_CONTRACT', `no contract named "${tx.contract}"`);
     if (entry.frozen) return refuse('FROZEN', `${tx.contract} is frozen`);
-    const artifact = artifactOf(state, entry.artifactHash);
+    // The same contract and registry entry as the batch's previous transaction: same artifact and
+    // context (two contracts can have equal entries, hence the name too).
+    const same =
+      previous !== undefined && previous.entry === entry && previous.stx.tx.contract === tx.contract;
+    const artifact = same ? previous.artifact : artifactOf(state, entry.artifactHash);
     let kind: 0 | 1;
     if (artifact.views.includes(tx.method)) kind = InvokeKind.view;
     else if (artifact.methods.includes(tx.method)) kind = InvokeKind.method;
     else return refuse('NO_METHOD', `${tx.contract} has no method or view "${tx.method}"`);
-    const loaded = loadContract(tx.contract, entry.artifactHash, artifact);
+    const loaded = same ? previous.loaded : loadContract(tx.contract, entry.artifactHash, artifact);
     if (typeof loaded === 'string') {
       throw new VmFault('ISOLATE', `stored contract ${tx.contract} failed to load: ${loaded}`, {});
     }
-    return { index, stx, sender, gas, args, kind, loaded };
+    return { index, stx, sender, gas, args, kind, entry, artifact, loaded };
   };
 
   /**
@@ -975,11 +990,22 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
    * with its own gas and drops a failed one's writes); a successful one's writes are applied
    * here, in order. One the guest gives back (it needs the host mid-call) runs on its own.
    */
-  const runBatch = (state: StateView, header: ExecutionHeader, batch: Prepared[], receipts: Receipt[]): void => {
+  const runBatch = (
+    state: StateView,
+    header: ExecutionHeader,
+    batch: Prepared[],
+    receipts: Receipt[],
+  ): void => {
+    const { entry, artifact } = batch[0]!;
     const contract = batch[0]!.stx.tx.contract;
-    const loaded = batch[0]!.loaded;
     let start = 0;
     while (start < batch.length) {
+      // Loaded again for every part: a transaction run on its own in between may have loaded
+      // other contracts and evicted this context.
+      const loaded = loadContract(contract, entry.artifactHash, artifact);
+      if (typeof loaded === 'string') {
+        throw new VmFault('ISOLATE', `stored contract ${contract} failed to load: ${loaded}`, {});
+      }
       const run: TxRun = {
         state,
         height: header.height,
@@ -1078,14 +1104,17 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         receipts[index] = executeTx(state, header, stx, policy);
         continue;
       }
-      const p = prepare(state, header, stx, index);
+      const p = prepare(state, header, stx, index, batch[batch.length - 1]);
       if (!('loaded' in p)) {
         receipts[index] = p;
         continue;
       }
       if (
         batch.length > 0 &&
-        (batch[0]!.loaded !== p.loaded || batch.length >= MAX_BATCH || batchGas + p.gas > VmLimits.maxTxGas)
+        (batch[0]!.entry !== p.entry ||
+          batch[0]!.stx.tx.contract !== p.stx.tx.contract ||
+          batch.length >= MAX_BATCH ||
+          batchGas + p.gas > VmLimits.maxTxGas)
       ) {
         flush();
       }

@@ -1399,11 +1399,30 @@ function isIndexKey(k) {
   }
   return NumberC(k) <= 4294967294;
 }
-// Where the encoder is, for error messages only: built into a string when something is wrong.
+// Where the encoder is, for error messages only: array indices and object keys, turned into a
+// path string only when something is wrong (building it on every step would cost every encode).
 let encRoot = '';
 const encPath = [];
 function encFail(message) {
-  badValue(`${encRoot}${apply(origJoin, encPath, [''])}`, message);
+  let path = encRoot;
+  for (let i = 0; i < encPath.length; i++) {
+    const p = encPath[i];
+    path += typeof p === 'number' ? `[${p}]` : `.${p}`;
+  }
+  badValue(path, message);
+}
+/** Encoded object keys (keys repeat across values; a key's encoding never changes). Bounded. */
+const keyCodes = new RealMap();
+function encKey(k) {
+  let e = keyCodes.get(k);
+  if (e === undefined) {
+    e = encStr(k);
+    if (k.length <= 64) {
+      if (keyCodes.size >= 4096) keyCodes.clear();
+      keyCodes.set(k, e);
+    }
+  }
+  return e;
 }
 /** Sorts keys[from..] in place (code unit order), as core/codec.ts orders object keys. */
 function sortTail(keys, from) {
@@ -1453,7 +1472,7 @@ function enc(v, depth) {
         if (n > LIM.maxValueBytes) encFail('array too long');
         let out = n < 16 ? fromCharCode(144 | n) : n < 65536 ? '\xdc' + u16(n) : '\xdd' + u32(n);
         for (let i = 0; i < n; i++) {
-          encPath.push(`[${i}]`);
+          encPath.push(i);
           out += enc(v[i], depth + 1);
           encPath.pop();
         }
@@ -1470,9 +1489,9 @@ function enc(v, depth) {
       let out = n < 16 ? fromCharCode(128 | n) : n < 65536 ? '\xde' + u16(n) : '\xdf' + u32(n);
       for (let i = 0; i < n; i++) {
         const k = ks[i];
-        encPath.push(`.${k}`);
+        encPath.push(k);
         if (k === '__proto__') encFail('the key "__proto__" is not allowed');
-        out += encStr(k) + enc(v[k], depth + 1);
+        out += encKey(k) + enc(v[k], depth + 1);
         encPath.pop();
       }
       return out;
@@ -1784,6 +1803,24 @@ const stateApi = freeze({
     if (dirtyBytes > LIM.maxWriteBytesPerCall)
       limit(`more than ${LIM.maxWriteBytesPerCall} bytes of writes in one call`);
     remember(key, v);
+    // A primitive is what the next get would decode (integers in their canonical JavaScript
+    // type): remembered decoded, so reading back what was written skips the decoder.
+    const t = typeof value;
+    if (t === 'bigint') {
+      knownDecoded.set(
+        key,
+        value >= -9007199254740991n && value <= 9007199254740991n ? NumberC(value) : value,
+      );
+    } else if (t === 'number') {
+      knownDecoded.set(
+        key,
+        value === 9007199254740992 || value === -9007199254740992
+          ? RealBigInt(value)
+          : value === 0
+            ? 0
+            : value,
+      );
+    } else if (t === 'string' || t === 'boolean' || value === null) knownDecoded.set(key, value);
     dirty.set(key, v);
     if (batching) txTouched.add(key);
   },

@@ -318,7 +318,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     return {
       status: status as 0 | 1 | 2 | 3,
       gasLeft,
-      ret: ret === '' ? null : Buffer.from(ret, 'latin1'),
+      ret: ret === '' ? null : bytesOf(ret),
       flush: readFlush(reader),
       code,
       message,
@@ -415,9 +415,17 @@ function fld(s: string): string {
   return `${s.length},${s}`;
 }
 
-/** Bytes of a latin1 string (a fresh copy: the state may keep it). */
+/**
+ * Bytes of a latin1 string: a fresh array of exactly its length that the state may keep as it is
+ * (a pooled Buffer slice would pin its whole pool). Short values, the common case, are copied by
+ * hand, which is cheaper than a Buffer and a second copy.
+ */
 function bytesOf(s: string): Uint8Array {
-  return Buffer.from(s, 'latin1');
+  const n = s.length;
+  if (n > 64) return new Uint8Array(Buffer.from(s, 'latin1'));
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = s.charCodeAt(i);
+  return out;
 }
 
 function readFlush(r: EnvelopeReader): GuestFlush {

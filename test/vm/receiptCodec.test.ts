@@ -18,7 +18,11 @@ const value: fc.Arbitrary<Value> = fc.letrec<{ v: Value }>((tie) => ({
     fc.string({ unit: 'grapheme', maxLength: 40 }),
     fc.uint8Array({ maxLength: 300 }),
     fc.array(tie('v'), { maxLength: 5 }),
-    fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'), tie('v'), { maxKeys: 5 }),
+    fc.dictionary(
+      fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'),
+      tie('v'),
+      { maxKeys: 5 },
+    ),
   ),
 })).v;
 const text = fc.oneof(
@@ -33,11 +37,21 @@ describe('receipt bytes', () => {
       fc.property(
         fc.uint8Array({ minLength: 32, maxLength: 32 }),
         fc.constantFrom('ok', 'reverted', 'out-of-gas', 'rejected'),
-        fc.oneof(fc.integer({ min: 0, max: 2 ** 32 + 10 }), fc.constantFrom(0, 127, 128, 255, 256, 65535, 65536)),
+        fc.oneof(
+          fc.integer({ min: 0, max: 2 ** 32 + 10 }),
+          fc.constantFrom(0, 127, 128, 255, 256, 65535, 65536),
+        ),
         value,
-        fc.array(fc.record({ contract: fc.string({ maxLength: 40 }), name: fc.string({ maxLength: 40 }), data: value }), {
-          maxLength: 20,
-        }),
+        fc.array(
+          fc.record({
+            contract: fc.string({ maxLength: 40 }),
+            name: fc.string({ maxLength: 40 }),
+            data: value,
+          }),
+          {
+            maxLength: 20,
+          },
+        ),
         text,
         text,
         fc.boolean(),
@@ -48,7 +62,9 @@ describe('receipt bytes', () => {
             rememberReturnData(r, encodeValue(returnValue));
             for (const e of events) rememberEventData(e, encodeValue(e.data));
           }
-          expect(Buffer.from(receiptBytes(r)).toString('hex')).toBe(Buffer.from(encodeReceipt(r)).toString('hex'));
+          expect(Buffer.from(receiptBytes(r)).toString('hex')).toBe(
+            Buffer.from(encodeReceipt(r)).toString('hex'),
+          );
         },
       ),
       { numRuns: 300 },

@@ -159,10 +159,17 @@ export function createStateView(committed: CommittedState): StateStoreView {
       live();
       assertContract(contract);
       assertKey(key);
-      const slot = slotOf(contract, latin1(key));
+      const keyStr = latin1(key);
+      const slot = slotOf(contract, keyStr);
       if (slot !== undefined && slot.value !== undefined)
         return slot.value === null ? undefined : copy(slot.value);
-      return committed.read(contract, key);
+      const value = committed.read(contract, key);
+      // Kept for the undo record: a contract that reads a key before writing it spares the commit
+      // a second read of the previous value.
+      let m = reads.get(contract);
+      if (m === undefined) reads.set(contract, (m = new Map<string, Bytes | null>()));
+      m.set(keyStr, value ?? null);
+      return value === undefined ? undefined : copy(value);
     },
 
     has(contract, key) {

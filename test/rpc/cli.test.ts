@@ -62,12 +62,6 @@ describe('trellis status', () => {
       live: true,
     });
   });
-
-  it('fails clearly when nothing listens', async () => {
-    const r = await trellis('status', '--rpc', 'http://127.0.0.1:1');
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/ECONNREFUSED.*\[TRANSPORT\]/);
-  });
 });
 
 describe('trellis tx and contract', () => {
@@ -105,18 +99,20 @@ describe('trellis tx and contract', () => {
 
   it('calls a method in a transaction, runs a view, lists contracts and deploys one', async () => {
     const bob = toHex(addressOf(seededKey('cli-bob').publicKey));
-    const call = await trellis(
-      'contract',
-      'call',
-      'token',
-      'transfer',
-      '--rpc',
-      h.urls[0]!,
-      '--key',
-      keyFile,
-      '--args',
-      JSON.stringify({ to: { $bytes: bob }, amount: 120 }),
-    );
+    const transfer = (amount: number) =>
+      trellis(
+        'contract',
+        'call',
+        'token',
+        'transfer',
+        '--rpc',
+        h.urls[0]!,
+        '--key',
+        keyFile,
+        '--args',
+        JSON.stringify({ to: { $bytes: bob }, amount }),
+      );
+    const call = await transfer(120);
     expect(call.code).toBe(0);
     expect(call.out).toContain('event:   token.Transfer');
     const view = await trellis(
@@ -130,18 +126,7 @@ describe('trellis tx and contract', () => {
       JSON.stringify({ owner: { $bytes: bob } }),
     );
     expect(view.out).toBe('120');
-    const reverted = await trellis(
-      'contract',
-      'call',
-      'token',
-      'transfer',
-      '--rpc',
-      h.urls[0]!,
-      '--key',
-      keyFile,
-      '--args',
-      JSON.stringify({ to: { $bytes: bob }, amount: 10_000 }),
-    );
+    const reverted = await transfer(10_000);
     expect(reverted.code).toBe(1);
     expect(reverted.out).toContain('status:  reverted INSUFFICIENT');
     const source = join(dir, 'hello.ts');
@@ -162,36 +147,60 @@ describe('trellis tx and contract', () => {
     const list = await trellis('contract', 'list', '--rpc', h.urls[0]!);
     expect(list.out.split('\n').map((l) => l.split(' ')[0])).toEqual(['hello', 'ticker', 'token']);
   });
+});
 
-  it('refuses bad usage with exit code 2 and the usage text', async () => {
-    const noKey = await trellis('contract', 'call', 'token', 'mint', '--rpc', h.urls[0]!);
-    expect(noKey.code).toBe(2);
-    expect(noKey.err).toContain('--key FILE is required');
-    const badArgs = await trellis(
-      'contract',
-      'view',
-      'token',
-      'balanceOf',
-      '--rpc',
-      h.urls[0]!,
-      '--args',
-      '{oops',
-    );
-    expect(badArgs.code).toBe(2);
-    const badHash = await trellis('tx', 'get', '0x1234', '--rpc', h.urls[0]!);
-    expect(badHash.code).toBe(2);
-    const rpcError = await trellis(
-      'contract',
-      'view',
-      'token',
-      'balanceOf',
-      '--rpc',
-      h.urls[0]!,
-      '--args',
-      '{"owner":1.5}',
-    );
-    expect(rpcError.code).toBe(1);
-    expect(rpcError.err).toContain('[INVALID_PARAMS]');
+/**
+ * A command that must fail: bad usage exits with 2 before anything is sent, a failure of the node
+ * or of the request with 1; `err` is what the message must contain (or match).
+ */
+interface Refusal {
+  readonly what: string;
+  /** The command line, given the harness node's RPC URL. */
+  readonly argv: (rpc: string) => string[];
+  readonly code: 1 | 2;
+  readonly err: string | RegExp;
+}
+
+const REFUSALS: readonly Refusal[] = [
+  {
+    what: 'status when nothing listens',
+    argv: () => ['status', '--rpc', 'http://127.0.0.1:1'],
+    code: 1,
+    err: /ECONNREFUSED.*\[TRANSPORT\]/,
+  },
+  {
+    what: 'contract call without --key',
+    argv: (rpc) => ['contract', 'call', 'token', 'mint', '--rpc', rpc],
+    code: 2,
+    err: '--key FILE is required',
+  },
+  {
+    what: 'contract view with --args that is not JSON',
+    argv: (rpc) => ['contract', 'view', 'token', 'balanceOf', '--rpc', rpc, '--args', '{oops'],
+    code: 2,
+    err: '--args: not JSON',
+  },
+  {
+    what: 'tx get with a short hash',
+    argv: (rpc) => ['tx', 'get', '0x1234', '--rpc', rpc],
+    code: 2,
+    err: 'HASH: expected 32 bytes',
+  },
+  {
+    what: 'contract view with arguments the node rejects',
+    argv: (rpc) => ['contract', 'view', 'token', 'balanceOf', '--rpc', rpc, '--args', '{"owner":1.5}'],
+    code: 1,
+    err: '[INVALID_PARAMS]',
+  },
+];
+
+describe('refusals', () => {
+  it.each(REFUSALS)('$what: exit code $code', async ({ argv, code, err }) => {
+    const r = await trellis(...argv(h.urls[0]!));
+    expect(r.code).toBe(code);
+    expect(r.err).toMatch(err);
+    // Bad usage also prints the command's usage text.
+    if (code === 2) expect(r.err).toContain('Usage: trellis');
   });
 });
 

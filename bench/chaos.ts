@@ -87,7 +87,10 @@ const report = await runChaos({
   rate: RATE,
   faultEveryMs: 5_000,
   faultHoldMs: 1_000,
-  partitionHoldMs: 4_000,
+  // Production timing (the genesis default round timeout) and partitions long enough for the
+  // three to commit through a round change or two on a busy machine.
+  roundTimeoutMs: 2_000,
+  partitionHoldMs: 6_000,
   faults: FAULTS,
   minFaults: FAULTS.length,
   seed: 2026,

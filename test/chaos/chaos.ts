@@ -86,6 +86,12 @@ export interface ChaosOptions {
   readonly healBoundMs?: number;
   /** How long `trellis bench` waits for commits without one before it stops watching. Default 20 s. */
   readonly benchIdleTimeoutMs?: number;
+  /**
+   * The cluster's base round timeout, ms; default the cluster harness's 1 s. A busy machine
+   * executes a large block slower than a short timeout, and every needless round change slows
+   * the next block further; the genesis default is 2 s.
+   */
+  readonly roundTimeoutMs?: number;
   /** Seed of the fault schedule's random choices (which validator, which sides). Default 1. */
   readonly seed?: number;
   /** Progress lines; default silent. */
@@ -278,6 +284,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       validators,
       basePort: options.basePort,
       contracts: [],
+      ...(options.roundTimeoutMs === undefined
+        ? {}
+        : { consensus: { roundTimeoutMs: options.roundTimeoutMs } }),
       beforeStart: (network) => {
         const ports = network.nodes.map((nd) => nd.p2pPort);
         if (ports.some((p, i) => p !== options.basePort + i)) {

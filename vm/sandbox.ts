@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type IvmModule from 'isolated-vm';
-import { Unpackr } from 'msgpackr';
-import { canonicalValue, type Value } from '../core/codec.ts';
+import { MAX_VALUE_DEPTH, type Value } from '../core/codec.ts';
 import { VmFault } from './errors.ts';
 import { GUEST_CONFIG, VmLimits } from './gasTable.ts';
 
@@ -23,10 +22,6 @@ const ivm = require('isolated-vm') as typeof IvmModule;
 
 /** Source of the guest runtime, evaluated as a closure body in every context. */
 const RUNTIME_SOURCE = readFileSync(new URL('./guestRuntime.js', import.meta.url), 'utf8');
-
-/** Decoder of the guest's result envelopes (plain MessagePack arrays, strings, ints and bytes). */
-// 'auto' as in core/codec.ts: 64-bit integers decode to numbers when safe (msgpackr's types omit it).
-const envelope = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'bigint' });
 
 /** Host operations a guest may request (see the dispatch switch in vm/executor.ts). */
 export const HostOp = {
@@ -370,12 +365,128 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
 }
 
 /**
- * Decodes canonical value bytes the guest runtime encoded. The runtime's encoder is byte-identical
- * to core/codec.ts (property-tested), so this skips the re-encoding check of `decodeValue` and only
- * normalises the decoded structure with `canonicalValue`.
+ * Decodes canonical value bytes the guest runtime encoded, straight into the form
+ * `canonicalValue` gives (core/codec.ts): integers as numbers when safe and bigints beyond, bytes
+ * as fresh Uint8Arrays, plain objects. The runtime's encoder is byte-identical to core/codec.ts
+ * (property-tested in test/vm/codec.test.ts, which also checks this decoder against core's), so
+ * this skips the re-encoding check of `decodeValue`; anything outside the canonical value types
+ * (floats, extension types, non-string keys, `__proto__`, trailing bytes, nesting beyond
+ * {@link MAX_VALUE_DEPTH}) throws.
  */
 export function decodeGuestValue(bytes: Uint8Array): Value {
-  return canonicalValue(envelope.unpack(bytes), 'guest value');
+  const d = new GuestDecoder(bytes);
+  const v = d.value(0);
+  if (d.pos !== bytes.length) throw new Error('trailing bytes after the value');
+  return v;
+}
+
+class GuestDecoder {
+  readonly b: Uint8Array;
+  readonly buf: Buffer;
+  pos = 0;
+  constructor(b: Uint8Array) {
+    this.b = b;
+    this.buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  }
+  private need(n: number): void {
+    if (this.pos + n > this.b.length) throw new Error('truncated value');
+  }
+  private uint(n: 1 | 2 | 4): number {
+    this.need(n);
+    const p = this.pos;
+    this.pos += n;
+    if (n === 1) return this.b[p]!;
+    if (n === 2) return this.buf.readUInt16BE(p);
+    return this.buf.readUInt32BE(p);
+  }
+  private int64(signed: boolean): number | bigint {
+    this.need(8);
+    const v = signed ? this.buf.readBigInt64BE(this.pos) : this.buf.readBigUInt64BE(this.pos);
+    this.pos += 8;
+    return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v;
+  }
+  private str(n: number): string {
+    this.need(n);
+    const p = this.pos;
+    this.pos += n;
+    return this.buf.toString('utf8', p, p + n);
+  }
+  private bin(n: number): Uint8Array {
+    this.need(n);
+    const p = this.pos;
+    this.pos += n;
+    return this.b.slice(p, p + n);
+  }
+  private array(n: number, depth: number): Value[] {
+    const out = new Array<Value>(n);
+    for (let i = 0; i < n; i++) out[i] = this.value(depth + 1);
+    return out;
+  }
+  private map(n: number, depth: number): { [key: string]: Value } {
+    const out: { [key: string]: Value } = {};
+    for (let i = 0; i < n; i++) {
+      const k = this.value(depth + 1);
+      if (typeof k !== 'string' || k === '__proto__') throw new Error('map key is not an allowed string');
+      out[k] = this.value(depth + 1);
+    }
+    return out;
+  }
+  value(depth: number): Value {
+    if (depth > MAX_VALUE_DEPTH) throw new Error(`nested deeper than ${MAX_VALUE_DEPTH}`);
+    this.need(1);
+    const t = this.b[this.pos++]!;
+    if (t < 0x80) return t;
+    if (t < 0x90) return this.map(t & 15, depth);
+    if (t < 0xa0) return this.array(t & 15, depth);
+    if (t < 0xc0) return this.str(t & 31);
+    if (t >= 0xe0) return t - 256;
+    switch (t) {
+      case 0xc0:
+        return null;
+      case 0xc2:
+        return false;
+      case 0xc3:
+        return true;
+      case 0xc4:
+        return this.bin(this.uint(1));
+      case 0xc5:
+        return this.bin(this.uint(2));
+      case 0xc6:
+        return this.bin(this.uint(4));
+      case 0xcc:
+        return this.uint(1);
+      case 0xcd:
+        return this.uint(2);
+      case 0xce:
+        return this.uint(4);
+      case 0xcf:
+        return this.int64(false);
+      case 0xd0:
+        return (this.uint(1) << 24) >> 24;
+      case 0xd1:
+        return (this.uint(2) << 16) >> 16;
+      case 0xd2:
+        return this.uint(4) | 0;
+      case 0xd3:
+        return this.int64(true);
+      case 0xd9:
+        return this.str(this.uint(1));
+      case 0xda:
+        return this.str(this.uint(2));
+      case 0xdb:
+        return this.str(this.uint(4));
+      case 0xdc:
+        return this.array(this.uint(2), depth);
+      case 0xdd:
+        return this.array(this.uint(4), depth);
+      case 0xde:
+        return this.map(this.uint(2), depth);
+      case 0xdf:
+        return this.map(this.uint(4), depth);
+      default:
+        throw new Error(`type byte 0x${t.toString(16)} is not a canonical value`);
+    }
+  }
 }
 
 /**

@@ -3,7 +3,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../core/bytes.ts';
-import { canonicalValue, encodeValue, type Value } from '../../core/codec.ts';
+import { canonicalValue, decodeValue, encodeValue, type Value } from '../../core/codec.ts';
+import { decodeGuestValue } from '../../vm/sandbox.ts';
 import { createTestChain, type TestChain } from '../../vm/testing.ts';
 
 let chain: TestChain;
@@ -93,6 +94,38 @@ describe('guest value codec', () => {
       const r = chain.call('echo', 'store', { n });
       expect(r.status, String(n)).toBe('ok');
       expect(toHex(chain.state.get('echo', Buffer.from('v'))!)).toBe(toHex(encodeValue({ n })));
+    }
+  });
+
+  it('the host decodes guest bytes to exactly what core/codec.ts decodes, key order included', () => {
+    const keyOrder = (v: unknown): unknown =>
+      v instanceof Uint8Array
+        ? ['bytes', toHex(v)]
+        : Array.isArray(v)
+          ? v.map(keyOrder)
+          : v !== null && typeof v === 'object'
+            ? Object.entries(v).map(([k, x]) => [k, keyOrder(x)])
+            : [typeof v, String(v)];
+    fc.assert(
+      fc.property(value, (v) => {
+        const bytes = encodeValue(v);
+        const got = decodeGuestValue(bytes);
+        expect(keyOrder(got)).toEqual(keyOrder(decodeValue(bytes)));
+        expect(toHex(encodeValue(got))).toBe(toHex(bytes));
+      }),
+      { numRuns: 500 },
+    );
+    // Not canonical values: floats, extension types, non-string keys, __proto__, trailing bytes.
+    for (const bad of [
+      'cb3ff0000000000000',
+      'd40100',
+      '810101',
+      '81a95f5f70726f746f5f5f01',
+      '0101',
+      '92',
+      'c1',
+    ]) {
+      expect(() => decodeGuestValue(Buffer.from(bad, 'hex')), bad).toThrow();
     }
   });
 });

@@ -10,11 +10,12 @@
  * first one's idempotent results.
  */
 import { randomBytes } from 'node:crypto';
-import { toHex, utf8 } from '../core/bytes.ts';
+import { toHex, utf8, type Bytes } from '../core/bytes.ts';
 import type { Value } from '../core/codec.ts';
 import { TrellisError } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
 import { addressOf, keyPairFromSecret, type KeyPair } from '../core/keys.ts';
+import type { Receipt } from '../core/types.ts';
 import type { TrellisClient } from '../rpc/sdk/client.ts';
 import { createWallet, type Wallet } from '../rpc/sdk/wallet.ts';
 import type { EventPosition } from '../rpc/nodeApi.ts';
@@ -95,6 +96,93 @@ export interface DemoStepResult {
   readonly outcome: DemoOutcome | null;
   /** The receipt was ok and the outcome matched (or the step was skipped as already done). */
   readonly ok: boolean;
+}
+
+/** A step's result before it is numbered and placed in its chapter. */
+export type DemoStepOutcome = Omit<DemoStepResult, 'index' | 'chapter'>;
+
+/** Who did what in a step, as its result names it. */
+function stepIdentity(
+  step: DemoStep,
+): Pick<DemoStepResult, 'title' | 'kind' | 'actor' | 'contract' | 'method'> {
+  return step.kind === 'tx'
+    ? { title: step.title, kind: 'tx', actor: step.actor, contract: step.contract, method: step.method }
+    : { title: step.title, kind: 'await', actor: null, contract: step.contract, method: step.event };
+}
+
+/** What `expect` says about the value its view returned. */
+export function demoOutcome(expect: DemoExpect, c: DemoContext, value: Value): DemoOutcome {
+  return { label: expect.label(c), expected: expect.status, actual: statusOf(value) };
+}
+
+const matches = (outcome: DemoOutcome | null): boolean =>
+  outcome === null || outcome.actual === outcome.expected;
+
+/** The result of a transaction step skipped because its `skipIf` held (a re-run). */
+export function skippedStep(step: DemoTxStep): DemoStepOutcome {
+  return {
+    ...stepIdentity(step),
+    txHash: null,
+    height: null,
+    status: 'skipped',
+    error: null,
+    outcome: null,
+    ok: true,
+  };
+}
+
+/**
+ * The result of a transaction step from its receipt (committed at `height`) and the outcome read
+ * back after it (null when the receipt was not ok or the step names none).
+ */
+export function txStepResult(
+  step: DemoTxStep,
+  receipt: Pick<Receipt, 'txHash' | 'status' | 'errorCode' | 'error'>,
+  height: number,
+  outcome: DemoOutcome | null,
+): DemoStepOutcome {
+  const ok = receipt.status === 'ok';
+  return {
+    ...stepIdentity(step),
+    txHash: toHex(receipt.txHash),
+    height,
+    status: receipt.status,
+    error: ok ? null : `${receipt.errorCode}: ${receipt.error}`,
+    outcome,
+    ok: ok && matches(outcome),
+  };
+}
+
+/** The result of an await step whose event was found (emitted by `txHash` at `height`). */
+export function awaitStepResult(
+  step: DemoAwaitStep,
+  txHash: Bytes,
+  height: number,
+  outcome: DemoOutcome | null,
+): DemoStepOutcome {
+  return {
+    ...stepIdentity(step),
+    txHash: toHex(txHash),
+    height,
+    status: 'ok',
+    error: null,
+    outcome,
+    ok: matches(outcome),
+  };
+}
+
+/** The result of a step that could not run: status `error`, with the error's code (or name) and message. */
+export function failedStep(step: DemoStep, err: unknown): DemoStepOutcome {
+  const e = err as Error & { code?: string };
+  return {
+    ...stepIdentity(step),
+    txHash: null,
+    height: null,
+    status: 'error',
+    error: `${e.code ?? e.name}: ${e.message}`,
+    outcome: null,
+    ok: false,
+  };
 }
 
 /** What a run did. */
@@ -215,31 +303,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   async function check(expect: DemoExpect | undefined): Promise<DemoOutcome | null> {
     if (expect === undefined) return null;
     const c = ctx();
-    const v = await client.view(expect.contract, expect.view, expect.args(c));
-    return { label: expect.label(c), expected: expect.status, actual: statusOf(v) };
+    return demoOutcome(expect, c, await client.view(expect.contract, expect.view, expect.args(c)));
   }
 
-  async function runTx(step: DemoTxStep): Promise<Omit<DemoStepResult, 'index' | 'chapter'>> {
-    const base = {
-      title: step.title,
-      kind: 'tx' as const,
-      actor: step.actor,
-      contract: step.contract,
-      method: step.method,
-    };
+  async function runTx(step: DemoTxStep): Promise<DemoStepOutcome> {
     if (step.skipIf !== undefined) {
       const c = ctx();
       const v = await client.view(step.skipIf.contract, step.skipIf.view, step.skipIf.args(c));
-      if (step.skipIf.holds(v))
-        return {
-          ...base,
-          txHash: null,
-          height: null,
-          status: 'skipped',
-          error: null,
-          outcome: null,
-          ok: true,
-        };
+      if (step.skipIf.holds(v)) return skippedStep(step);
     }
     const args = step.args(ctx());
     const r = await walletOf(step.actor).sendAndWait(
@@ -251,26 +322,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       results.set(step.key, r.receipt.returnValue);
       marks.set(step.key, { height: r.height, now });
     }
-    const outcome = ok ? await check(step.expect) : null;
-    return {
-      ...base,
-      txHash: toHex(r.receipt.txHash),
-      height: r.height,
-      status: r.receipt.status,
-      error: ok ? null : `${r.receipt.errorCode}: ${r.receipt.error}`,
-      outcome,
-      ok: ok && (outcome === null || outcome.actual === outcome.expected),
-    };
+    return txStepResult(step, r.receipt, r.height, ok ? await check(step.expect) : null);
   }
 
-  async function runAwait(step: DemoAwaitStep): Promise<Omit<DemoStepResult, 'index' | 'chapter'>> {
-    const base = {
-      title: step.title,
-      kind: 'await' as const,
-      actor: null,
-      contract: step.contract,
-      method: step.event,
-    };
+  async function runAwait(step: DemoAwaitStep): Promise<DemoStepOutcome> {
     const mark = marks.get(step.since);
     if (mark === undefined)
       throw new Error(`demo: await step "${step.title}" names no earlier step ${step.since}`);
@@ -284,18 +339,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
         limit: 100,
       });
       const hit = page.events.find((e) => step.match(e.data, ctx()));
-      if (hit !== undefined) {
-        const outcome = await check(step.expect);
-        return {
-          ...base,
-          txHash: toHex(hit.txHash),
-          height: hit.height,
-          status: 'ok',
-          error: null,
-          outcome,
-          ok: outcome === null || outcome.actual === outcome.expected,
-        };
-      }
+      if (hit !== undefined) return awaitStepResult(step, hit.txHash, hit.height, await check(step.expect));
       const last = page.events.at(-1);
       if (page.next !== undefined) cursor = page.next;
       else if (last !== undefined) cursor = last.cursor;
@@ -310,25 +354,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     }
   }
 
-  async function runStep(step: DemoStep): Promise<Omit<DemoStepResult, 'index' | 'chapter'>> {
+  async function runStep(step: DemoStep): Promise<DemoStepOutcome> {
     try {
       return step.kind === 'tx' ? await runTx(step) : await runAwait(step);
     } catch (err) {
       if (signal?.aborted === true) throw err;
-      const e = err as Error & { code?: string };
-      return {
-        title: step.title,
-        kind: step.kind,
-        actor: step.kind === 'tx' ? step.actor : null,
-        contract: step.contract,
-        method: step.kind === 'tx' ? step.method : step.event,
-        txHash: null,
-        height: null,
-        status: 'error',
-        error: `${e.code ?? e.name}: ${e.message}`,
-        outcome: null,
-        ok: false,
-      };
+      return failedStep(step, err);
     }
   }
 

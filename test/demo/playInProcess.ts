@@ -10,15 +10,24 @@
  * It reports runDemo's {@link DemoStepResult}s (with the gas each used), so a test can print them
  * as `trellis demo` does and assert on the same fields.
  */
-import { toHex, type Bytes } from '../../core/bytes.ts';
+import type { Bytes } from '../../core/bytes.ts';
 import type { Value } from '../../core/codec.ts';
-import type { Event, Receipt } from '../../core/types.ts';
-import { DemoError, type DemoOutcome, type DemoStepResult } from '../../demo/runDemo.ts';
+import type { Event } from '../../core/types.ts';
+import {
+  awaitStepResult,
+  demoOutcome,
+  DemoError,
+  failedStep,
+  skippedStep,
+  txStepResult,
+  type DemoOutcome,
+  type DemoStepOutcome,
+  type DemoStepResult,
+} from '../../demo/runDemo.ts';
 import {
   adminActor,
   DEFAULT_DEMO_TIMING,
   demoChapters,
-  statusOf,
   type DemoAwaitStep,
   type DemoContext,
   type DemoExpect,
@@ -92,7 +101,7 @@ interface SeenEvent extends Event {
   readonly gasUsed: number;
 }
 
-type StepOutcome = Omit<PlayedStep, 'index' | 'chapter'>;
+type StepOutcome = DemoStepOutcome & { readonly gasUsed: number | null };
 
 /** The `trellis demo` output line of a step, with its gas. */
 export function formatPlayedStep(s: PlayedStep): string {
@@ -123,27 +132,12 @@ export function playInProcess(chain: TestChain, options: PlayOptions): PlayRepor
   const check = (expect: DemoExpect | undefined): DemoOutcome | null => {
     if (expect === undefined) return null;
     const c = ctx();
-    const v = chain.view(expect.contract, expect.view, expect.args(c)).returnValue;
-    return { label: expect.label(c), expected: expect.status, actual: statusOf(v) };
+    return demoOutcome(expect, c, chain.view(expect.contract, expect.view, expect.args(c)).returnValue);
   };
-
-  const failure = (step: DemoStep, err: unknown): StepOutcome => {
-    const e = err as Error & { code?: string };
-    return {
-      title: step.title,
-      kind: step.kind,
-      actor: step.kind === 'tx' ? step.actor : null,
-      contract: step.contract,
-      method: step.kind === 'tx' ? step.method : step.event,
-      txHash: null,
-      height: null,
-      status: 'error',
-      error: `${e.code ?? e.name}: ${e.message}`,
-      outcome: null,
-      ok: false,
-      gasUsed: null,
-    };
-  };
+  const failure = (step: DemoStep, err: unknown): StepOutcome => ({
+    ...failedStep(step, err),
+    gasUsed: null,
+  });
 
   /** The steps of one group: skips settled first, then every remaining transaction in one block. */
   function runTxs(batch: readonly DemoTxStep[]): StepOutcome[] {
@@ -153,25 +147,9 @@ export function playInProcess(chain: TestChain, options: PlayOptions): PlayRepor
     for (const [i, step] of batch.entries()) {
       try {
         const skip = step.skipIf;
-        if (
-          skip !== undefined &&
-          skip.holds(chain.view(skip.contract, skip.view, skip.args(c)).returnValue)
-        ) {
-          out[i] = {
-            title: step.title,
-            kind: 'tx',
-            actor: step.actor,
-            contract: step.contract,
-            method: step.method,
-            txHash: null,
-            height: null,
-            status: 'skipped',
-            error: null,
-            outcome: null,
-            ok: true,
-            gasUsed: null,
-          };
-        } else sent.push({ i, step, args: step.args(c) });
+        if (skip !== undefined && skip.holds(chain.view(skip.contract, skip.view, skip.args(c)).returnValue))
+          out[i] = { ...skippedStep(step), gasUsed: null };
+        else sent.push({ i, step, args: step.args(c) });
       } catch (err) {
         out[i] = failure(step, err);
       }
@@ -189,7 +167,7 @@ export function playInProcess(chain: TestChain, options: PlayOptions): PlayRepor
       );
       record(now, b);
       for (const [k, { i, step }] of sent.entries()) {
-        const r: Receipt = b.receipts[b.scheduled + k]!;
+        const r = b.receipts[b.scheduled + k]!;
         const ok = r.status === 'ok';
         if (ok && step.key !== undefined) {
           results.set(step.key, r.returnValue);
@@ -197,20 +175,7 @@ export function playInProcess(chain: TestChain, options: PlayOptions): PlayRepor
         }
         try {
           const outcome = ok ? check(step.expect) : null;
-          out[i] = {
-            title: step.title,
-            kind: 'tx',
-            actor: step.actor,
-            contract: step.contract,
-            method: step.method,
-            txHash: toHex(r.txHash),
-            height: chain.height,
-            status: r.status,
-            error: ok ? null : `${r.errorCode}: ${r.error}`,
-            outcome,
-            ok: ok && (outcome === null || outcome.actual === outcome.expected),
-            gasUsed: r.gasUsed,
-          };
+          out[i] = { ...txStepResult(step, r, chain.height, outcome), gasUsed: r.gasUsed };
         } catch (err) {
           out[i] = failure(step, err);
         }
@@ -235,24 +200,17 @@ export function playInProcess(chain: TestChain, options: PlayOptions): PlayRepor
           step.match(e.data, ctx()),
       );
       if (hit !== undefined) {
-        const outcome = check(step.expect);
+        const found = awaitStepResult(step, hit.txHash, hit.height, check(step.expect));
         // A scheduled callback must not run before its due time; over RPC the wall clock hides
         // this, here the block times are exact.
-        const early = hit.timestamp < due;
-        return {
-          title: step.title,
-          kind: 'await',
-          actor: null,
-          contract: step.contract,
-          method: step.event,
-          txHash: toHex(hit.txHash),
-          height: hit.height,
-          status: 'ok',
-          error: early ? `EARLY: ran in the block at ${hit.timestamp}, due at ${due}` : null,
-          outcome,
-          ok: !early && (outcome === null || outcome.actual === outcome.expected),
-          gasUsed: hit.gasUsed,
-        };
+        if (hit.timestamp < due)
+          return {
+            ...found,
+            error: `EARLY: ran in the block at ${hit.timestamp}, due at ${due}`,
+            ok: false,
+            gasUsed: hit.gasUsed,
+          };
+        return { ...found, gasUsed: hit.gasUsed };
       }
       if (chain.time > due + graceMs)
         throw new DemoError(

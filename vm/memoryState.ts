@@ -21,6 +21,9 @@ export interface MemoryState extends StateView {
 type Entry = readonly [string, Bytes, Bytes];
 
 function id(contract: string, key: Bytes): string {
+  // Short keys (the common case) without a Buffer view: one string built from the bytes.
+  if (key.length <= 64)
+    return `${contract}\u0000${String.fromCharCode.apply(null, key as unknown as number[])}`;
   return `${contract}\u0000${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')}`;
 }
 
@@ -80,7 +83,7 @@ export function createMemoryState(entries: Iterable<[string, Bytes, Bytes]> = []
       }
       return out;
     },
-    set: (contract, key, value) => write(id(contract, key), [contract, Uint8Array.from(key), value]),
+    set: (contract, key, value) => write(id(contract, key), [contract, new Uint8Array(key), value]),
     delete: (contract, key) => write(id(contract, key), null),
     checkpoint: () => void layers.push(new Map()),
     commit() {

@@ -79,7 +79,10 @@ class Writer {
       buf.writeUInt32BE(n, this.pos);
       this.pos += 4;
     }
-    if (n > 0) this.pos += buf.write(s, this.pos, 'utf8');
+    if (n === s.length) {
+      // ASCII (UTF-8 length equals UTF-16 length only then): copied by hand.
+      for (let i = 0; i < n; i++) buf[this.pos++] = s.charCodeAt(i);
+    } else this.pos += buf.write(s, this.pos, 'utf8');
   }
   arrayHead(n: number): void {
     const { buf } = this;
@@ -94,6 +97,17 @@ class Writer {
       this.pos += 4;
     }
   }
+}
+
+/** UTF-8 length of a well-formed string; short ASCII strings are measured by hand. */
+function utf8Length(s: string): number {
+  const n = s.length;
+  if (n <= 64) {
+    let i = 0;
+    while (i < n && s.charCodeAt(i) < 0x80) i++;
+    if (i === n) return n;
+  }
+  return Buffer.byteLength(s, 'utf8');
 }
 
 /** Byte-identical to `encodeReceipt(r)`, reusing recorded canonical bytes where it has them. */
@@ -125,12 +139,12 @@ export function receiptBytes(r: Receipt): Bytes {
     const d = eventData.get(e);
     if (d === undefined || !e.contract.isWellFormed() || !e.name.isWellFormed()) return encodeReceipt(r);
     data[i] = d;
-    lengths[2 * i] = Buffer.byteLength(e.contract, 'utf8');
-    lengths[2 * i + 1] = Buffer.byteLength(e.name, 'utf8');
+    lengths[2 * i] = utf8Length(e.contract);
+    lengths[2 * i + 1] = utf8Length(e.name);
     size += 11 + lengths[2 * i]! + lengths[2 * i + 1]! + d.length;
   }
-  const codeLength = Buffer.byteLength(r.errorCode, 'utf8');
-  const errorLength = Buffer.byteLength(r.error, 'utf8');
+  const codeLength = utf8Length(r.errorCode);
+  const errorLength = utf8Length(r.error);
   size += codeLength + errorLength;
   const w = new Writer(size);
   w.byte(0x97);

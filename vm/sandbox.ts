@@ -306,7 +306,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     const reader = new EnvelopeReader(raw, 1);
     const status = raw.charCodeAt(0) - 48;
     if (status < 0 || status > 3) return fail(new VmFault('ISOLATE', 'malformed result from the guest', {}));
-    const gasLeft = Number(reader.field());
+    const gasLeft = reader.number();
     const ret = reader.field();
     const code = reader.field();
     const message = reader.field();
@@ -382,22 +382,26 @@ export function decodeGuestValue(bytes: Uint8Array): Value {
 
 class GuestDecoder {
   readonly b: Uint8Array;
-  readonly buf: Buffer;
+  /** A Buffer view of `b`, made only when needed (64-bit integers, long or non-ASCII strings). */
+  private view: Buffer | null = null;
   pos = 0;
   constructor(b: Uint8Array) {
     this.b = b;
-    this.buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  }
+  private get buf(): Buffer {
+    return (this.view ??= Buffer.from(this.b.buffer, this.b.byteOffset, this.b.byteLength));
   }
   private need(n: number): void {
     if (this.pos + n > this.b.length) throw new Error('truncated value');
   }
   private uint(n: 1 | 2 | 4): number {
     this.need(n);
+    const { b } = this;
     const p = this.pos;
     this.pos += n;
-    if (n === 1) return this.b[p]!;
-    if (n === 2) return this.buf.readUInt16BE(p);
-    return this.buf.readUInt32BE(p);
+    if (n === 1) return b[p]!;
+    if (n === 2) return (b[p]! << 8) | b[p + 1]!;
+    return ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
   }
   private int64(signed: boolean): number | bigint {
     this.need(8);
@@ -407,8 +411,19 @@ class GuestDecoder {
   }
   private str(n: number): string {
     this.need(n);
+    const { b } = this;
     const p = this.pos;
     this.pos += n;
+    if (n <= 64) {
+      // Short ASCII strings (keys, names, addresses) are the common case: no Buffer needed.
+      let s = '';
+      for (let i = p; i < p + n; i++) {
+        const c = b[i]!;
+        if (c >= 0x80) return this.buf.toString('utf8', p, p + n);
+        s += String.fromCharCode(c);
+      }
+      return s;
+    }
     return this.buf.toString('utf8', p, p + n);
   }
   private bin(n: number): Uint8Array {
@@ -500,20 +515,40 @@ class EnvelopeReader {
     this.text = text;
     this.pos = start;
   }
+  /** Reads decimal digits up to `stop` (exclusive of it); -1 when there are none or too many. */
+  private digits(from: number, stop: number): number {
+    const { text } = this;
+    if (stop <= from || stop - from > 15) return -1;
+    let n = 0;
+    for (let i = from; i < stop; i++) {
+      const c = text.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) return -1;
+      n = n * 10 + c;
+    }
+    return n;
+  }
   field(): string {
-    const comma = this.text.indexOf(',', this.pos);
-    const length = Number(this.text.slice(this.pos, comma));
+    const { text } = this;
+    const comma = text.indexOf(',', this.pos);
+    const length = comma < 0 ? -1 : this.digits(this.pos, comma);
     const end = comma + 1 + length;
-    if (comma < 0 || !Number.isSafeInteger(length) || length < 0 || end > this.text.length) {
+    if (length < 0 || end > text.length) {
       throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
     }
     this.pos = end;
-    return this.text.slice(comma + 1, end);
+    return text.slice(comma + 1, end);
+  }
+  /** A field holding a non-negative decimal integer. */
+  number(): number {
+    const start = this.pos;
+    this.field();
+    const n = this.digits(this.text.indexOf(',', start) + 1, this.pos);
+    if (n < 0) throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
+    return n;
   }
   count(max: number): number {
-    const n = Number(this.field());
-    if (!Number.isSafeInteger(n) || n < 0 || n > max)
-      throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
+    const n = this.number();
+    if (n > max) throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
     return n;
   }
   get done(): boolean {

@@ -108,6 +108,11 @@ export function assertValue(value: unknown): asserts value is Bytes {
  * prefix makes the encoding unambiguous: ("ab", "c") and ("a", "bc") differ.
  */
 export function stateKeyHash(contract: string, key: Bytes): Bytes {
+  return sha256(keyHashInput(contract, key));
+}
+
+// The bytes stateKeyHash hashes, after checking the contract name and key.
+function keyHashInput(contract: string, key: Bytes): Buffer {
   assertContract(contract);
   assertKey(key);
   const buf = Buffer.allocUnsafe(KEY_TAG.length + 1 + contract.length + key.length);
@@ -115,7 +120,14 @@ export function stateKeyHash(contract: string, key: Bytes): Bytes {
   buf[KEY_TAG.length] = contract.length;
   buf.write(contract, KEY_TAG.length + 1, 'latin1');
   buf.set(key, KEY_TAG.length + 1 + contract.length);
-  return sha256(buf);
+  return buf;
+}
+
+// Writes SHA-256 of `input` at `to[at]`. 'binary' is node's alias of 'latin1': the digest comes
+// back as a string, copied in place (node:crypto's Buffer output takes a slower path and
+// allocates per hash). For verification, which hashes into scratch buffers.
+function digestInto(input: Bytes, to: Buffer, at: number): void {
+  to.write(hash('sha256', input, 'binary'), at, 'latin1');
 }
 
 /** Hash of a stored value (a leaf commits to it). */
@@ -262,7 +274,9 @@ export function decodeStateProof(bytes: Bytes): StateProof {
   return { leaf, levels };
 }
 
-// The running hash of verifyStateProof, from the leaf up to the root.
+// Scratch of verifyStateProof: the key hash, the value hash, and the running hash from the leaf up.
+const verifyKey = Buffer.allocUnsafe(HASH_BYTES);
+const verifyValue = Buffer.allocUnsafe(HASH_BYTES);
 const verifyCurrent = Buffer.allocUnsafe(HASH_BYTES);
 
 function sharesPrefix(a: Bytes, b: Bytes, nibbles: number): boolean {
@@ -290,28 +304,29 @@ export function verifyStateProof(
     if (value !== undefined && !(value instanceof Uint8Array)) return false;
     const levels: unknown = proof.levels;
     if (!Array.isArray(levels) || levels.length > MAX_PROOF_LEVELS) return false;
-    const keyHash = stateKeyHash(contract, key);
+    // Hashes go into scratch buffers: verification is synchronous, so they are free.
+    const keyHash = verifyKey;
+    digestInto(keyHashInput(contract, key), keyHash, 0);
     const depth = levels.length;
     const leaf = proof.leaf;
-    let current: Bytes;
     if (leaf === null) {
       // An empty child on the key's path: the key is absent.
       if (value !== undefined) return false;
-      current = EMPTY_STATE_ROOT;
+      verifyCurrent.set(EMPTY_STATE_ROOT, 0);
     } else {
       if (!isHash(leaf.keyHash) || !isHash(leaf.valueHash)) return false;
       if (value !== undefined) {
-        if (!bytesEqual(leaf.keyHash, keyHash) || !bytesEqual(leaf.valueHash, stateValueHash(value)))
-          return false;
+        digestInto(value, verifyValue, 0);
+        if (!bytesEqual(leaf.keyHash, keyHash) || !bytesEqual(leaf.valueHash, verifyValue)) return false;
       } else if (bytesEqual(leaf.keyHash, keyHash) || !sharesPrefix(leaf.keyHash, keyHash, depth)) {
         // Absence through another key's leaf: it must sit exactly where this key would.
         return false;
       }
-      current = stateLeafHash(leaf.keyHash, leaf.valueHash);
+      leafScratch.set(leaf.keyHash, 1);
+      leafScratch.set(leaf.valueHash, 1 + HASH_BYTES);
+      digestInto(leafScratch, verifyCurrent, 0);
     }
-    // Each level's hash input is assembled in the shared scratch and hashed into `verifyCurrent`:
-    // no array or Buffer per level (verification is synchronous, so the scratch is free).
-    verifyCurrent.set(current, 0);
+    // Each level's hash input is assembled in the shared scratch and hashed into `verifyCurrent`.
     for (let d = depth - 1; d >= 0; d--) {
       const level: unknown = levels[d];
       if (typeof level !== 'object' || level === null) return false;
@@ -332,9 +347,7 @@ export function verifyStateProof(
         } else internalScratch.set(EMPTY_STATE_ROOT, at);
       }
       if (next !== siblings.length) return false;
-      // 'binary' is node's alias of 'latin1': the digest comes back as a string, copied in place
-      // (node:crypto's Buffer output takes a slower path and allocates per hash).
-      verifyCurrent.write(hash('sha256', internalScratch, 'binary'), 0, 'latin1');
+      digestInto(internalScratch, verifyCurrent, 0);
     }
     return bytesEqual(verifyCurrent, root);
   } catch {

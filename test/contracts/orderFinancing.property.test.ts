@@ -12,6 +12,7 @@ import {
   expectEncumbrancesRebuilt,
   expectRebuilt,
   propertyParameters,
+  recordsOf,
 } from './propertyHarness.ts';
 
 afterAll(closeConsortium);
@@ -31,20 +32,34 @@ interface O {
 }
 
 function orders(all: Map<string, Value> | undefined): O[] {
-  return [...(all ?? new Map<string, Value>()).entries()]
-    .filter(([k]) => k.startsWith('o:'))
-    .map(([, raw]) => {
-      const o = raw as unknown as Record<string, number | bigint | string>;
-      return {
-        ...(o as unknown as O),
-        orderValue: BigInt(o['orderValue']!),
-        margin: BigInt(o['margin']!),
-        released: BigInt(o['released']!),
-        shipped: BigInt(o['shipped']!),
-        received: BigInt(o['received']!),
-      };
-    });
+  return recordsOf<O>(all, 'o:', ['orderValue', 'margin', 'released', 'shipped', 'received']);
 }
+
+/** What the margin paid so far allows the bank to release. */
+const coverOf = (o: O): bigint => (o.margin * BigInt(o.releaseRatioBps)) / 10_000n;
+
+const bankOf = (o: O): string => (o.bank === 'bank2' ? 'bank2Admin' : 'banker');
+
+/**
+ * The goods flow in three steps, each bounded by the one before: the bank releases within the
+ * margin cover, the core enterprise ships what is released, the distributor confirms what is
+ * shipped. `room` is what a step may still move, `by` who may do it, `wrong` someone who may not.
+ */
+const FLOW = {
+  release: {
+    method: 'release',
+    room: (o: O) => coverOf(o) - o.released,
+    by: bankOf,
+    wrong: 'distributorAdmin',
+  },
+  ship: { method: 'ship', room: (o: O) => o.released - o.shipped, by: () => 'acmeClerk', wrong: 'banker' },
+  receive: {
+    method: 'confirmReceipt',
+    room: (o: O) => o.shipped - o.received,
+    by: () => 'distributorAdmin',
+    wrong: 'acmeClerk',
+  },
+} as const;
 
 const op = fc.oneof(
   fc.record({
@@ -109,8 +124,7 @@ describe('order financing under random operation sequences', () => {
               const all = dumpAll(chain);
               const enc = all.get('encumbrances') ?? new Map<string, Value>();
               for (const o of orders(all.get('orderFinancing'))) {
-                const cover = (o.margin * BigInt(o.releaseRatioBps)) / 10_000n;
-                expect(o.released <= cover && o.released <= o.orderValue).toBe(true);
+                expect(o.released <= coverOf(o) && o.released <= o.orderValue).toBe(true);
                 expect(o.shipped <= o.released).toBe(true);
                 expect(o.received <= o.shipped).toBe(true);
                 expect(o.margin <= o.orderValue).toBe(true);
@@ -147,7 +161,6 @@ describe('order financing under random operation sequences', () => {
                 const xs = active.length > 0 && n % 5 !== 0 ? active : os;
                 return xs.length === 0 ? undefined : xs[n % xs.length];
               };
-              const bankOf = (x: O) => (x.bank === 'bank2' ? 'bank2Admin' : 'banker');
               switch (o.k) {
                 case 'open': {
                   const r = tx(
@@ -186,58 +199,23 @@ describe('order financing under random operation sequences', () => {
                   if (m.status !== 'ok') break;
                   // Often the goods then flow: release, ship and receive a share of what is allowed.
                   const share = (room: bigint) => (room * BigInt(o.share)) / 100n || 1n;
-                  let y = orders(dumpAll(chain).get('orderFinancing')).find((z) => z.id === x.id)!;
-                  if (o.follow >= 1)
-                    tx(
-                      'release',
-                      {
-                        id: x.id,
-                        value: share((y.margin * BigInt(y.releaseRatioBps)) / 10_000n - y.released),
-                      },
-                      bankOf(x),
-                    );
-                  y = orders(dumpAll(chain).get('orderFinancing')).find((z) => z.id === x.id)!;
-                  if (o.follow >= 2)
-                    tx('ship', { id: x.id, value: share(y.released - y.shipped) }, 'acmeClerk');
-                  y = orders(dumpAll(chain).get('orderFinancing')).find((z) => z.id === x.id)!;
-                  if (o.follow >= 3)
-                    tx(
-                      'confirmReceipt',
-                      { id: x.id, value: share(y.shipped - y.received) },
-                      'distributorAdmin',
-                    );
+                  for (const f of [FLOW.release, FLOW.ship, FLOW.receive].slice(0, o.follow)) {
+                    const y = orders(dumpAll(chain).get('orderFinancing')).find((z) => z.id === x.id)!;
+                    tx(f.method, { id: x.id, value: share(f.room(y)) }, f.by(x));
+                  }
                   break;
                 }
-                case 'release': {
-                  const x = pick(o.pick);
-                  if (x === undefined) break;
-                  const room = (x.margin * BigInt(x.releaseRatioBps)) / 10_000n - x.released;
-                  tx(
-                    'release',
-                    { id: x.id, value: pctOf(room > 0n ? room : 1n, o.pct) },
-                    o.wrong === 0 ? 'distributorAdmin' : bankOf(x),
-                  );
-                  break;
-                }
-                case 'ship': {
-                  const x = pick(o.pick);
-                  if (x === undefined) break;
-                  const room = x.released - x.shipped;
-                  tx(
-                    'ship',
-                    { id: x.id, value: pctOf(room > 0n ? room : 1n, o.pct) },
-                    o.wrong === 0 ? 'banker' : 'acmeClerk',
-                  );
-                  break;
-                }
+                case 'release':
+                case 'ship':
                 case 'receive': {
                   const x = pick(o.pick);
                   if (x === undefined) break;
-                  const room = x.shipped - x.received;
+                  const f = FLOW[o.k];
+                  const room = f.room(x);
                   tx(
-                    'confirmReceipt',
+                    f.method,
                     { id: x.id, value: pctOf(room > 0n ? room : 1n, o.pct) },
-                    o.wrong === 0 ? 'acmeClerk' : 'distributorAdmin',
+                    o.wrong === 0 ? f.wrong : f.by(x),
                   );
                   break;
                 }

@@ -118,6 +118,24 @@ export function createPropertyHarness(options: PropertyHarnessOptions): Property
   };
 }
 
+/**
+ * The records stored under `prefix` in one contract's decoded state (from dumpAll or dump), with
+ * the named integer fields as bigints (small integers decode as numbers).
+ */
+export function recordsOf<T>(
+  state: ReadonlyMap<string, Value> | undefined,
+  prefix: string,
+  integers: readonly (keyof T & string)[],
+): T[] {
+  return [...(state ?? new Map<string, Value>()).entries()]
+    .filter(([k]) => k.startsWith(prefix))
+    .map(([, raw]) => {
+      const r = { ...(raw as Record<string, Value>) };
+      for (const f of integers) r[f] = BigInt(r[f] as number | bigint);
+      return r as unknown as T;
+    });
+}
+
 /** Canonical text of records by key (sorted, integers as bigints), to compare rebuilt with stored. */
 function canonical(records: ReadonlyMap<string, Value>): string {
   return stringify([...records.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, norm(v)]));

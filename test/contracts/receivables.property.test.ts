@@ -20,6 +20,7 @@ import {
   expectEncumbrancesRebuilt,
   expectRebuilt,
   propertyParameters,
+  recordsOf,
 } from './propertyHarness.ts';
 
 afterAll(closeConsortium);
@@ -81,13 +82,14 @@ const op = fc.oneof(
 );
 
 function vouchers(chain: Recorder['chain'], all?: Map<string, Value>): V[] {
-  return [...(all ?? dump(chain, 'receivables', 'v:')).entries()]
-    .filter(([k]) => k.startsWith('v:'))
-    .map(([, raw]) => raw)
-    .map((raw) => {
-      const v = raw as unknown as V;
-      return { ...v, amount: BigInt(v.amount), face: BigInt(v.face) };
-    });
+  return recordsOf<V>(all ?? dump(chain, 'receivables', 'v:'), 'v:', ['amount', 'face']);
+}
+
+/** The approvals engine's proposals still waiting for a decision. */
+function pendingProposals(chain: Recorder['chain']): Array<Record<string, Value>> {
+  return [...dump(chain, 'approvals', 'p:').values()]
+    .map((p) => p as Record<string, Value>)
+    .filter((p) => p['status'] === 'PENDING');
 }
 
 function checkInvariants(rec: Recorder): void {
@@ -213,10 +215,7 @@ describe('receivables under random operation sequences', () => {
                   break;
                 }
                 case 'vote': {
-                  const props = [...dump(chain, 'approvals', 'p:').values()]
-                    .map((p) => p as Record<string, Value>)
-                    .filter((p) => p['status'] === 'PENDING');
-                  const p = pick(props, o.pick);
+                  const p = pick(pendingProposals(chain), o.pick);
                   if (p === undefined) break;
                   const who =
                     p['method'] === 'confirm'
@@ -234,10 +233,7 @@ describe('receivables under random operation sequences', () => {
                 }
                 case 'decide': {
                   // Enough approvals to decide a pending proposal, in two transactions.
-                  const props = [...dump(chain, 'approvals', 'p:').values()]
-                    .map((p) => p as Record<string, Value>)
-                    .filter((p) => p['status'] === 'PENDING');
-                  const p = pick(props, o.pick);
+                  const p = pick(pendingProposals(chain), o.pick);
                   if (p === undefined) break;
                   if (p['method'] === 'confirm')
                     rec.call('approvals', 'approve', { id: p['id']! }, 'treasurer1');

@@ -12,6 +12,7 @@ import {
   expectEncumbrancesRebuilt,
   expectRebuilt,
   propertyParameters,
+  recordsOf,
 } from './propertyHarness.ts';
 
 afterAll(closeConsortium);
@@ -34,12 +35,7 @@ interface R {
 }
 
 function receipts(all: Map<string, Value> | undefined): R[] {
-  return [...(all ?? new Map<string, Value>()).entries()]
-    .filter(([k]) => k.startsWith('r:'))
-    .map(([, raw]) => {
-      const r = raw as unknown as R;
-      return { ...r, quantity: BigInt(r.quantity) };
-    });
+  return recordsOf<R>(all, 'r:', ['quantity']);
 }
 
 const op = fc.oneof(

@@ -30,10 +30,13 @@ const VALUE_AT = 2 * HASH_BYTES;
 
 /**
  * An internal node: at least two leaves below it. Bit i of `bitmap` set: child i is present; of
- * `leafMask`: child i is a leaf, whose entry is in `data`. `data` holds the node's hash (bytes 0 to
- * 32, meaningful when `valid`), then the leaf entries in nibble order; `kids` the internal children
- * in nibble order. `owner` is the working tree that may change the node in place (0 for none: a
- * committed or rebuilt node, never changed again).
+ * `leafMask`: child i is a leaf, whose entry is in `data`. `kids` holds the internal children in
+ * nibble order. `data` holds the node's hash (bytes 0 to 32, meaningful when `valid`), then a copy
+ * of each internal child's hash in nibble order, then the leaf entries in nibble order: hashing a
+ * node reads only its own buffer, not sixteen children scattered over the heap. A child's copy is
+ * refreshed when its parent rehashes it (children are rehashed only through their parent).
+ * `owner` is the working tree that may change the node in place (0 for none: a committed or
+ * rebuilt node, never changed again).
  */
 export interface Inner {
   bitmap: number;
@@ -125,7 +128,7 @@ function nibbleOf(b: Buffer, at: number, depth: number): number {
 
 // Offset in `data` of the entry of leaf child `bit`.
 function leafAt(node: Inner, bit: number): number {
-  return HASH_BYTES + popcount16(node.leafMask & (bit - 1)) * LEAF_BYTES;
+  return HASH_BYTES * (1 + node.kids.length) + popcount16(node.leafMask & (bit - 1)) * LEAF_BYTES;
 }
 
 // Index in `kids` of internal child `bit`.
@@ -147,16 +150,25 @@ function copy32(from: Buffer, at: number, to: Buffer, toAt: number): void {
 function rehash(node: Inner): void {
   if (node.valid) return;
   const kids = node.kids;
-  for (let j = 0; j < kids.length; j++) rehash(kids[j]!);
+  const data = node.data;
+  for (let j = 0; j < kids.length; j++) {
+    const kid = kids[j]!;
+    if (kid.valid) continue;
+    rehash(kid);
+    copy32(kid.data, 0, data, HASH_BYTES * (1 + j));
+  }
   // Children are hashed first: the shared scratch is filled only once they all are.
-  for (let i = 0, leaf = HASH_BYTES, kid = 0; i < 16; i++) {
+  for (let i = 0, leaf = HASH_BYTES * (1 + kids.length), kid = HASH_BYTES; i < 16; i++) {
     const at = 1 + i * HASH_BYTES;
     const bit = 1 << i;
     if (!(node.bitmap & bit)) internalScratch.set(EMPTY_STATE_ROOT, at);
     else if (node.leafMask & bit) {
-      copy32(node.data, leaf, internalScratch, at);
+      copy32(data, leaf, internalScratch, at);
       leaf += LEAF_BYTES;
-    } else copy32(kids[kid++]!.data, 0, internalScratch, at);
+    } else {
+      copy32(data, kid, internalScratch, at);
+      kid += HASH_BYTES;
+    }
   }
   digestInto(internalScratch, node.data, 0);
   node.valid = true;
@@ -187,15 +199,14 @@ export function walk(root: TreeRoot, keyHash: Bytes, levels?: StateProofLevel[])
       const bitmap = node.bitmap & ~bit;
       const all = Buffer.allocUnsafe(popcount16(bitmap) * HASH_BYTES);
       const siblings: Bytes[] = [];
-      for (let i = 0, leaf = HASH_BYTES, kid = 0, s = 0; i < 16; i++) {
+      for (let i = 0, leaf = HASH_BYTES * (1 + node.kids.length), kid = HASH_BYTES, s = 0; i < 16; i++) {
         const b = 1 << i;
         if (!(node.bitmap & b)) continue;
-        const from = node.leafMask & b ? node.data : node.kids[kid]!.data;
-        const at = node.leafMask & b ? leaf : 0;
+        const at = node.leafMask & b ? leaf : kid;
         if (node.leafMask & b) leaf += LEAF_BYTES;
-        else kid++;
+        else kid += HASH_BYTES;
         if (i === n) continue;
-        copy32(from, at, all, s * HASH_BYTES);
+        copy32(node.data, at, all, s * HASH_BYTES);
         siblings.push(all.subarray(s * HASH_BYTES, ++s * HASH_BYTES));
       }
       levels.push({ bitmap, siblings });
@@ -260,12 +271,26 @@ export function createWorkingTree(base: TreeRoot): WorkingTree {
     o.leafMask &= ~bit;
     o.bitmap &= ~bit;
   };
+  // An internal child also has a hash slot in `data`: filled when the parent next rehashes (the
+  // child is new, so not yet hashed).
   const insertKid = (o: Inner, bit: number, kid: Inner): void => {
-    o.kids.splice(kidAt(o, bit), 0, kid);
+    const k = kidAt(o, bit);
+    const at = HASH_BYTES * (1 + k);
+    const data = Buffer.allocUnsafeSlow(o.data.length + HASH_BYTES);
+    o.data.copy(data, 0, 0, at);
+    o.data.copy(data, at + HASH_BYTES, at);
+    o.data = data;
+    o.kids.splice(k, 0, kid);
     o.bitmap |= bit;
   };
   const removeKid = (o: Inner, bit: number): void => {
-    o.kids.splice(kidAt(o, bit), 1);
+    const k = kidAt(o, bit);
+    const at = HASH_BYTES * (1 + k);
+    const data = Buffer.allocUnsafeSlow(o.data.length - HASH_BYTES);
+    o.data.copy(data, 0, 0, at);
+    o.data.copy(data, at, at + HASH_BYTES);
+    o.data = data;
+    o.kids.splice(k, 1);
     o.bitmap &= ~bit;
   };
 
@@ -278,7 +303,7 @@ export function createWorkingTree(base: TreeRoot): WorkingTree {
       return {
         bitmap: 1 << na,
         leafMask: 0,
-        data: Buffer.allocUnsafeSlow(HASH_BYTES),
+        data: Buffer.allocUnsafeSlow(2 * HASH_BYTES),
         kids: [split(a, ai, b, bi, depth + 1)],
         valid: false,
         owner,
@@ -449,8 +474,9 @@ export function buildTree(keyHashes: Buffer, valueHashes: Buffer, count: number)
         kids.push(build(lo + starts[n]!, lo + starts[n + 1]!, depth + 1));
       }
     }
-    const data = Buffer.allocUnsafeSlow(HASH_BYTES + popcount16(leafMask) * LEAF_BYTES);
-    for (let n = 0, at = HASH_BYTES; n < 16; n++) {
+    const data = Buffer.allocUnsafeSlow(HASH_BYTES * (1 + kids.length) + popcount16(leafMask) * LEAF_BYTES);
+    for (let k = 0; k < kids.length; k++) copy32(kids[k]!.data, 0, data, HASH_BYTES * (1 + k));
+    for (let n = 0, at = HASH_BYTES * (1 + kids.length); n < 16; n++) {
       if (!((leafMask >> n) & 1)) continue;
       writeLeaf(order[lo + starts[n]!]!, data, at);
       at += LEAF_BYTES;

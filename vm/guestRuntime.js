@@ -1367,9 +1367,19 @@ function utf8Encode(s) {
   }
   return out;
 }
+/** True for a short string of ASCII characters only (its UTF-8 bytes are its characters). */
+function shortAscii(s) {
+  const n = s.length;
+  if (n > 64) return false;
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 127) return false;
+  return true;
+}
 function encStr(s) {
-  if (!strIsWellFormed.call(s)) encFail('string contains a lone surrogate');
-  const b = utf8Encode(s);
+  let b = s;
+  if (!shortAscii(s)) {
+    if (!strIsWellFormed.call(s)) encFail('string contains a lone surrogate');
+    b = utf8Encode(s);
+  }
   const n = b.length;
   if (n < 32) return fromCharCode(160 | n) + b;
   if (n < 256) return '\xd9' + fromCharCode(n) + b;
@@ -1521,7 +1531,11 @@ function rd(n) {
 }
 function utf8Decode(start, end) {
   const whole = strSlice.call(dsrc, start, end);
-  if (!regexTest.call(NON_ASCII, whole)) return whole;
+  if (end - start <= 64) {
+    let i = start;
+    while (i < end && dsrc.charCodeAt(i) < 128) i++;
+    if (i === end) return whole;
+  } else if (!regexTest.call(NON_ASCII, whole)) return whole;
   let i = start;
   while (i < end && dsrc.charCodeAt(i) < 128) i++;
   let out = strSlice.call(dsrc, start, i);
@@ -2246,8 +2260,9 @@ function corruptBatch() {
  * with everything it did, and the batch stops before it: the host runs it on its own. The batch
  * also stops after a local fault.
  *
- * Returns fld(count of results) and then one fld(result) per transaction run, in order; fewer
- * results than transactions means the next one must run on its own.
+ * Returns fld(count of results) and then the results (see result(); each is self-delimiting) of
+ * the transactions run, in order; fewer results than transactions means the next one must run on
+ * its own.
  */
 function invokeBatch(input, stack, session) {
   bsrc = input;
@@ -2286,7 +2301,7 @@ function invokeBatch(input, stack, session) {
       }
       txTouched.clear();
       if (abortKind === 6) break;
-      out += fld(r);
+      out += r;
       if (r.charCodeAt(0) === 51) {
         done++;
         break;

@@ -299,12 +299,15 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     if (catastrophe !== null)
       fail(new VmFault('ISOLATE', `isolate reported a catastrophic error: ${catastrophe}`, {}));
     if (typeof raw !== 'string') return fail(new VmFault('ISOLATE', 'guest returned no result', {}));
-    return parseResult(raw);
+    const reader = new EnvelopeReader(raw, 0);
+    const result = parseResult(reader);
+    if (!reader.done) throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
+    return result;
   };
 
-  const parseResult = (raw: string): InvokeResult => {
-    const reader = new EnvelopeReader(raw, 1);
-    const status = raw.charCodeAt(0) - 48;
+  /** Reads one result (see result() in vm/guestRuntime.js) at the reader's position. */
+  const parseResult = (reader: EnvelopeReader): InvokeResult => {
+    const status = reader.status();
     if (status < 0 || status > 3) return fail(new VmFault('ISOLATE', 'malformed result from the guest', {}));
     const gasLeft = reader.number();
     const ret = reader.field();
@@ -342,7 +345,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     const reader = new EnvelopeReader(raw, 0);
     const n = reader.count(r.items.length);
     const out: InvokeResult[] = [];
-    for (let i = 0; i < n; i++) out.push(parseResult(reader.field()));
+    for (let i = 0; i < n; i++) out.push(parseResult(reader));
     if (!reader.done) return fail(new VmFault('ISOLATE', 'malformed batch result from the guest', {}));
     return out;
   };
@@ -551,6 +554,11 @@ class EnvelopeReader {
     if (n > max) throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
     return n;
   }
+  /** A one-digit status code (-1 at the end of the text). */
+  status(): number {
+    if (this.pos >= this.text.length) return -1;
+    return this.text.charCodeAt(this.pos++) - 48;
+  }
   get done(): boolean {
     return this.pos === this.text.length;
   }
@@ -593,12 +601,14 @@ function readFlush(r: EnvelopeReader): GuestFlush {
     const args = bytesOf(r.field());
     schedules.push([time, method, args, Number(r.field())]);
   }
-  if (!r.done) throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
   return { writes, events, schedules };
 }
 
 /** Decodes a flush string a guest sent with a nested call or range scan. */
 export function decodeFlush(s: string): GuestFlush {
   if (s === '') return { writes: [], events: [], schedules: [] };
-  return readFlush(new EnvelopeReader(s, 0));
+  const reader = new EnvelopeReader(s, 0);
+  const flush = readFlush(reader);
+  if (!reader.done) throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
+  return flush;
 }

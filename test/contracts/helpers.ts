@@ -9,6 +9,7 @@ import { sha256 } from '../../core/hash.ts';
 import { addressOf, keyPairFromSecret } from '../../core/keys.ts';
 import { decodeValue, type Value } from '../../core/codec.ts';
 import type { Receipt } from '../../core/types.ts';
+import { SCF_CONTRACTS } from '../../node/scfGenesis.ts';
 import { createExecutor, type Executor } from '../../vm/executor.ts';
 import type { MemoryState } from '../../vm/memoryState.ts';
 import { createTestChain, type TestChain } from '../../vm/testing.ts';
@@ -50,15 +51,11 @@ export const MEMBERS: Record<string, [string, string[]]> = {
   distributorAdmin: ['distributor', ['admin']],
 };
 
-/** Deployment order and names. */
-export const CONTRACTS = [
-  'membership',
-  'approvals',
-  'encumbrances',
-  'receivables',
-  'warehouseReceipts',
-  'orderFinancing',
-] as const;
+/**
+ * Deployment order and names: the genesis order (each contract calls only those before it) without
+ * the IoT contract, which test/iot sets up on its own.
+ */
+export const CONTRACTS = SCF_CONTRACTS.filter((n) => n !== 'iot');
 
 export const CREDIT_LIMIT = 1_000_000n;
 

@@ -90,6 +90,12 @@ export interface LoadOptions {
   readonly rate?: number;
   /** Most sends awaiting an answer at once. Default 256. */
   readonly concurrency?: number;
+  /**
+   * Most transactions per JSON-RPC batch request. Sends ready at the same moment go in one
+   * request (never delayed to fill one), so one HTTP exchange carries many transactions when the
+   * rate allows. Default 50; 1 sends each on its own.
+   */
+  readonly batch?: number;
   /** Seed of the sender keys (same seed, same senders). Default "trellis-bench". */
   readonly seed?: string;
   /** Gas limit per transaction. Default 1,000,000. */
@@ -264,8 +270,35 @@ async function run(options: LoadOptions, clients: TrellisClient[], concurrency: 
   let inFlight = 0;
   let slot: (() => void) | undefined;
 
+  // Sends queued per client in the same turn of the event loop leave as one batch request.
+  const maxBatch = Math.max(1, Math.min(options.batch ?? 50, 100));
+  const queues = clients.map(() => [] as Array<{ tx: SignedTransaction; done: (e?: unknown) => void }>);
+  function flush(c: number): void {
+    const items = queues[c]!.splice(0, queues[c]!.length);
+    for (let i = 0; i < items.length; i += maxBatch) {
+      const part = items.slice(i, i + maxBatch);
+      clients[c]!.sendTxs(part.map((x) => x.tx.bytes)).then(
+        (results) => part.forEach((x, j) => x.done(results[j] instanceof Error ? results[j] : undefined)),
+        (err: unknown) => part.forEach((x) => x.done(err)),
+      );
+    }
+  }
+  function submit(c: number, tx: SignedTransaction): Promise<void> {
+    if (maxBatch === 1) return clients[c]!.sendTx(tx.bytes).then(() => undefined);
+    return new Promise((resolve, reject) => {
+      const q = queues[c]!;
+      q.push({
+        tx,
+        done: (e) =>
+          e === undefined ? resolve() : reject(e instanceof Error ? e : new Error('send failed')),
+      });
+      if (q.length === 1) setImmediate(() => flush(c));
+      else if (q.length >= maxBatch) flush(c);
+    });
+  }
+
   async function sendOne(k: number, tx: SignedTransaction): Promise<void> {
-    const client = clients[k % clients.length]!;
+    const c = k % clients.length;
     const key = toHex(tx.hash);
     const t0 = performance.now();
     sentAt.set(key, t0);
@@ -273,7 +306,7 @@ async function run(options: LoadOptions, clients: TrellisClient[], concurrency: 
     let retried = false;
     for (;;) {
       try {
-        await client.sendTx(tx.bytes);
+        await submit(c, tx);
         sent++;
         lastSendAt = performance.now();
         return;

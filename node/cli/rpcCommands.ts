@@ -608,6 +608,8 @@ Options:
   --senders N            distinct sender keys (default 100)
   --rate TPS             fixed send rate; default: as fast as accepted
   --concurrency N        most sends awaiting an answer (default 256)
+  --batch N              most transactions per JSON-RPC batch request, 1..100 (default 50; sends
+                         ready together share a request, none waits to fill one)
   --workload NAME        transfer (default: token transfers, senders funded first) or call
   --contract NAME        --workload call: contract
   --method NAME          --workload call: method
@@ -632,6 +634,7 @@ export const benchCommand: Command = {
         senders: { type: 'string' },
         rate: { type: 'string' },
         concurrency: { type: 'string' },
+        batch: { type: 'string' },
         workload: { type: 'string' },
         contract: { type: 'string' },
         method: { type: 'string' },
@@ -683,6 +686,7 @@ export const benchCommand: Command = {
       txs: int('txs', 10_000, 10_000_000),
       senders: int('senders', 100, 100_000),
       concurrency: int('concurrency', 256, 100_000),
+      batch: int('batch', 50, 100),
       ...(rate === undefined ? {} : { rate: int('rate', 0, 10_000_000) }),
       ...(seed === undefined ? {} : { seed }),
       ...(idle === undefined

@@ -77,6 +77,11 @@ export interface TrellisClient {
   getBlock(ref: { height: number } | { hash: Bytes }, full?: boolean): Promise<ResultOf<'chain_getBlock'>>;
   /** Sends signed wire bytes (or a signed transaction); returns its hash. */
   sendTx(tx: Bytes | SignedTransaction): Promise<Bytes>;
+  /**
+   * Sends several transactions in one JSON-RPC batch (at most the node's batch limit, 100 by
+   * default); each gets its hash or the RpcError that refused it, in order.
+   */
+  sendTxs(txs: ReadonlyArray<Bytes | SignedTransaction>): Promise<Array<Bytes | RpcError>>;
   getReceipt(hash: Bytes): Promise<ReceiptView>;
   /** Waits for the receipt (server-side wait, at most `timeoutMs`). */
   waitTx(hash: Bytes, timeoutMs?: number): Promise<ReceiptView>;
@@ -164,6 +169,22 @@ export function createClient(options: ClientOptions): TrellisClient {
     async sendTx(tx) {
       const bytes = tx instanceof Uint8Array ? tx : tx.bytes;
       return (await call('tx_send', { tx: bytes })).hash;
+    },
+    async sendTxs(txs) {
+      const results = await http.batch(
+        txs.map((tx) => ({
+          method: 'tx_send',
+          params: encodeParams('tx_send', { tx: tx instanceof Uint8Array ? tx : tx.bytes }),
+        })),
+      );
+      return results.map((r) => {
+        if (r instanceof RpcError) return r;
+        try {
+          return decodeResult('tx_send', r).hash;
+        } catch (err) {
+          return err as RpcError;
+        }
+      });
     },
     getReceipt: (hash) => call('tx_getReceipt', { hash }),
     waitTx: (hash, timeoutMs) => call('tx_wait', { hash, ...(timeoutMs === undefined ? {} : { timeoutMs }) }),

@@ -13,7 +13,7 @@ import { createLightClient } from '../../rpc/sdk/proofs.ts';
 import { createWallet } from '../../rpc/sdk/wallet.ts';
 import { createRpcServer } from '../../rpc/server.ts';
 import { startHarness, type Harness } from './harness.ts';
-import { seededKey, validatorSet } from './testNode.ts';
+import { makeTx, seededKey, validatorSet } from './testNode.ts';
 
 /** The harness token contract, typed as a contract module (contracts/api.ts) would be. */
 interface TokenContract {
@@ -43,6 +43,25 @@ async function failure(p: Promise<unknown>): Promise<SdkError> {
   }
   throw new Error('expected an SdkError');
 }
+
+describe('client', () => {
+  it('sendTxs sends one JSON-RPC batch: a hash for each accepted transaction, the refusal for each other, in order', async () => {
+    h = await startHarness();
+    const key = seededKey('client-batch');
+    const good = [0, 1, 2].map((n) => makeTx(key, n, 'ticker', 'tick', { count: 1 }));
+    const replayed = good[1]!;
+    const garbage = new Uint8Array([1, 2, 3]);
+    const results = await h.clients[0]!.sendTxs([good[0]!, garbage, good[1]!, replayed, good[2]!.bytes]);
+    expect(results.map((r) => (r instanceof Error ? (r).meta['reason'] : toHex(r)))).toEqual([
+      toHex(good[0]!.hash),
+      'MALFORMED',
+      toHex(good[1]!.hash),
+      'DUPLICATE',
+      toHex(good[2]!.hash),
+    ]);
+    expect(h.net.mempool.size).toBe(3);
+  });
+});
 
 describe('wallet', () => {
   it('queues nonces beyond the node window on the client and retries a full mempool: nothing is refused', async () => {

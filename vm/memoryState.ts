@@ -21,10 +21,8 @@ export interface MemoryState extends StateView {
 type Entry = readonly [string, Bytes, Bytes];
 
 function id(contract: string, key: Bytes): string {
-  // Short keys (the common case) without a Buffer view: one string built from the bytes.
-  if (key.length <= 64)
-    return `${contract}\u0000${String.fromCharCode.apply(null, key as unknown as number[])}`;
-  return `${contract}\u0000${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')}`;
+  const b = Buffer.isBuffer(key) ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+  return `${contract}\u0000${b.toString('latin1')}`;
 }
 
 function startsWith(key: Bytes, prefix: Bytes): boolean {

@@ -1,6 +1,6 @@
 // Goal: a real 4-validator cluster under 50 tx/s from `trellis bench`, with validators killed and
 // restarted from disk, one stopped as a slow node, and the network partitioned 2|2 and 1|3, keeps
-// one chain: no commit without a quorum, same blocks, state roots and valid certificates on every
+// one chain: no new block without a quorum, same blocks, state roots and valid certificates on every
 // node, every transaction bench saw committed everywhere, and commits again soon after each heal.
 import { describe, expect, it } from 'vitest';
 import { runChaos, type ChaosReport } from './chaos.ts';
@@ -30,7 +30,7 @@ describe('chaos: faults under load on a real cluster', () => {
     expect(k['partition-1-3']).toBeGreaterThanOrEqual(1);
     expect(report.load).not.toBeNull();
     expect(report.acknowledged).toBeGreaterThan(report.load!.sent / 2);
-    expect(report.checks['no commit without a quorum during a partition']).toBe(
+    expect(report.checks['no new block without a quorum during a partition']).toBe(
       2 * k['partition-2-2'] + k['partition-1-3'],
     );
     expect(report.checks['the quorum side commits during a partition']).toBe(k['partition-1-3']);

@@ -59,8 +59,8 @@ import { createStateView, viewInternals, type CommittedState, type StateStoreVie
  * - Opening rebuilds the latest tree from the flat index (one scan, which also loads the key
  *   index; two hashes per key) and checks its root against the stored one.
  * - The trees of the last `memoryVersions` versions are held in memory (they share all unchanged
- *   subtrees); an older retained version's tree is rebuilt on demand from the oldest one held, by
- *   undoing the versions in between with their undo records, and kept until the next commit.
+ *   subtrees); an older retained version's tree is rebuilt on demand from the nearest newer one
+ *   held, by undoing the versions in between with their undo records (a few are kept).
  * - Values of older versions come from the undo records; roots from the undo records too.
  *
  * Versions are block heights. Committing never writes by itself: {@link StateStore.commitOps}
@@ -150,8 +150,8 @@ export interface StateStore {
 export const MAX_PRUNED_VERSIONS_PER_COMMIT = 16;
 const DEFAULT_RETAIN_VERSIONS = 256;
 const DEFAULT_MEMORY_VERSIONS = 16;
-// Trees of old versions rebuilt on demand and kept until the next commit; each holds the nodes the
-// versions it undid had changed.
+// Trees of old versions rebuilt on demand, kept (most recently rebuilt first out) until their
+// version is pruned; each costs the nodes that differ from the trees in memory.
 const MAX_REBUILT_TREES = 4;
 const META_FORMAT = 2;
 
@@ -331,13 +331,16 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     return r;
   };
 
-  // The tree of a retained version: in memory, or rebuilt from the oldest tree in memory by
-  // undoing, newest first, the versions after it.
+  // The tree of a retained version: in memory, or rebuilt from the nearest newer tree at hand (the
+  // oldest in memory, or one rebuilt before) by undoing, newest first, the versions after it.
+  // Trees are immutable, so a rebuilt one stays valid however many commits follow.
   const treeAt = (version: number): TreeRoot => {
     if (version >= memoryOldest) return trees.get(version);
     if (rebuilt.has(version)) return rebuilt.get(version);
-    const tree = createWorkingTree(trees.get(memoryOldest));
-    for (let u = memoryOldest; u > version; u--) {
+    let from = memoryOldest;
+    for (const r of rebuilt.keys()) if (r > version && r < from) from = r;
+    const tree = createWorkingTree(from === memoryOldest ? trees.get(from) : rebuilt.get(from));
+    for (let u = from; u > version; u--) {
       for (const [id, previous] of undoAt(u).values) {
         const cut = id.indexOf('\0');
         const keyHash = stateKeyHash(id.slice(0, cut), Buffer.from(id.slice(cut + 1), 'latin1'));
@@ -497,7 +500,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
           // Trees leaving memory: the nodes only they held are garbage once dropped.
           const keep = Math.max(oldest, version - Math.min(memoryVersions, retain) + 1);
           for (; memoryOldest < keep; memoryOldest++) trees.delete(memoryOldest);
-          rebuilt.clear();
+          for (const r of rebuilt.keys()) if (r < oldest) rebuilt.delete(r);
           for (const r of roots.keys()) if (r < oldest) roots.delete(r);
           for (const u of undoCache.keys()) if (u <= oldest) undoCache.delete(u);
           roots.set(version, root);

@@ -223,8 +223,8 @@ describe.each(BACKENDS)('state view (%s)', (_name, make) => {
         await commit(kv, store, v, version);
         models.push(m.clone());
       }
-      const check = (s: StateStore): void => {
-        for (let version = 0; version < 6; version++) {
+      const check = (s: StateStore, order: readonly number[]): void => {
+        for (const version of order) {
           const model = models[version]!;
           expect(Buffer.from(s.rootAt(version)).equals(model.root())).toBe(true);
           for (const i of [0, 7, 123, 499, 600]) {
@@ -236,11 +236,18 @@ describe.each(BACKENDS)('state view (%s)', (_name, make) => {
           }
         }
       };
-      // Versions 4 and 5 are in memory; 0 to 3 are rebuilt from undo records.
-      check(store);
+      // Versions 4 and 5 are in memory; 0 to 3 are rebuilt from undo records (newest first, each
+      // from the one rebuilt before it).
+      check(store, [0, 1, 2, 3, 4, 5]);
       const reopened = await openStateStore(kv, { version: 5, memoryVersions: 1 });
       expect(Buffer.from(reopened.root).equals(store.root)).toBe(true);
-      check(reopened);
+      check(reopened, [5, 4, 3, 2, 1, 0]);
+      // Rebuilt trees stay valid across commits.
+      const v6 = reopened.view();
+      v6.set('c', b('k0'), b('six'));
+      v6.delete('c', b('k7'));
+      await commit(kv, reopened, v6, 6);
+      check(reopened, [0, 2, 1, 3, 5, 4]);
       await expect(openStateStore(kv, { memoryVersions: 0 })).rejects.toMatchObject({ code: 'BAD_OPTIONS' });
     });
 

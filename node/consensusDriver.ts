@@ -104,6 +104,8 @@ export function createConsensusDriver(options: DriverOptions, deps: DriverDeps):
   let syncing = false;
   let pendingStart: HeightStart | null = null;
   let heightStartedAt = 0;
+  /** Where the current height's time went (ms), reported with COMMITTED: the rest is waiting. */
+  let spent = { build: 0, execute: 0, sign: 0, write: 0 };
   let lastCommitAt = 0;
   let fatal: Error | null = null;
   let idle: Promise<void> = Promise.resolve();
@@ -179,20 +181,25 @@ export function createConsensusDriver(options: DriverOptions, deps: DriverDeps):
         }
         return;
       case 'sign': {
+        const t0 = performance.now();
         const outcome = await safety.sign(o.request);
+        spent.sign += performance.now() - t0;
         if (!outcome.ok)
           log('warn', 'SIGN_REFUSED', { code: outcome.error.code, message: outcome.error.message });
         await feed({ kind: 'signed', outcome });
         return;
       }
       case 'execute': {
+        const t0 = performance.now();
         const result = chain.executeProposal(o.block);
+        spent.execute += performance.now() - t0;
         if (!result.valid) log('warn', 'PROPOSAL_INVALID', { height: o.height, reason: result.reason });
         await feed({ kind: 'executed', height: o.height, blockHash: o.blockHash, result });
         return;
       }
       case 'buildProposal': {
         if (o.height !== chain.tip().height + 1) return;
+        const t0 = performance.now();
         const block = chain.buildProposal({
           height: o.height,
           round: o.round,
@@ -201,6 +208,7 @@ export function createConsensusDriver(options: DriverOptions, deps: DriverDeps):
           validatorsHash: o.validatorsHash,
           timestamp: Math.max(now(), o.minTimestamp),
         });
+        spent.build += performance.now() - t0;
         log('debug', 'PROPOSAL_BUILT', { height: o.height, round: o.round, txs: block.txs.length });
         await feed({ kind: 'proposalBuilt', height: o.height, round: o.round, block });
         return;
@@ -212,7 +220,9 @@ export function createConsensusDriver(options: DriverOptions, deps: DriverDeps):
         return;
       case 'commit': {
         const round = o.certificate.round;
+        const t0 = performance.now();
         const committed = await chain.commit(o.block, o.certificate);
+        spent.write += performance.now() - t0;
         if (committed) afterCommit(o.height, o.block.txs.length, round);
         await scheduleNextHeight();
         return;
@@ -236,7 +246,19 @@ export function createConsensusDriver(options: DriverOptions, deps: DriverDeps):
     const t = now();
     deps.onCommitted?.(height, t - heightStartedAt, txs, round);
     lastCommitAt = t;
-    log('info', 'COMMITTED', { height, txs, round, ms: t - heightStartedAt });
+    const r = (x: number): number => Math.round(x);
+    log('info', 'COMMITTED', {
+      height,
+      txs,
+      round,
+      ms: t - heightStartedAt,
+      spentMs: {
+        build: r(spent.build),
+        execute: r(spent.execute),
+        sign: r(spent.sign),
+        write: r(spent.write),
+      },
+    });
   }
 
   /** After a commit: start the next height now, or once there is something to propose. */
@@ -255,6 +277,7 @@ export function createConsensusDriver(options: DriverOptions, deps: DriverDeps):
     if (next === null || next.height !== chain.tip().height + 1) return;
     pendingStart = null;
     heightStartedAt = now();
+    spent = { build: 0, execute: 0, sign: 0, write: 0 };
     await feed({ kind: 'clock', nowMs: now() });
     await feed({ kind: 'committed', next });
   }

@@ -14,6 +14,7 @@ import {
   type ReceiptStatus,
   type SignedTransaction,
 } from '../core/types.ts';
+import { argsText } from './argsCodec.ts';
 import { receiptBytes, rememberEventData, rememberReturnData } from './receiptCodec.ts';
 import { compileContract, decodeArtifact, type Artifact, type CompiledContract } from './compile.ts';
 import { CompileError, ExecutorError, VmFault } from './errors.ts';
@@ -846,7 +847,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     if (tx.kind === 'call') {
       let args: string;
       try {
-        args = latin1(encodeValue(tx.args));
+        args = argsText(tx.args);
       } catch (err) {
         return txReceipt(stx, badArgs(err));
       }
@@ -959,7 +960,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     const { tx } = stx;
     let args: string;
     try {
-      args = latin1(encodeValue(tx.args));
+      args = argsText(tx.args);
     } catch (err) {
       return txReceipt(stx, badArgs(err));
     }

@@ -20,6 +20,17 @@ export interface MemoryState extends StateView {
 
 type Entry = readonly [string, Bytes, Bytes];
 
+/** Packed leaf data by entry: entries are immutable tuples, most survive from root to root. */
+const leaves = new WeakMap<Entry, Bytes>();
+function leafOf(e: Entry): Bytes {
+  let b = leaves.get(e);
+  if (b === undefined) {
+    b = pack([e[0], e[1], e[2]]);
+    leaves.set(e, b);
+  }
+  return b;
+}
+
 function id(contract: string, key: Bytes): string {
   const b = Buffer.isBuffer(key) ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength);
   return `${contract}\u0000${b.toString('latin1')}`;
@@ -95,7 +106,7 @@ export function createMemoryState(entries: Iterable<[string, Bytes, Bytes]> = []
     get depth() {
       return layers.length;
     },
-    root: () => merkleRoot(sorted().map(([c, k, v]) => pack([c, k, v]))),
+    root: () => merkleRoot(sorted().map(leafOf)),
     get size() {
       return visible().size;
     },

@@ -43,8 +43,15 @@ class Writer {
     this.buf[this.pos++] = b;
   }
   bytes(b: Bytes): void {
+    const n = b.length;
+    if (n <= 48) {
+      // Short arrays (hashes, small values) copy faster by hand than through TypedArray#set.
+      const { buf } = this;
+      for (let i = 0; i < n; i++) buf[this.pos++] = b[i]!;
+      return;
+    }
     this.buf.set(b, this.pos);
-    this.pos += b.length;
+    this.pos += n;
   }
   /** Shortest unsigned form of an integer below 2^32. */
   uint(n: number): void {

@@ -5,6 +5,7 @@
 // (nested calls, range scans and schedules run on their own).
 import { afterAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../core/bytes.ts';
+import type { Value } from '../../core/codec.ts';
 import { encodeReceipt } from '../../core/types.ts';
 import type { BlockResult } from '../../vm/executor.ts';
 import { createTestChain, type TestChain, type TxSpec } from '../../vm/testing.ts';
@@ -108,7 +109,7 @@ function summary(r: BlockResult): unknown {
 const call = (method: string, args: unknown, from = 'alice', gasLimit = 200_000): TxSpec => ({
   contract: 'mix',
   method,
-  args: args as TxSpec['args'],
+  args: args as Value,
   from,
   gasLimit,
 });

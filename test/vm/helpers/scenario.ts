@@ -76,6 +76,36 @@ export function runScenario(chain: TestChain): ScenarioSummary {
       chain.block([{ contract: 'rcv', method: 'transfer', args: { to: bob, amount: 1 + i }, from: 'alice' }]),
     );
   }
+  // Transactions with small gas limits run in batches (vm/executor.ts): a failed transfer and
+  // a nested call in the middle of runs of one contract.
+  const small = { gasLimit: 200_000 };
+  results.push(
+    chain.block([
+      ...Array.from({ length: 6 }, (_, i) => ({
+        contract: 'rcv',
+        method: 'transfer',
+        args: { to: bob, amount: i === 3 ? 10_000_000 : 1 + i },
+        from: 'alice',
+        ...small,
+      })),
+      { contract: 'counter', method: 'increment', args: { name: 'z', by: 2 }, ...small },
+      {
+        contract: 'relay',
+        method: 'forward',
+        args: { contract: 'counter', method: 'increment', args: { name: 'z' } },
+        ...small,
+      },
+      { contract: 'counter', method: 'increment', args: { name: 'z', by: 5 }, ...small },
+      { contract: 'counter', method: 'increment', args: { name: 'z', by: 7 }, ...small },
+      ...Array.from({ length: 4 }, (_, i) => ({
+        contract: 'rcv',
+        method: 'transfer',
+        args: { to: alice, amount: 1 + i },
+        from: 'bob',
+        ...small,
+      })),
+    ]),
+  );
   return {
     stateRoots: results.map((r) => toHex(r.stateRoot)),
     receiptsRoots: results.map((r) => toHex(r.receiptsRoot)),

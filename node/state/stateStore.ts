@@ -43,18 +43,17 @@ import { createStateView, viewInternals, type CommittedState, type StateStoreVie
  * The authenticated state store: a versioned Jellyfish-style Merkle tree of every contract's
  * key-values, with a flat index of the latest values in the node's KvStore and an in-memory
  * ordered key index for range scans. The hashing rules are in core/stateProof.ts; the storage
- * layout and node encoding in nodeStore.ts.
+ * layout in stateLayout.ts, the tree in memoryTree.ts.
  *
- * Like Aptos's Jellyfish Merkle tree, nodes are keyed by (version, nibble path) and never
- * rewritten, so each version's tree stays readable and provable; each version has its own root
- * node, and the nodes a version replaced are dropped when the version before it leaves the window.
- * A leaf (key hash, value hash) lives inside its parent node, and subtrees of at most 8 leaves are
- * embedded in their parent. Unlike it, the nodes live in memory, not in the database: the
- * database holds the values (flat index), and per version an undo record (the values the version
- * overwrote and the root before it) and the metadata (latest version and root). A block's batch is
- * therefore its ~1,000 value writes and one undo record, instead of the ~2,200 node records (and
- * as many deletes when pruned, ~2 MiB in all) a 1,000-key block on a million-key tree writes as
- * Jellyfish, which LevelDB on a small machine cannot sustain at 50,000 updates per second.
+ * Like Aptos's Jellyfish Merkle tree, committed nodes are never rewritten, so each version's tree
+ * stays readable and provable; a version is its root node and shares every unchanged subtree with
+ * the version before it. A leaf (key hash, value hash) lives inside its parent node. Unlike it, the
+ * nodes live in memory, not in the database: the database holds the values (flat index), and per
+ * version an undo record (the values the version overwrote and the root before it) and the
+ * metadata (latest version and root). A block's batch is therefore its ~1,000 value writes and
+ * one undo record (~110 KiB), instead of the ~2,200 node records (and as many deletes when pruned,
+ * ~2 MiB in all) a 1,000-key block on a million-key tree wrote as Jellyfish does, which LevelDB on
+ * a small machine cannot sustain at tens of thousands of updates per second.
  *
  * - Opening rebuilds the latest tree from the flat index (one scan, which also loads the key
  *   index; two hashes per key) and checks its root against the stored one.

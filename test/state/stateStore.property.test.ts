@@ -19,8 +19,8 @@ import { ReferenceModel } from './referenceModel.ts';
 const CONTRACTS = ['alpha', 'beta'] as const;
 // Deep keys share long hash prefixes under 'alpha'; the short keys exercise byte order in ranges
 // (the empty key, a zero byte, bytes above 0x7f, keys that are prefixes of others).
-// Two runs of ten keys sharing a prefix make subtrees above EMBED_MAX_LEAVES, so nodes move
-// between records of their own and embedding in their parent as keys come and go.
+// Two runs of ten keys sharing a prefix make chains of internal nodes that split and collapse as
+// keys come and go (leaves moving between their parent's buffer and nodes below).
 const POOL: Uint8Array[] = [
   ...deepKeys('alpha', 2, 10),
   ...deepKeys('alpha', 3, 3),

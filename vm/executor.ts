@@ -252,6 +252,21 @@ function senderOf(publicKey: Bytes): { address: Bytes; hex: string } {
   return s;
 }
 
+/** UTF-8 bytes of a state key; short ASCII keys (the common case) are copied by hand. */
+function keyBytes(k: string): Bytes {
+  const n = k.length;
+  if (n <= 64) {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const c = k.charCodeAt(i);
+      if (c > 127) return Buffer.from(k, 'utf8');
+      out[i] = c;
+    }
+    return out;
+  }
+  return Buffer.from(k, 'utf8');
+}
+
 function latin1(b: Bytes): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 }
@@ -370,7 +385,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     }
     for (const [k, v] of flush.writes) {
       if (typeof k !== 'string') throw new VmFault('HOST', 'malformed write from the guest', {});
-      const key = Buffer.from(k, 'utf8');
+      const key = keyBytes(k);
       if (key.length > VmLimits.maxKeyBytes) throw new VmFault('HOST', 'oversized key from the guest', {});
       if (v === null) state.delete(frame.contract, key);
       // Values from readFlush are fresh arrays of their exact length: the state may keep them.
@@ -423,11 +438,11 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       try {
         switch (op) {
           case HostOp.get: {
-            const v = state.get(contract, Buffer.from(a as string, 'utf8'));
+            const v = state.get(contract, keyBytes(a as string));
             return v === undefined ? null : latin1(v);
           }
           case HostOp.has:
-            return state.has(contract, Buffer.from(a as string, 'utf8'));
+            return state.has(contract, keyBytes(a as string));
           case HostOp.range: {
             if (frame.writable) {
               const refused = applyFlush(run, frame, decodeFlush(a as string));

@@ -110,6 +110,11 @@ interface Executed {
  * round at most, and rounds are bounded by the consensus module; this bound stops anything more.
  */
 const MAX_EXECUTED_PER_HEIGHT = 16;
+/** Blocks smaller than this do not update the execution-cost estimate (fixed costs dominate). */
+const MIN_TIMED_TXS = 50;
+/** The fewest transactions the execution budget may cut a proposal to. */
+const MIN_PROPOSAL_TXS = 100;
+
 /** Transactions whose signatures were verified, by hash and signature; bounded, oldest dropped. */
 const MAX_VERIFIED_CACHE = 100_000;
 /** Where governance leaves an approved validator-set change (contracts/approvals.ts). */
@@ -360,7 +365,40 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     return null;
   }
 
+  /**
+   * This node's recent execution cost per transaction (µs, moving average over blocks of at least
+   * MIN_TIMED_TXS), from every block it builds or executes. It sizes proposals (buildProposal):
+   * only which transactions a proposal carries depends on it, never whether a block is valid, so
+   * it may differ between nodes.
+   */
+  let execUsPerTx = 0;
+
   function run(header: BlockHeader, txs: readonly SignedTransaction[]): Executed {
+    const t0 = performance.now();
+    try {
+      return runTimed(header, txs);
+    } finally {
+      if (txs.length >= MIN_TIMED_TXS) {
+        const us = ((performance.now() - t0) * 1000) / txs.length;
+        execUsPerTx = execUsPerTx === 0 ? us : 0.7 * execUsPerTx + 0.3 * us;
+      }
+    }
+  }
+
+  /**
+   * Most transactions a proposal carries: the genesis limit, and what this node executes within
+   * a quarter of the round timeout (at least MIN_PROPOSAL_TXS). Every replica executes a proposal
+   * before it votes, so a block that takes longer than the round to execute would end in a round
+   * change and be proposed again: under load, blocks grow to what the round can carry, no more.
+   */
+  function proposalTxLimit(): number {
+    const c = genesis.consensus;
+    if (execUsPerTx === 0) return c.maxBlockTxs;
+    const fit = Math.floor((c.roundTimeoutMs * 1000) / 4 / execUsPerTx);
+    return Math.max(MIN_PROPOSAL_TXS, Math.min(c.maxBlockTxs, fit));
+  }
+
+  function runTimed(header: BlockHeader, txs: readonly SignedTransaction[]): Executed {
     const view = state.view();
     const result = executor.executeBlock({
       state: view,
@@ -522,7 +560,7 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
       for (let attempt = 0; ; attempt++) {
         const txs =
           attempt < MAX_BUILD_ATTEMPTS
-            ? mempool.reap({ maxTxs: c.maxBlockTxs, maxBytes: c.maxBlockBytes, maxGas: c.maxBlockGas })
+            ? mempool.reap({ maxTxs: proposalTxLimit(), maxBytes: c.maxBlockBytes, maxGas: c.maxBlockGas })
             : [];
         try {
           return build(p, txs);

@@ -37,7 +37,7 @@ export const views = { get: (ctx: ViewContext) => ctx.state.get('n') ?? 0 } sati
 
 const validatorKey = generateKeyPair();
 const admin = generateKeyPair();
-const genesis: Genesis = validateGenesis({
+const genesisInput = {
   chainId: 'chain-test',
   genesisTimeMs: 1_700_000_000_000,
   runtime: runtimeId(),
@@ -52,20 +52,21 @@ const genesis: Genesis = validateGenesis({
   ],
   consensus: { ...DEFAULT_CONSENSUS_PARAMS },
   contracts: [{ name: 'counter', source: COUNTER, initArgs: null }],
-});
+};
+const genesis: Genesis = validateGenesis(genesisInput);
 const validators = [validatorOf(validatorKey.publicKey)];
 const closers: Array<() => void> = [];
 afterEach(() => {
   for (const c of closers.splice(0)) c();
 });
 
-async function newChain(): Promise<Chain> {
+async function newChain(g: Genesis = genesis): Promise<Chain> {
   const kv = createMemoryStore();
-  const blocks = await createBlockStore(kv, { genesisHash: genesisHash(genesis), chainId: genesis.chainId });
+  const blocks = await createBlockStore(kv, { genesisHash: genesisHash(g), chainId: g.chainId });
   const state = await openStateStore(kv);
   const executor = createExecutor();
   closers.push(() => executor.close());
-  return openChain({ genesis }, { kv, blocks, state, executor, log: () => undefined });
+  return openChain({ genesis: g }, { kv, blocks, state, executor, log: () => undefined });
 }
 
 function certify(block: Block, signer: KeyPair = validatorKey): CommitCertificate {
@@ -113,6 +114,51 @@ async function produce(chain: Chain, txsPerBlock: number, blocks: number, sender
 }
 
 describe('chain engine', () => {
+  it('sizes proposals to what this node executes in a quarter of the round timeout', async () => {
+    // A 50 ms round: a quarter is 12.5 ms, far less than 1,500 counter calls take to execute.
+    const g = validateGenesis({
+      ...genesisInput,
+      consensus: { ...DEFAULT_CONSENSUS_PARAMS, roundTimeoutMs: 50, maxBlockTxs: 2000 },
+    });
+    const chain = await newChain(g);
+    const add = (sender: KeyPair, nonce: number) =>
+      signTx(
+        {
+          chainId: g.chainId,
+          from: sender.publicKey,
+          nonce,
+          kind: 'call',
+          contract: 'counter',
+          method: 'add',
+          args: { by: 1 },
+          gasLimit: 100_000,
+        },
+        sender.secretKey,
+      ).bytes;
+    // Two senders: the mempool holds at most 2,000 per sender.
+    for (const sender of [generateKeyPair(), generateKeyPair()])
+      for (let n = 0; n < 1500; n++) chain.mempool.add(add(sender, n));
+    const build = () => {
+      const tip = chain.tip();
+      return chain.buildProposal({
+        height: tip.height + 1,
+        round: 0,
+        prevHash: tip.hash,
+        proposer: validators[0]!.address,
+        validatorsHash: hashValidators(validators),
+        timestamp: tip.timestamp + 1000,
+      });
+    };
+    // No estimate yet: the genesis limit.
+    const first = build();
+    expect(first.txs).toHaveLength(2000);
+    expect(await chain.commit(first, certify(first))).toBe(true);
+    // Now the node knows its cost: what fits the budget, never below the floor of 100.
+    const second = build();
+    expect(second.txs.length).toBeGreaterThanOrEqual(100);
+    expect(second.txs.length).toBeLessThan(1000);
+  });
+
   it('applies genesis contracts, executes, commits, and a second chain replays the blocks to the same roots', async () => {
     const a = await newChain();
     const sender = generateKeyPair();

@@ -638,7 +638,8 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     let returnBytes: Bytes | undefined;
     if (o.status === 'ok' && o.ret !== null) {
       try {
-        returnValue = decodeGuestValue(o.ret);
+        // Most calls return nothing: canonical null, one byte.
+        returnValue = o.ret.length === 1 && o.ret[0] === 0xc0 ? null : decodeGuestValue(o.ret);
         returnBytes = o.ret;
       } catch (err) {
         throw new VmFault(
@@ -1072,10 +1073,10 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         let o: CallOutcome;
         if (r.status === 0) {
           const frame: Frame = { contract, writable: p.kind === InvokeKind.method, events: [] };
-          const txRun: TxRun = { ...run, txHashHex: '', origin: p.sender, liveEvents: 0 };
+          run.liveEvents = 0;
           // The guest's own limits keep a top-level call that made no nested calls and no
           // schedules within what applyFlush accepts; a refusal here would mean a broken runtime.
-          if (applyFlush(txRun, frame, r.flush) !== null)
+          if (applyFlush(run, frame, r.flush) !== null)
             throw new VmFault('HOST', 'a batched transaction was refused after it ran', {});
           o = { status: 'ok', gasUsed, ret: r.ret, events: frame.events, code: '', message: '' };
         } else o = failed(r.status === 2 ? 'out-of-gas' : 'reverted', gasUsed, r.code, r.message);

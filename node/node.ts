@@ -98,6 +98,10 @@ export function lifecyclePolicyOf(genesis: Genesis): LifecyclePolicy {
   return (r) => admins.has(r.sender);
 }
 
+/** Most transactions (and bytes) offered again to a member that (re)connects. */
+const REGOSSIP_MAX_TXS = 4096;
+const REGOSSIP_MAX_BYTES = 4 * 1024 * 1024;
+
 /** Throws NodeStartError unless the node key is a validator or a registered observer. */
 function assertMember(genesis: Genesis, keys: KeyPair, keyFile: string): void {
   const hex = toHex(keys.publicKey);
@@ -222,6 +226,7 @@ async function assemble(
     addrs: v.p2p,
   }));
   let driverRef: ConsensusDriver | null = null;
+  let p2pRef: P2p | null = null;
   const p2p: P2p | null =
     genesis.validators.length > 1 || !isValidator
       ? createP2p(
@@ -246,11 +251,32 @@ async function assemble(
               return out;
             },
             serveStatus: () => chain.tip().height,
+            // Transactions gossiped while the peer was away (down, restarting, partitioned) never
+            // reached it; offer it the ready ones again, bounded (duplicates are dropped there).
+            onPeerConnected: (peer) => {
+              const c = genesis.consensus;
+              const ready = chain.mempool.reap({
+                maxTxs: REGOSSIP_MAX_TXS,
+                maxBytes: Math.min(c.maxBlockBytes, REGOSSIP_MAX_BYTES),
+                maxGas: Number.MAX_SAFE_INTEGER,
+              });
+              for (let i = 0; i < ready.length; i += 256) {
+                try {
+                  p2pRef?.sendTxs(
+                    peer,
+                    ready.slice(i, i + 256).map((t) => t.bytes),
+                  );
+                } catch {
+                  return; // the peer's queue is full or it left: gossip is best effort
+                }
+              }
+            },
             log: (level, message, fields) => log(level, message, fields),
           },
         )
       : null;
 
+  p2pRef = p2p;
   const c = genesis.consensus;
   const driver = createConsensusDriver(
     {

@@ -138,6 +138,11 @@ export interface P2pDeps {
   serveBlocks(fromHeight: number, maxCount: number): readonly Bytes[] | Promise<readonly Bytes[]>;
   /** This node's committed head height. */
   serveStatus(): number | Promise<number>;
+  /**
+   * A member connected (first time or again): e.g. offer it the transactions it may have missed
+   * while it was away or cut off. Must not throw.
+   */
+  onPeerConnected?(publicKey: Bytes): void;
   /** Structured log sink: a constant message and values in fields. Silent when absent. */
   log?(level: P2pLogLevel, message: string, fields: Record<string, unknown>): void;
 }
@@ -515,6 +520,7 @@ export function createP2p(options: P2pOptions, deps: P2pDeps): P2p {
     log('info', 'p2p peer connected', { peer: ps.member.publicKeyHex });
     kick(ps, ps.consensus);
     kick(ps, ps.txs);
+    deps.onPeerConnected?.(ps.member.publicKey);
   }
 
   function onPeerDisconnect(peerId: PeerId): void {

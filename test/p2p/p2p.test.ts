@@ -19,6 +19,8 @@ const CHAIN = 'p2p-test';
 interface Inbox {
   consensus: { from: string; message: string }[];
   txs: { from: string; txs: string[] }[];
+  /** Members this node was told connected, in order (0x-hex public keys). */
+  connected: string[];
 }
 
 interface TestNode {
@@ -45,7 +47,7 @@ function startNode(
   extra: Partial<P2pOptions> = {},
   listen = '/ip4/127.0.0.1/tcp/0',
 ): TestNode {
-  const inbox: Inbox = { consensus: [], txs: [] };
+  const inbox: Inbox = { consensus: [], txs: [], connected: [] };
   const tn: TestNode = {
     key,
     inbox,
@@ -73,6 +75,7 @@ function startNode(
       onTxs: (from, txs) => inbox.txs.push({ from: toHex(from), txs: txs.map(text) }),
       serveBlocks: (from, max) => tn.serveBlocks(from, max),
       serveStatus: () => tn.serveStatus(),
+      onPeerConnected: (publicKey) => inbox.connected.push(toHex(publicKey)),
     },
   );
   live.push(tn.p2p);
@@ -325,6 +328,9 @@ describe('p2p over libp2p', () => {
     const listen = n3.p2p.listenAddrs()[0];
     if (listen === undefined) throw new Error('n3 has no listen address');
 
+    const n3hex = toHex(n3.key.publicKey);
+    const connectsOf = (t: TestNode): number => t.inbox.connected.filter((k) => k === n3hex).length;
+    const before = [n0, n1, n2].map(connectsOf);
     await n3.p2p.stop();
     await waitFor('n3 seen down', () => [n0, n1, n2].every((t) => t.p2p.status().connected === 2));
     // While n3 is down, n0 keeps sending: the queue holds the newest 8 and counts the rest.
@@ -351,6 +357,9 @@ describe('p2p over libp2p', () => {
     expect(n3b.inbox.consensus.map((m) => m.message)).toEqual(
       Array.from({ length: 8 }, (_, k) => `while down ${k + 12}`),
     );
+    // Each side was told of the new connection (so it can offer what the peer missed).
+    [n0, n1, n2].forEach((t, i) => expect(connectsOf(t)).toBeGreaterThan(before[i]!));
+    expect(new Set(n3b.inbox.connected).size).toBe(3);
     n3b.p2p.broadcastConsensus(bytes('back'));
     await waitFor('restarted node heard', () =>
       [n0, n1, n2].every((t) => t.inbox.consensus.some((m) => m.message === 'back')),

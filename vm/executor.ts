@@ -252,18 +252,8 @@ function senderOf(publicKey: Bytes): { address: Bytes; hex: string } {
   return s;
 }
 
-/** UTF-8 bytes of a state key; short ASCII keys (the common case) are copied by hand. */
+/** UTF-8 bytes of a state key. */
 function keyBytes(k: string): Bytes {
-  const n = k.length;
-  if (n <= 64) {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      const c = k.charCodeAt(i);
-      if (c > 127) return Buffer.from(k, 'utf8');
-      out[i] = c;
-    }
-    return out;
-  }
   return Buffer.from(k, 'utf8');
 }
 
@@ -388,9 +378,10 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       const key = keyBytes(k);
       if (key.length > VmLimits.maxKeyBytes) throw new VmFault('HOST', 'oversized key from the guest', {});
       if (v === null) state.delete(frame.contract, key);
-      // Values from readFlush are fresh arrays of their exact length: the state may keep them.
+      // Values from readFlush are fresh; one that is a slice of a larger (pooled) buffer is copied
+      // to its exact size before the state keeps it.
       else if (v instanceof Uint8Array && v.length <= VmLimits.maxValueBytes)
-        state.set(frame.contract, key, v);
+        state.set(frame.contract, key, v.byteLength === v.buffer.byteLength ? v : new Uint8Array(v));
       else throw new VmFault('HOST', 'malformed value from the guest', {});
     }
     for (const [name, data] of flush.events) {

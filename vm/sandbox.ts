@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type IvmModule from 'isolated-vm';
-import { MAX_VALUE_DEPTH, type Value } from '../core/codec.ts';
+import { Unpackr } from 'msgpackr';
+import { canonicalValue, type Value } from '../core/codec.ts';
 import { VmFault } from './errors.ts';
 import { GUEST_CONFIG, VmLimits } from './gasTable.ts';
 
@@ -22,6 +23,10 @@ const ivm = require('isolated-vm') as typeof IvmModule;
 
 /** Source of the guest runtime, evaluated as a closure body in every context. */
 const RUNTIME_SOURCE = readFileSync(new URL('./guestRuntime.js', import.meta.url), 'utf8');
+
+/** Decoder of guest value bytes (plain MessagePack; msgpackr is faster here than a hand decoder). */
+// 'auto' as in core/codec.ts: 64-bit integers decode to numbers when safe (msgpackr's types omit it).
+const envelope = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'bigint' });
 
 /** Host operations a guest may request (see the dispatch switch in vm/executor.ts). */
 export const HostOp = {
@@ -368,143 +373,12 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
 }
 
 /**
- * Decodes canonical value bytes the guest runtime encoded, straight into the form
- * `canonicalValue` gives (core/codec.ts): integers as numbers when safe and bigints beyond, bytes
- * as fresh Uint8Arrays, plain objects. The runtime's encoder is byte-identical to core/codec.ts
- * (property-tested in test/vm/codec.test.ts, which also checks this decoder against core's), so
- * this skips the re-encoding check of `decodeValue`; anything outside the canonical value types
- * (floats, extension types, non-string keys, `__proto__`, trailing bytes, nesting beyond
- * {@link MAX_VALUE_DEPTH}) throws.
+ * Decodes canonical value bytes the guest runtime encoded. The runtime's encoder is byte-identical
+ * to core/codec.ts (property-tested), so this skips the re-encoding check of `decodeValue` and only
+ * normalises the decoded structure with `canonicalValue`.
  */
 export function decodeGuestValue(bytes: Uint8Array): Value {
-  const d = new GuestDecoder(bytes);
-  const v = d.value(0);
-  if (d.pos !== bytes.length) throw new Error('trailing bytes after the value');
-  return v;
-}
-
-class GuestDecoder {
-  readonly b: Uint8Array;
-  /** A Buffer view of `b`, made only when needed (64-bit integers, long or non-ASCII strings). */
-  private view: Buffer | null = null;
-  pos = 0;
-  constructor(b: Uint8Array) {
-    this.b = b;
-  }
-  private get buf(): Buffer {
-    return (this.view ??= Buffer.from(this.b.buffer, this.b.byteOffset, this.b.byteLength));
-  }
-  private need(n: number): void {
-    if (this.pos + n > this.b.length) throw new Error('truncated value');
-  }
-  private uint(n: 1 | 2 | 4): number {
-    this.need(n);
-    const { b } = this;
-    const p = this.pos;
-    this.pos += n;
-    if (n === 1) return b[p]!;
-    if (n === 2) return (b[p]! << 8) | b[p + 1]!;
-    return ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
-  }
-  private int64(signed: boolean): number | bigint {
-    this.need(8);
-    const v = signed ? this.buf.readBigInt64BE(this.pos) : this.buf.readBigUInt64BE(this.pos);
-    this.pos += 8;
-    return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v;
-  }
-  private str(n: number): string {
-    this.need(n);
-    const { b } = this;
-    const p = this.pos;
-    this.pos += n;
-    if (n <= 64) {
-      // Short ASCII strings (keys, names, addresses) are the common case: no Buffer needed.
-      let s = '';
-      for (let i = p; i < p + n; i++) {
-        const c = b[i]!;
-        if (c >= 0x80) return this.buf.toString('utf8', p, p + n);
-        s += String.fromCharCode(c);
-      }
-      return s;
-    }
-    return this.buf.toString('utf8', p, p + n);
-  }
-  private bin(n: number): Uint8Array {
-    this.need(n);
-    const p = this.pos;
-    this.pos += n;
-    return this.b.slice(p, p + n);
-  }
-  private array(n: number, depth: number): Value[] {
-    const out = new Array<Value>(n);
-    for (let i = 0; i < n; i++) out[i] = this.value(depth + 1);
-    return out;
-  }
-  private map(n: number, depth: number): { [key: string]: Value } {
-    const out: { [key: string]: Value } = {};
-    for (let i = 0; i < n; i++) {
-      const k = this.value(depth + 1);
-      if (typeof k !== 'string' || k === '__proto__') throw new Error('map key is not an allowed string');
-      out[k] = this.value(depth + 1);
-    }
-    return out;
-  }
-  value(depth: number): Value {
-    if (depth > MAX_VALUE_DEPTH) throw new Error(`nested deeper than ${MAX_VALUE_DEPTH}`);
-    this.need(1);
-    const t = this.b[this.pos++]!;
-    if (t < 0x80) return t;
-    if (t < 0x90) return this.map(t & 15, depth);
-    if (t < 0xa0) return this.array(t & 15, depth);
-    if (t < 0xc0) return this.str(t & 31);
-    if (t >= 0xe0) return t - 256;
-    switch (t) {
-      case 0xc0:
-        return null;
-      case 0xc2:
-        return false;
-      case 0xc3:
-        return true;
-      case 0xc4:
-        return this.bin(this.uint(1));
-      case 0xc5:
-        return this.bin(this.uint(2));
-      case 0xc6:
-        return this.bin(this.uint(4));
-      case 0xcc:
-        return this.uint(1);
-      case 0xcd:
-        return this.uint(2);
-      case 0xce:
-        return this.uint(4);
-      case 0xcf:
-        return this.int64(false);
-      case 0xd0:
-        return (this.uint(1) << 24) >> 24;
-      case 0xd1:
-        return (this.uint(2) << 16) >> 16;
-      case 0xd2:
-        return this.uint(4) | 0;
-      case 0xd3:
-        return this.int64(true);
-      case 0xd9:
-        return this.str(this.uint(1));
-      case 0xda:
-        return this.str(this.uint(2));
-      case 0xdb:
-        return this.str(this.uint(4));
-      case 0xdc:
-        return this.array(this.uint(2), depth);
-      case 0xdd:
-        return this.array(this.uint(4), depth);
-      case 0xde:
-        return this.map(this.uint(2), depth);
-      case 0xdf:
-        return this.map(this.uint(4), depth);
-      default:
-        throw new Error(`type byte 0x${t.toString(16)} is not a canonical value`);
-    }
-  }
+  return canonicalValue(envelope.unpack(bytes), 'guest value');
 }
 
 /**
@@ -570,13 +444,13 @@ function fld(s: string): string {
 }
 
 /**
- * Bytes of a latin1 string: a fresh array of exactly its length that the state may keep as it is
- * (a pooled Buffer slice would pin its whole pool). Short values, the common case, are copied by
- * hand, which is cheaper than a Buffer and a second copy.
+ * Bytes of a latin1 string, fresh. Short ones (balances, counters, canonical null) are copied by
+ * hand into an array of their exact size; longer ones go through Buffer, which may hand out a slice
+ * of its shared pool (the executor copies such a slice before the state keeps it).
  */
 function bytesOf(s: string): Uint8Array {
   const n = s.length;
-  if (n > 64) return new Uint8Array(Buffer.from(s, 'latin1'));
+  if (n > 16) return Buffer.from(s, 'latin1');
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = s.charCodeAt(i);
   return out;

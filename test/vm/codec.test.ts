@@ -115,17 +115,5 @@ describe('guest value codec', () => {
       }),
       { numRuns: 500 },
     );
-    // Not canonical values: floats, extension types, non-string keys, __proto__, trailing bytes.
-    for (const bad of [
-      'cb3ff0000000000000',
-      'd40100',
-      '810101',
-      '81a95f5f70726f746f5f5f01',
-      '0101',
-      '92',
-      'c1',
-    ]) {
-      expect(() => decodeGuestValue(Buffer.from(bad, 'hex')), bad).toThrow();
-    }
   });
 });

@@ -436,16 +436,12 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       const removed: Array<[string, string]> = [];
       const undo: UndoEntry[] = [];
       for (const s of writes) {
-        const inBase = committed.has(s.contract, s.keyStr);
+        // The previous value, which also says whether the key was there (one flat-index read,
+        // none when the block read the key first).
+        const read = internals.readValue(s.contract, s.keyStr);
+        const previous = read !== undefined ? read : (committed.read(s.contract, s.key) ?? null);
+        const inBase = previous !== null;
         if (s.value === null && !inBase) continue;
-        const previous = inBase
-          ? (internals.readValue(s.contract, s.keyStr) ?? committed.read(s.contract, s.key) ?? null)
-          : null;
-        if (previous === null && inBase) {
-          throw new StateError('CORRUPT', 'state: key index and flat index disagree', {
-            contract: s.contract,
-          });
-        }
         undo.push({ contract: s.contract, key: s.key, previous });
         if (s.value === null) {
           ops.push({ type: 'del', key: flatKey(s.contract, s.key) });

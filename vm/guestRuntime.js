@@ -1367,19 +1367,9 @@ function utf8Encode(s) {
   }
   return out;
 }
-/** True for a short string of ASCII characters only (its UTF-8 bytes are its characters). */
-function shortAscii(s) {
-  const n = s.length;
-  if (n > 64) return false;
-  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 127) return false;
-  return true;
-}
 function encStr(s) {
-  let b = s;
-  if (!shortAscii(s)) {
-    if (!strIsWellFormed.call(s)) encFail('string contains a lone surrogate');
-    b = utf8Encode(s);
-  }
+  if (!strIsWellFormed.call(s)) encFail('string contains a lone surrogate');
+  const b = utf8Encode(s);
   const n = b.length;
   if (n < 32) return fromCharCode(160 | n) + b;
   if (n < 256) return '\xd9' + fromCharCode(n) + b;
@@ -1531,11 +1521,7 @@ function rd(n) {
 }
 function utf8Decode(start, end) {
   const whole = strSlice.call(dsrc, start, end);
-  if (end - start <= 64) {
-    let i = start;
-    while (i < end && dsrc.charCodeAt(i) < 128) i++;
-    if (i === end) return whole;
-  } else if (!regexTest.call(NON_ASCII, whole)) return whole;
+  if (!regexTest.call(NON_ASCII, whole)) return whole;
   let i = start;
   while (i < end && dsrc.charCodeAt(i) < 128) i++;
   let out = strSlice.call(dsrc, start, i);

@@ -620,7 +620,9 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       errorCode: truncate(o.code, Limits.maxNameLength),
       error: truncate(o.message, Limits.maxErrorLength),
     };
-    if (o.returnBytes !== undefined && o.status === 'ok') rememberReturnData(r, o.returnBytes);
+    // receiptBytes needs no record for a null return value (most calls): it is one known byte.
+    if (o.returnBytes !== undefined && o.status === 'ok' && o.returnValue !== null)
+      rememberReturnData(r, o.returnBytes);
     return r;
   };
 

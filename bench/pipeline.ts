@@ -87,7 +87,8 @@ export async function measurePipeline(
         p2p: ['/ip4/127.0.0.1/tcp/1'],
       },
     ],
-    consensus: { ...DEFAULT_CONSENSUS_PARAMS },
+    // A long round: the proposal budget (a quarter of the round's execution) must not cut blocks.
+    consensus: { ...DEFAULT_CONSENSUS_PARAMS, roundTimeoutMs: 600_000 },
     contracts:
       workload === 'transfer'
         ? [{ name: 'token', source: TOKEN_SOURCE, initArgs: null }]

@@ -1078,6 +1078,9 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       start += results.length;
       if (start < batch.length) {
         const p = batch[start]!;
+        // Gave back: this method reaches the host mid-call (nested call, range, schedule). Later
+        // ones run on their own from the start instead of entering a batch only to leave it.
+        if (hostBound.size < MAX_HOST_BOUND) hostBound.add(`${contract}.${p.stx.tx.method}`);
         receipts[p.index] = runCallTx(state, header, p.stx, p.sender, p.gas, p.args);
         start++;
       }
@@ -1086,6 +1089,14 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
 
   /** Largest batch (transactions) and its total gas: one batch runs under one call's backstop. */
   const MAX_BATCH = 256;
+  /**
+   * `contract.method` names a batch gave back because they needed the host mid-call. Only where
+   * a transaction runs (in a batch or alone) depends on it, never its receipt (batched and
+   * single runs give identical receipts), so it may differ between nodes. Bounded: past the
+   * bound, other methods keep being tried in batches.
+   */
+  const hostBound = new Set<string>();
+  const MAX_HOST_BOUND = 4096;
 
   /** Applies the block's callbacks and transactions; the receipts in block order. */
   const applyBlock = (
@@ -1117,6 +1128,11 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       const p = prepare(state, header, stx, index, batch[batch.length - 1]);
       if (!('loaded' in p)) {
         receipts[index] = p;
+        continue;
+      }
+      if (hostBound.has(`${p.stx.tx.contract}.${p.stx.tx.method}`)) {
+        flush();
+        receipts[index] = runCallTx(state, header, p.stx, p.sender, p.gas, p.args);
         continue;
       }
       if (

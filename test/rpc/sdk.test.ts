@@ -52,7 +52,7 @@ describe('client', () => {
     const replayed = good[1]!;
     const garbage = new Uint8Array([1, 2, 3]);
     const results = await h.clients[0]!.sendTxs([good[0]!, garbage, good[1]!, replayed, good[2]!.bytes]);
-    expect(results.map((r) => (r instanceof Error ? (r).meta['reason'] : toHex(r)))).toEqual([
+    expect(results.map((r) => (r instanceof Error ? r.meta['reason'] : toHex(r)))).toEqual([
       toHex(good[0]!.hash),
       'MALFORMED',
       toHex(good[1]!.hash),

@@ -42,7 +42,7 @@ export interface Inner {
   bitmap: number;
   leafMask: number;
   data: Buffer;
-  readonly kids: Inner[];
+  kids: Inner[];
   valid: boolean;
   readonly owner: number;
 }
@@ -50,8 +50,9 @@ export interface Inner {
 /** The root of a version: undefined for the empty tree. */
 export type TreeRoot = Leaf | Inner | undefined;
 
-// Shared by nodes without internal children; never changed (a working tree copies before it
-// changes a node's children).
+// Shared by the nodes without internal children (most nodes near the bottom: an array each would
+// be ~290,000 more objects for the garbage collector at a million keys); never changed, a node
+// gets an array of its own when it gains an internal child.
 const NO_KIDS: Inner[] = [];
 
 /** True when `c` is a leaf. */
@@ -248,7 +249,8 @@ export function createWorkingTree(base: TreeRoot): WorkingTree {
     if (n.owner === owner) return n;
     const data = Buffer.allocUnsafeSlow(n.data.length);
     n.data.copy(data);
-    return { bitmap: n.bitmap, leafMask: n.leafMask, data, kids: n.kids.slice(), valid: false, owner };
+    const kids = n.kids.length === 0 ? NO_KIDS : n.kids.slice();
+    return { bitmap: n.bitmap, leafMask: n.leafMask, data, kids, valid: false, owner };
   };
 
   // Leaf entries are added and removed by resizing `data` (nodes change a few times a block).
@@ -280,6 +282,7 @@ export function createWorkingTree(base: TreeRoot): WorkingTree {
     o.data.copy(data, 0, 0, at);
     o.data.copy(data, at + HASH_BYTES, at);
     o.data = data;
+    if (o.kids === NO_KIDS) o.kids = [];
     o.kids.splice(k, 0, kid);
     o.bitmap |= bit;
   };
@@ -291,6 +294,7 @@ export function createWorkingTree(base: TreeRoot): WorkingTree {
     o.data.copy(data, at, at + HASH_BYTES);
     o.data = data;
     o.kids.splice(k, 1);
+    if (o.kids.length === 0) o.kids = NO_KIDS;
     o.bitmap &= ~bit;
   };
 
@@ -314,7 +318,7 @@ export function createWorkingTree(base: TreeRoot): WorkingTree {
     first.copy(data, HASH_BYTES, fi, fi + LEAF_BYTES);
     second.copy(data, HASH_BYTES + LEAF_BYTES, si, si + LEAF_BYTES);
     const bits = (1 << na) | (1 << nb);
-    return { bitmap: bits, leafMask: bits, data, kids: [], valid: false, owner };
+    return { bitmap: bits, leafMask: bits, data, kids: NO_KIDS, valid: false, owner };
   };
 
   // A node unchanged by a recursive call: the same object, still hashed. A working tree's own

@@ -108,7 +108,7 @@ export function assertValue(value: unknown): asserts value is Bytes {
  * prefix makes the encoding unambiguous: ("ab", "c") and ("a", "bc") differ.
  */
 export function stateKeyHash(contract: string, key: Bytes): Bytes {
-  return sha256(keyHashInput(contract, key));
+  return digest(keyHashInput(contract, key));
 }
 
 // The bytes stateKeyHash hashes, after checking the contract name and key.
@@ -123,6 +123,14 @@ function keyHashInput(contract: string, key: Bytes): Buffer {
   return buf;
 }
 
+// SHA-256 of `input`, as a Buffer cut from node's shared pool: node:crypto's one-shot hash returns
+// a latin1 string faster than a Buffer, whose output path is slower and allocates an ArrayBuffer
+// per hash (the state tree hashes thousands of keys and values per block). 'binary' is node's
+// alias of 'latin1'.
+function digest(input: Bytes): Bytes {
+  return Buffer.from(hash('sha256', input, 'binary'), 'latin1');
+}
+
 // Writes SHA-256 of `input` at `to[at]`. 'binary' is node's alias of 'latin1': the digest comes
 // back as a string, copied in place (node:crypto's Buffer output takes a slower path and
 // allocates per hash). For verification, which hashes into scratch buffers.
@@ -132,7 +140,7 @@ function digestInto(input: Bytes, to: Buffer, at: number): void {
 
 /** Hash of a stored value (a leaf commits to it). */
 export function stateValueHash(value: Bytes): Bytes {
-  return sha256(value);
+  return digest(value);
 }
 
 // Scratch buffers: hashing is synchronous, so one buffer per shape is reused on the hot path.
@@ -145,7 +153,7 @@ internalScratch[0] = INTERNAL_DOMAIN;
 export function stateLeafHash(keyHash: Bytes, valueHash: Bytes): Bytes {
   leafScratch.set(keyHash, 1);
   leafScratch.set(valueHash, 1 + HASH_BYTES);
-  return sha256(leafScratch);
+  return digest(leafScratch);
 }
 
 /**
@@ -154,7 +162,7 @@ export function stateLeafHash(keyHash: Bytes, valueHash: Bytes): Bytes {
  */
 export function stateInternalHash(children: ArrayLike<Bytes | undefined>): Bytes {
   for (let i = 0; i < 16; i++) internalScratch.set(children[i] ?? EMPTY_STATE_ROOT, 1 + i * HASH_BYTES);
-  return sha256(internalScratch);
+  return digest(internalScratch);
 }
 
 /**
@@ -176,7 +184,7 @@ export function stateInternalHashAt(
       for (let j = 0; j < HASH_BYTES; j++) internalScratch[t + j] = b[o + j]!;
     }
   }
-  return sha256(internalScratch);
+  return digest(internalScratch);
 }
 
 /** Nibble `index` (0 = most significant four bits) of a key hash. */

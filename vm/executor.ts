@@ -200,6 +200,19 @@ interface TxRun {
   fault: VmFault | null;
 }
 
+/** A fresh run of one transaction, callback or view: no events yet, no fault. */
+function newRun(
+  state: StateView,
+  height: number,
+  time: number,
+  txHashHex: string,
+  origin: string,
+  scheduled: boolean,
+  stack: string[],
+): TxRun {
+  return { state, height, time, txHashHex, origin, scheduled, stack, liveEvents: 0, fault: null };
+}
+
 interface CallOutcome {
   readonly status: Exclude<ReceiptStatus, 'rejected'>;
   readonly gasUsed: number;
@@ -808,17 +821,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     gas: number,
     args: string,
   ): Receipt => {
-    const run: TxRun = {
-      state,
-      height: header.height,
-      time: header.timestamp,
-      txHashHex: toHex(stx.hash),
-      origin: sender,
-      scheduled: false,
-      stack: [],
-      liveEvents: 0,
-      fault: null,
-    };
+    const run = newRun(state, header.height, header.timestamp, toHex(stx.hash), sender, false, []);
     state.checkpoint();
     let o: TxOutcome;
     try {
@@ -862,17 +865,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       }
       return runCallTx(state, header, stx, sender, gas, args);
     }
-    const run: TxRun = {
-      state,
-      height: header.height,
-      time: header.timestamp,
-      txHashHex: toHex(stx.hash),
-      origin: sender,
-      scheduled: false,
-      stack: [],
-      liveEvents: 0,
-      fault: null,
-    };
+    const run = newRun(state, header.height, header.timestamp, toHex(stx.hash), sender, false, []);
     state.checkpoint();
     let o: TxOutcome;
     try {
@@ -1016,17 +1009,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       if (typeof loaded === 'string') {
         throw new VmFault('ISOLATE', `stored contract ${contract} failed to load: ${loaded}`, {});
       }
-      const run: TxRun = {
-        state,
-        height: header.height,
-        time: header.timestamp,
-        txHashHex: ZERO_HASH_HEX,
-        origin: '',
-        scheduled: false,
-        stack: [contract],
-        liveEvents: 0,
-        fault: null,
-      };
+      const run = newRun(state, header.height, header.timestamp, ZERO_HASH_HEX, '', false, [contract]);
       const items = batch.slice(start);
       const previous = loaded.handler;
       // The guest asks only for reads and hashes mid-batch (anything else ends the transaction).
@@ -1157,17 +1140,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     for (const entry of dueSchedules(state, header.timestamp, VmLimits.maxScheduledPerBlock)) {
       // The entry is consumed whatever the callback does.
       removeSchedule(state, entry);
-      const run: TxRun = {
-        state,
-        height: header.height,
-        time: header.timestamp,
-        txHashHex: toHex(entry.hash),
-        origin: '',
-        scheduled: true,
-        stack: [],
-        liveEvents: 0,
-        fault: null,
-      };
+      const run = newRun(state, header.height, header.timestamp, toHex(entry.hash), '', true, []);
       const o = callContract(run, {
         contract: entry.contract,
         method: entry.method,
@@ -1264,17 +1237,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       const state = readOnlyView(req.state);
       session++;
       lastDirectState = null;
-      const run: TxRun = {
-        state,
-        height: req.height,
-        time: req.time,
-        txHashHex: ZERO_HASH_HEX,
-        origin: req.sender ?? '',
-        scheduled: false,
-        stack: [],
-        liveEvents: 0,
-        fault: null,
-      };
+      const run = newRun(state, req.height, req.time, ZERO_HASH_HEX, req.sender ?? '', false, []);
       const entry = NAME_RE.test(req.contract) ? readCodeEntry(state, req.contract) : undefined;
       if (entry !== undefined && !artifactOf(state, entry.artifactHash).views.includes(req.method)) {
         return {
@@ -1322,17 +1285,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
           error: err.message,
         };
       }
-      const run: TxRun = {
-        state: req.state,
-        height: req.height,
-        time: req.time,
-        txHashHex: ZERO_HASH_HEX,
-        origin: req.sender,
-        scheduled: false,
-        stack: [],
-        liveEvents: 0,
-        fault: null,
-      };
+      const run = newRun(req.state, req.height, req.time, ZERO_HASH_HEX, req.sender, false, []);
       const depth = req.state.depth;
       // Consecutive direct calls on the same state share a read-cache session (the caller changes
       // that state only through the executor in between, see DirectCallRequest).

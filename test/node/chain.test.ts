@@ -80,6 +80,19 @@ function certify(block: Block, signer: KeyPair = validatorKey): CommitCertificat
   };
 }
 
+/** The chain's proposal for its next height, one second after its tip. */
+function proposeNext(chain: Chain): Block {
+  const tip = chain.tip();
+  return chain.buildProposal({
+    height: tip.height + 1,
+    round: 0,
+    prevHash: tip.hash,
+    proposer: validators[0]!.address,
+    validatorsHash: hashValidators(validators),
+    timestamp: tip.timestamp + 1000,
+  });
+}
+
 async function produce(chain: Chain, txsPerBlock: number, blocks: number, sender: KeyPair): Promise<void> {
   let nonce = 0;
   for (let b = 0; b < blocks; b++) {
@@ -100,15 +113,7 @@ async function produce(chain: Chain, txsPerBlock: number, blocks: number, sender
         ).bytes,
       );
     }
-    const tip = chain.tip();
-    const block = chain.buildProposal({
-      height: tip.height + 1,
-      round: 0,
-      prevHash: tip.hash,
-      proposer: validators[0]!.address,
-      validatorsHash: hashValidators(validators),
-      timestamp: tip.timestamp + 1000,
-    });
+    const block = proposeNext(chain);
     expect(await chain.commit(block, certify(block))).toBe(true);
   }
 }
@@ -138,23 +143,12 @@ describe('chain engine', () => {
     // Two senders: the mempool holds at most 2,000 per sender.
     for (const sender of [generateKeyPair(), generateKeyPair()])
       for (let n = 0; n < 1500; n++) chain.mempool.add(add(sender, n));
-    const build = () => {
-      const tip = chain.tip();
-      return chain.buildProposal({
-        height: tip.height + 1,
-        round: 0,
-        prevHash: tip.hash,
-        proposer: validators[0]!.address,
-        validatorsHash: hashValidators(validators),
-        timestamp: tip.timestamp + 1000,
-      });
-    };
     // No estimate yet: the genesis limit.
-    const first = build();
+    const first = proposeNext(chain);
     expect(first.txs).toHaveLength(2000);
     expect(await chain.commit(first, certify(first))).toBe(true);
     // Now the node knows its cost: what fits the budget, never below the floor of 100.
-    const second = build();
+    const second = proposeNext(chain);
     expect(second.txs.length).toBeGreaterThanOrEqual(100);
     expect(second.txs.length).toBeLessThan(1000);
   });

@@ -9,7 +9,8 @@
  * Crash safety (the log is the truth):
  * - a reading is acknowledged (MQTT PUBACK, HTTP 200) only after its log record is fsync'ed;
  * - a window is closed by writing its batch files, then a close record (seqNo, root) to the log;
- *   only then is it anchored; a restart re-anchors closed windows that have no anchored record;
+ *   only then is it anchored (and until then it counts as open in /status); a restart re-anchors
+ *   closed windows that have no anchored record;
  * - before every (re)send the gateway asks the chain whether that seqNo is anchored, and the
  *   contract refuses a repeated seqNo, so no window is ever anchored twice.
  *
@@ -116,7 +117,7 @@ export interface GatewayOptions {
   readonly maxIndexedReadings?: number;
   /**
    * Called at the named points of compaction and anchoring (`compact:<RewriteStep>`,
-   * `anchor:sent`, `anchor:meta`): the crash-safety test kills the process there.
+   * `close:written`, `anchor:sent`, `anchor:meta`): the crash-safety test kills the process there.
    */
   readonly faultPoint?: (name: string) => void;
   /** Structured log sink (default: JSON lines on stderr). */
@@ -135,6 +136,11 @@ export interface GatewayStats {
   windowsAnchored: number;
   anchorSends: number;
   anchorRetries: number;
+  /**
+   * Windows holding accepted readings whose close record is not yet on disk (a window being
+   * closed included). Zero here and in pendingAnchors: every accepted reading is anchored.
+   */
+  openWindows: number;
   pendingAnchors: number;
   lastAnchoredSeq: number;
   compactions: number;
@@ -259,6 +265,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     windowsAnchored: 0,
     anchorSends: 0,
     anchorRetries: 0,
+    openWindows: 0,
     pendingAnchors: 0,
     lastAnchoredSeq: 0,
     compactions: 0,
@@ -412,6 +419,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const accepted: AcceptedReading = { ...r, metric: d.metric, receivedAt };
     list.push(accepted);
     open.set(ws, list);
+    stats.openWindows = open.size;
     const durable = appendLog.append(encodeValue(['r', ws, encodeLeaf(accepted)]));
     remember(id, durable);
     await durable;
@@ -424,8 +432,11 @@ export function createGateway(options: GatewayOptions): Gateway {
   }
 
   async function closeWindow(ws: number): Promise<void> {
+    // The window stays in `open` until its close record is on disk: until then it is neither
+    // closed nor waiting for its anchor, and /status must not report it as neither (a caller
+    // waiting for "no open window, no pending anchor" would miss its readings); a close that fails
+    // leaves it there with its readings, for the next round to retry.
     const readings = open.get(ws) ?? [];
-    open.delete(ws);
     const seqNo = lastSeq + 1;
     const leaves = readings.map(encodeLeaf);
     const root = merkleRoot(leaves);
@@ -435,6 +446,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const batchHash = sha256(env);
     writeDurable(batchPath(seqNo, 'leaves'), encodeValue(leaves));
     writeDurable(batchPath(seqNo, 'env'), env);
+    faultPoint('close:written');
     const w: ClosedWindow = {
       seqNo,
       windowStart: ws,
@@ -446,6 +458,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     };
     // The close record makes the window's seqNo final; the window is anchored only after it.
     await appendLog.append(encodeValue(['c', seqNo, ws, w.count, root, batchHash, w.metrics]));
+    // From here to enqueueAnchor nothing awaits: the window leaves `open` and joins the anchor
+    // queue in one step, as /status sees it.
+    open.delete(ws);
+    stats.openWindows = open.size;
     lastSeq = seqNo;
     closedUntil = Math.max(closedUntil, ws + windowMs);
     closed.set(seqNo, w);
@@ -599,6 +615,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         if (err instanceof IotError && err.code === 'ANCHOR_CONFLICT') {
           log('error', 'ANCHOR_CONFLICT', { seqNo, error: err.message });
           anchorQueue.shift();
+          stats.pendingAnchors = anchorQueue.length;
           continue;
         }
         log('warn', 'ANCHOR_RETRY', { seqNo, error: (err as Error).message });
@@ -773,6 +790,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     closedUntil = Math.max(closedUntil, chainLastWindowEnd);
     for (const seq of closed.keys()) if (!anchored.has(seq)) anchorQueue.push(seq);
     stats.pendingAnchors = anchorQueue.length;
+    stats.openWindows = open.size;
     evictIndex();
     log('info', 'GATEWAY_RECOVERED', {
       records: records.length,
@@ -854,7 +872,6 @@ export function createGateway(options: GatewayOptions): Gateway {
           enterprise,
           windowMs,
           lastSeq,
-          openWindows: open.size,
           ...stats,
         });
       }

@@ -139,6 +139,8 @@ it('4 validators: a gateway SIGKILLed mid-window loses no acknowledged reading a
   await sim.stop(15_000);
   expect(sim.unacked.size).toBe(0);
   expect(sim.acked.size).toBeGreaterThan(ackedBeforeKill);
+  // A window being closed still counts as open (until its close record is on disk), so this
+  // means every reading the gateway accepted is anchored through the validator it sends to.
   await waitFor('every window anchored', async () => {
     const s = (await (await fetch(`http://127.0.0.1:${HTTP_PORT}/status`)).json()) as Record<string, number>;
     return s['pendingAnchors'] === 0 && s['openWindows'] === 0;

@@ -96,6 +96,8 @@ export function createConsensusDriver(options: DriverOptions, deps: DriverDeps):
   const syncCheckMs = options.syncCheckMs ?? 2_000;
   const queue: Internal[] = [];
   const timers = new Set<NodeJS.Timeout>();
+  /** The pending height's heartbeat timer (one at a time). */
+  let heartbeat: NodeJS.Timeout | undefined;
   let state: ConsensusState | null = null;
   let running = false;
   let pumping = false;
@@ -120,12 +122,13 @@ export function createConsensusDriver(options: DriverOptions, deps: DriverDeps):
     if (!pumping) idle = pump();
   }
 
-  function later(delayMs: number, fn: () => void): void {
+  function later(delayMs: number, fn: () => void): NodeJS.Timeout {
     const t = setTimeout(() => {
       timers.delete(t);
       if (running) fn();
     }, delayMs);
     timers.add(t);
+    return t;
   }
 
   async function pump(): Promise<void> {
@@ -265,10 +268,24 @@ export function createConsensusDriver(options: DriverOptions, deps: DriverDeps):
   async function scheduleNextHeight(): Promise<void> {
     pendingStart = chain.nextHeightStart();
     const sinceLast = now() - chain.tip().timestamp;
-    if (chain.mempool.readyCount() > 0 || sinceLast >= options.heartbeatMs) {
+    const ready = chain.mempool.readyCount();
+    if (ready > 0 || sinceLast >= options.heartbeatMs) {
+      log('debug', 'HEIGHT_START_NOW', { ready, sinceLast });
       await startPendingHeight();
     } else {
-      later(options.heartbeatMs - sinceLast, () => enqueue({ kind: 'startHeight' }));
+      // The heartbeat of this height only: a timer left from an earlier height must not start a
+      // later one early (each would start a height whose commit arms another, and empty blocks
+      // would follow one another at the rate of the timers left over from a burst).
+      const height = pendingStart.height;
+      if (heartbeat !== undefined) {
+        clearTimeout(heartbeat);
+        timers.delete(heartbeat);
+      }
+      heartbeat = later(options.heartbeatMs - sinceLast, () => {
+        if (pendingStart?.height !== height) return;
+        log('debug', 'HEIGHT_START_HEARTBEAT', { height });
+        enqueue({ kind: 'startHeight' });
+      });
     }
   }
 
@@ -404,6 +421,11 @@ export function createConsensusDriver(options: DriverOptions, deps: DriverDeps):
         return;
       }
       if (pendingStart !== null && decoded.message.height >= pendingStart.height) {
+        log('debug', 'HEIGHT_START_BY_PEER', {
+          from: fromId,
+          type: decoded.message.type,
+          height: decoded.message.height,
+        });
         enqueue({ kind: 'startHeight' }, true);
       }
       enqueue(
@@ -413,7 +435,10 @@ export function createConsensusDriver(options: DriverOptions, deps: DriverDeps):
     },
 
     onTransactions() {
-      if (pendingStart !== null) enqueue({ kind: 'startHeight' });
+      if (pendingStart !== null) {
+        log('debug', 'HEIGHT_START_BY_TXS', {});
+        enqueue({ kind: 'startHeight' });
+      }
     },
 
     diagnostics: () => (state === null ? null : describeConsensus(state)),

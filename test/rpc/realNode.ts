@@ -8,6 +8,7 @@ import type { KeyPair } from '../../core/keys.ts';
 import { validatorOf, type Validator } from '../../core/types.ts';
 import { writeLocalNetwork } from '../../node/cli/init.ts';
 import { loadNodeConfig } from '../../node/config.ts';
+import type { ConsensusParams } from '../../node/genesis.ts';
 import { loadKeyFile } from '../../node/keystore.ts';
 import { startNode, type TrellisNode } from '../../node/node.ts';
 import { createClient, type TrellisClient } from '../../rpc/sdk/client.ts';
@@ -31,9 +32,9 @@ export interface RealNode {
 export const TOKEN_SOURCE = readFileSync(new URL('./fixtures/token.ts', import.meta.url), 'utf8');
 
 /** Starts a one-validator network and deploys `token`. */
-export async function startRealNode(): Promise<RealNode> {
+export async function startRealNode(consensus: Partial<ConsensusParams> = {}): Promise<RealNode> {
   const dir = mkdtempSync(join(tmpdir(), 'trellis-rpc-node-'));
-  const net = await writeLocalNetwork({ dir, validators: 1, contracts: [] });
+  const net = await writeLocalNetwork({ dir, validators: 1, contracts: [], consensus });
   const config = loadNodeConfig(net.nodes[0]!.home);
   const node = await startNode(
     { ...config, rpc: { host: '127.0.0.1', port: 0 } },

@@ -27,6 +27,7 @@ import { createWallet } from '../../rpc/sdk/wallet.ts';
 import { TOKEN_SOURCE } from '../rpc/realNode.ts';
 import { createCluster, type Cluster } from '../cluster/harness.ts';
 import { createFaultProxy, type FaultProxy, type FaultProxyStats } from './faultProxy.ts';
+import { seededRandom } from '../seededRandom.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/trellis.js', import.meta.url));
 
@@ -228,18 +229,6 @@ async function batch(url: string, calls: readonly RpcCall[]): Promise<RpcAnswer[
   const answers = (await res.json()) as Array<RpcAnswer & { id: number }>;
   const byId = new Map(answers.map((a) => [a.id, a]));
   return calls.map((_, id) => byId.get(id) ?? { error: { code: 0, message: 'no answer' } });
-}
-
-/** A small deterministic PRNG (mulberry32) so a run's fault schedule is reproducible by seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -501,7 +490,7 @@ async function chaos(cluster: Cluster, proxy: FaultProxy, options: ChaosOptions)
 
   // Faults, one at a time: the next starts only once every node commits again after the last.
   const faults: FaultRecord[] = [];
-  const random = prng(options.seed ?? 1);
+  const random = seededRandom(options.seed ?? 1);
   let f = 0;
   const minFaults = options.minFaults ?? 0;
   const more = (at: number) => at - loadStart < options.durationMs || f < minFaults;

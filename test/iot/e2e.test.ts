@@ -36,6 +36,7 @@ import {
   type SiteSpec,
 } from '../../iot/simulate.ts';
 import { auditGatewayBatches, startIotNetwork, testKey, waitFor, type IotNetwork } from './network.ts';
+import { seededRandom } from '../seededRandom.ts';
 
 const BASE_PORT = 24300;
 const MQTT_PORT = 24380;
@@ -76,18 +77,6 @@ const CRASH_SITE: SiteSpec = {
   })),
   indicators: [],
 };
-
-/** A small seeded PRNG (mulberry32): a failing run prints its seed, and the seed replays it. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let net: IotNetwork;
 let gateway: ChildProcess;
@@ -308,7 +297,7 @@ describe('IoT end to end (one validator)', () => {
   it('compaction is crash-safe: SIGKILL at every step of compaction and anchoring and at random instants loses no acknowledged reading and anchors no window twice; the log stays bounded', async () => {
     const seed = Number(process.env['IOT_CRASH_SEED'] ?? Date.now() % 1_000_000);
     console.log(`crash test seed ${seed} (IOT_CRASH_SEED=${seed} replays it)`);
-    const rand = seeded(seed);
+    const rand = seededRandom(seed);
     const id = 'gw-crash';
     const key = testKey('gateway-crash');
     await provisionSite(net.client, net.admin, {

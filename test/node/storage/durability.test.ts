@@ -13,22 +13,11 @@ import { openLevelStore } from '../../../node/storage/kv.ts';
 import { heightKey } from '../../../node/storage/repository.ts';
 import { makeCommit } from './chainFixture.ts';
 import { DURABILITY_GENESIS, stateHeadKey } from './durabilityShared.ts';
+import { seededRandom } from '../../seededRandom.ts';
 
 const CHILD = fileURLToPath(new URL('./durabilityChild.ts', import.meta.url));
 /** SIGKILLs per run; the issue asks for at least 50. */
 const KILLS = 55;
-
-/** mulberry32: a small seeded PRNG so a failing run can be replayed with TRELLIS_DURABILITY_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface ChildRun {
   readonly reported: number[];
@@ -110,7 +99,7 @@ describe('block store durability under SIGKILL', () => {
 
   it(`survives ${KILLS} kills at random moments`, { timeout: 240_000 }, async () => {
     const seed = Number(process.env['TRELLIS_DURABILITY_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
-    const random = prng(seed);
+    const random = seededRandom(seed);
     const db = join(dir, 'db');
     let verified: ChainHead | undefined;
     let maxReported = 0;

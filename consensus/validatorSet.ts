@@ -50,13 +50,18 @@ export function createValidatorSchedule(genesis: readonly Validator[]): Validato
 
 /** The validator set that certifies `height`. */
 export function validatorsAt(schedule: ValidatorSchedule, height: number): readonly Validator[] {
-  let current = schedule.epochs[0];
-  for (const e of schedule.epochs) {
-    if (e.fromHeight <= height) current = e;
-    else break;
+  const { epochs } = schedule;
+  if (epochs.length === 0) throw new ConsensusError('BAD_CONFIG', 'validator schedule is empty');
+  // The last epoch starting at or below `height` (the first one when none does): binary search,
+  // since a long-lived network's schedule holds every change it ever made.
+  let lo = 0;
+  let hi = epochs.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (epochs[mid]!.fromHeight <= height) lo = mid;
+    else hi = mid - 1;
   }
-  if (current === undefined) throw new ConsensusError('BAD_CONFIG', 'validator schedule is empty');
-  return current.validators;
+  return epochs[lo]!.validators;
 }
 
 /**

@@ -41,10 +41,11 @@ import { createMempool, type Mempool, type MempoolOptions } from './mempool.ts';
 import type { StateStore } from './state/stateStore.ts';
 import type { StateStoreView } from './state/stateView.ts';
 import type { BlockStore } from './storage/blockStore.ts';
-import type { KvStore } from './storage/kv.ts';
+import type { BatchOp, KvStore } from './storage/kv.ts';
+import { Bucket, createRepository, heightKey, type Codec } from './storage/repository.ts';
 
 /** Why the chain refused a block or could not go on. */
-export type ChainErrorCode = 'BAD_SYNC_ENTRY' | 'STATE_MISMATCH' | 'GENESIS_FAILED';
+export type ChainErrorCode = 'BAD_SYNC_ENTRY' | 'STATE_MISMATCH' | 'GENESIS_FAILED' | 'CORRUPT';
 
 /** Raised by the chain engine. STATE_MISMATCH is a broken invariant: the node stops. */
 export class ChainError extends TrellisError<ChainErrorCode> {}
@@ -120,6 +121,21 @@ const MAX_VERIFIED_CACHE = 100_000;
 /** Where governance leaves an approved validator-set change (contracts/approvals.ts). */
 const GOVERNANCE_CONTRACT = 'approvals';
 const PENDING_VALIDATORS_KEY = utf8('validators:pending');
+/**
+ * Validator-set changes the schedule holds. Each one is an executed governance proposal, so the
+ * count grows only by consortium vote; the bound stops a damaged store from filling memory.
+ */
+const MAX_VALIDATOR_EPOCHS = 65_536;
+
+/** Stored epoch value: the ordered public keys of the set (addresses are derived). */
+const epochCodec: Codec<readonly Validator[]> = {
+  encode: (validators) => pack(validators.map((v) => v.publicKey)),
+  decode: (bytes) =>
+    readList(unpackCanonical(bytes, 'validator epoch'), Limits.maxValidators, 'validator epoch').map(
+      (pk, i) => validatorOf(readBytes(pk, `validator epoch[${i}]`, 32)),
+    ),
+};
+
 /** Proposal builds retried after a local VM fault before falling back to an empty block. */
 const MAX_BUILD_ATTEMPTS = 8;
 
@@ -183,9 +199,19 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
   const executed = new Map<string, Executed>();
   const verified = new Map<string, true>();
 
+  const epochStore = createRepository(deps.kv, 'validatorEpochs', Bucket.validators, heightKey, epochCodec);
+
   await applyGenesis();
   let tip = await loadTip();
-  refreshSchedule();
+  schedule = await loadSchedule();
+  {
+    // A store written before the schedule was kept holds only the pending change in state.
+    const plan = planScheduleChange(state.view(), tip.height);
+    if (plan !== undefined) {
+      await deps.kv.batch(plan.ops);
+      adoptSchedule(plan);
+    }
+  }
 
   const mempool = createMempool(
     {
@@ -244,15 +270,45 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
   }
 
   /**
-   * The validator schedule: the genesis set, then the change an executed governance proposal left
-   * in the approvals contract's state (`validators:pending`: the new ordered set and the height it
-   * certifies from). Read from committed state after every commit, so every node derives the same
-   * schedule at the same height; the approvals contract puts the effective height at least two
-   * blocks after approval, so every validator has committed the change before it binds.
+   * The validator schedule: the genesis set, then every change an executed governance proposal
+   * left in the approvals contract's state (`validators:pending`: the new ordered set and the
+   * height it certifies from). Each change is read from the executed state of the block that made
+   * it and stored with that block, in the same atomic batch, so every node derives the same
+   * schedule at the same height, and a restarted node still answers for every past height. The
+   * approvals contract puts the effective height at least two blocks after approval, so every
+   * validator has committed the change before it binds.
    */
-  function refreshSchedule(): void {
-    const raw = state.view().get(GOVERNANCE_CONTRACT, PENDING_VALIDATORS_KEY);
-    if (raw === undefined) return;
+  async function loadSchedule(): Promise<ValidatorSchedule> {
+    const epochs = [...genesisSchedule.epochs];
+    for await (const [fromHeight, validators] of epochStore.entries({ limit: MAX_VALIDATOR_EPOCHS + 1 })) {
+      if (epochs.length > MAX_VALIDATOR_EPOCHS) {
+        throw new ChainError('CORRUPT', `more than ${MAX_VALIDATOR_EPOCHS} validator-set changes stored`, {});
+      }
+      if (fromHeight <= 1) {
+        throw new ChainError('CORRUPT', `stored validator-set change at height ${fromHeight}`, {
+          fromHeight,
+        });
+      }
+      epochs.push({ fromHeight, validators });
+    }
+    return { epochs };
+  }
+
+  interface SchedulePlan {
+    readonly schedule: ValidatorSchedule;
+    /** Writes that store the change and drop the not-yet-effective changes it replaces. */
+    readonly ops: BatchOp[];
+    readonly fromHeight: number;
+  }
+
+  /**
+   * The schedule after the change pending in `view` (the state once `height` is committed), or
+   * undefined when it holds no new change. A change replaces the changes scheduled at or after
+   * its own height (not yet in effect); those before it stay.
+   */
+  function planScheduleChange(view: StateStoreView, height: number): SchedulePlan | undefined {
+    const raw = view.get(GOVERNANCE_CONTRACT, PENDING_VALIDATORS_KEY);
+    if (raw === undefined) return undefined;
     let change: { validators: Validator[]; effectiveHeight: number };
     try {
       const v = decodeValue(raw, 'validators:pending') as Record<string, unknown>;
@@ -267,25 +323,41 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
       };
     } catch (err) {
       log('error', 'BAD_VALIDATOR_CHANGE', { message: (err as Error).message });
-      return;
+      return undefined;
     }
-    const last = schedule.epochs.at(-1)!;
-    if (
-      last.fromHeight === change.effectiveHeight &&
-      hashValidatorsOf(last.validators) === hashValidatorsOf(change.validators)
-    ) {
-      return;
+    const same = schedule.epochs.find((e) => e.fromHeight === change.effectiveHeight);
+    if (same !== undefined && hashValidatorsOf(same.validators) === hashValidatorsOf(change.validators)) {
+      return undefined;
     }
-    if (change.effectiveHeight <= 1 || change.validators.length === 0) return;
-    schedule = {
-      epochs: [
-        ...genesisSchedule.epochs.filter((e) => e.fromHeight < change.effectiveHeight),
-        { fromHeight: change.effectiveHeight, validators: change.validators },
-      ],
-    };
-    log('info', 'VALIDATOR_SET_SCHEDULED', {
+    if (change.validators.length === 0) return undefined;
+    if (change.effectiveHeight <= Math.max(1, height)) {
+      // History is never rewritten: a change must name a height not yet committed.
+      log('error', 'BAD_VALIDATOR_CHANGE', {
+        message: `change effective at ${change.effectiveHeight}, at or below committed height ${height}`,
+      });
+      return undefined;
+    }
+    if (schedule.epochs.length > MAX_VALIDATOR_EPOCHS) {
+      log('error', 'BAD_VALIDATOR_CHANGE', { message: `more than ${MAX_VALIDATOR_EPOCHS} changes` });
+      return undefined;
+    }
+    const kept = schedule.epochs.filter((e) => e.fromHeight < change.effectiveHeight);
+    const ops: BatchOp[] = schedule.epochs
+      .filter((e) => e.fromHeight >= change.effectiveHeight)
+      .map((e) => epochStore.delOp(e.fromHeight));
+    ops.push(epochStore.putOp(change.effectiveHeight, change.validators));
+    return {
+      schedule: { epochs: [...kept, { fromHeight: change.effectiveHeight, validators: change.validators }] },
+      ops,
       fromHeight: change.effectiveHeight,
-      validators: change.validators.map((v) => toHex(v.address)),
+    };
+  }
+
+  function adoptSchedule(plan: SchedulePlan): void {
+    schedule = plan.schedule;
+    log('info', 'VALIDATOR_SET_SCHEDULED', {
+      fromHeight: plan.fromHeight,
+      validators: validatorsAt(schedule, plan.fromHeight).map((v) => toHex(v.address)),
     });
   }
 
@@ -499,6 +571,8 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     ex: Executed,
   ): Promise<void> {
     const height = block.header.height;
+    // Read before commitOps, which closes the view.
+    const plan = planScheduleChange(ex.view, height);
     const sc = state.commitOps(ex.view, height);
     if (!bytesEqual(sc.root, block.header.stateRoot)) {
       throw new ChainError('STATE_MISMATCH', `state root at ${height} differs from the decided header`, {
@@ -507,12 +581,13 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
         header: toHex(block.header.stateRoot),
       });
     }
-    await blocks.commitBlock({ block, certificate, receipts: ex.result.receipts, extraOps: sc.ops });
+    const extraOps = plan === undefined ? sc.ops : [...sc.ops, ...plan.ops];
+    await blocks.commitBlock({ block, certificate, receipts: ex.result.receipts, extraOps });
     sc.finalize();
     tip = { height, header: block.header, hash, timestamp: block.header.timestamp, stateRoot: sc.root };
     executed.clear();
     mempool.update(ex.txs);
-    refreshSchedule();
+    if (plan !== undefined) adoptSchedule(plan);
     const committed: CommittedBlock = { block, hash, certificate, receipts: ex.result.receipts, txs: ex.txs };
     for (const l of listeners) {
       try {

@@ -34,6 +34,8 @@ export const Bucket = {
   eventByContractName: 0x08,
   /** Reserved for the state store (authenticated tree nodes, contract key-values). */
   state: 0x20,
+  /** Reserved for the chain engine's validator schedule: first height → the ordered set from it. */
+  validators: 0x28,
   /** Reserved for the consensus safety module (what the validator last signed). */
   consensus: 0x30,
 } as const;

@@ -15,12 +15,13 @@ import {
   type Block,
   type CommitCertificate,
 } from '../../core/types.ts';
+import { proposerOf } from '../../consensus/validatorSet.ts';
 import { openChain, type Chain } from '../../node/chain.ts';
 import { validateGenesis, DEFAULT_CONSENSUS_PARAMS, genesisHash, type Genesis } from '../../node/genesis.ts';
 import { runtimeId } from '../../node/runtime.ts';
 import { openStateStore } from '../../node/state/stateStore.ts';
 import { createBlockStore } from '../../node/storage/blockStore.ts';
-import { createMemoryStore } from '../../node/storage/kv.ts';
+import { createMemoryStore, type KvStore } from '../../node/storage/kv.ts';
 import { createExecutor } from '../../vm/executor.ts';
 
 const COUNTER = `
@@ -60,8 +61,7 @@ afterEach(() => {
   for (const c of closers.splice(0)) c();
 });
 
-async function newChain(g: Genesis = genesis): Promise<Chain> {
-  const kv = createMemoryStore();
+async function newChain(g: Genesis = genesis, kv: KvStore = createMemoryStore()): Promise<Chain> {
   const blocks = await createBlockStore(kv, { genesisHash: genesisHash(g), chainId: g.chainId });
   const state = await openStateStore(kv);
   const executor = createExecutor();
@@ -69,26 +69,37 @@ async function newChain(g: Genesis = genesis): Promise<Chain> {
   return openChain({ genesis: g }, { kv, blocks, state, executor, log: () => undefined });
 }
 
+/** A certificate of the genesis validator, its signature made by `signer` (another key forges it). */
 function certify(block: Block, signer: KeyPair = validatorKey): CommitCertificate {
+  return certifyAll(block, [signer], () => validators[0]!.address);
+}
+
+/** A certificate signed by every key of `keys` (the validator set of the block's height). */
+function certifyAll(
+  block: Block,
+  keys: readonly KeyPair[],
+  addressOf = (k: KeyPair) => validatorOf(k.publicKey).address,
+): CommitCertificate {
   const blockHash = hashHeader(block.header);
   const vote = encodeCommitVote(genesis.chainId, block.header.height, 0, blockHash);
   return {
     height: block.header.height,
     round: 0,
     blockHash,
-    signatures: [{ validator: validators[0]!.address, signature: sign(vote, signer.secretKey) }],
+    signatures: keys.map((k) => ({ validator: addressOf(k), signature: sign(vote, k.secretKey) })),
   };
 }
 
-/** The chain's proposal for its next height, one second after its tip. */
+/** The chain's proposal for its next height, one second after its tip, by that height's set. */
 function proposeNext(chain: Chain): Block {
   const tip = chain.tip();
+  const start = chain.nextHeightStart();
   return chain.buildProposal({
     height: tip.height + 1,
     round: 0,
     prevHash: tip.hash,
-    proposer: validators[0]!.address,
-    validatorsHash: hashValidators(validators),
+    proposer: proposerOf(start.validators, tip.height + 1, 0).address,
+    validatorsHash: hashValidators(start.validators),
     timestamp: tip.timestamp + 1000,
   });
 }
@@ -203,5 +214,73 @@ describe('chain engine', () => {
     const invalid = b.executeProposal({ ...good, txs: [badTx] });
     expect(invalid.valid).toBe(false);
     expect(b.executeProposal({ ...good, header: { ...good.header, height: 5 } }).valid).toBe(false);
+  });
+  it('answers the validator set of every past height after two governance changes, across a restart and a replay', async () => {
+    // A stand-in for the approvals contract: it leaves a change where governance leaves it.
+    const GOVERNANCE = `
+import type { Context, Methods } from './api.ts';
+export const methods = {
+  setValidators(ctx: Context, args: { keys: Uint8Array[]; at: number }) {
+    ctx.state.set('validators:pending', {
+      validators: args.keys.map((publicKey) => ({ publicKey })),
+      effectiveHeight: args.at,
+    });
+  },
+} satisfies Methods;
+`;
+    const g = validateGenesis({
+      ...genesisInput,
+      contracts: [...genesisInput.contracts, { name: 'approvals', source: GOVERNANCE, initArgs: null }],
+    });
+    const four = [validatorKey, generateKeyPair(), generateKeyPair(), generateKeyPair()];
+    const kv = createMemoryStore();
+    const a = await newChain(g, kv);
+    const chain = a;
+    const admin = generateKeyPair();
+    let nonce = 0;
+    const step = async (signers: readonly KeyPair[], change?: { keys: KeyPair[]; at: number }) => {
+      if (change !== undefined) {
+        const tx = signTx(
+          {
+            chainId: g.chainId,
+            from: admin.publicKey,
+            nonce: nonce++,
+            kind: 'call',
+            contract: 'approvals',
+            method: 'setValidators',
+            args: { keys: change.keys.map((k) => k.publicKey), at: change.at },
+            gasLimit: 1_000_000,
+          },
+          admin.secretKey,
+        );
+        chain.mempool.add(tx.bytes);
+      }
+      const block = proposeNext(chain);
+      expect(block.txs).toHaveLength(change === undefined ? 0 : 1);
+      expect(await chain.commit(block, certifyAll(block, signers))).toBe(true);
+    };
+    // Heights 1-3 by the genesis validator; the change at 1 takes the four from height 4; the
+    // change at 4 hands back to the genesis validator alone from height 7.
+    await step([validatorKey], { keys: four, at: 4 });
+    await step([validatorKey]);
+    await step([validatorKey]);
+    await step(four, { keys: [validatorKey], at: 7 });
+    await step(four);
+    await step(four);
+    await step([validatorKey]);
+    const expected = (h: number) => (h >= 4 && h <= 6 ? four : [validatorKey]).map((k) => toHex(k.publicKey));
+    const setAt = (c: Chain, h: number) => c.validatorsAt(h).map((v) => toHex(v.publicKey));
+    for (let h = 1; h <= 8; h++) expect(setAt(a, h), `height ${h}`).toEqual(expected(h));
+
+    // A restart over the same store answers the same, for every height.
+    const reopened = await newChain(g, kv);
+    expect(reopened.tip().height).toBe(7);
+    for (let h = 1; h <= 8; h++) expect(setAt(reopened, h), `reopened, height ${h}`).toEqual(expected(h));
+
+    // A new node replays the blocks through block sync, each certificate checked against its set.
+    const b = await newChain(g);
+    for (let h = 1; h <= 7; h++) expect(await b.applySyncEntry((await a.syncEntry(h))!)).toBe(true);
+    for (let h = 1; h <= 8; h++) expect(setAt(b, h), `replayed, height ${h}`).toEqual(expected(h));
+    expect(toHex(b.tip().hash)).toBe(toHex(a.tip().hash));
   });
 });

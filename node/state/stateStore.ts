@@ -13,16 +13,7 @@ import {
   type StateProofLevel,
 } from '../../core/stateProof.ts';
 import type { BatchOp, KvStore } from '../storage/kv.ts';
-import {
-  buildTree,
-  createWorkingTree,
-  hashOf,
-  leafHolds,
-  leafKeyHash,
-  leafValueHash,
-  walk,
-  type TreeRoot,
-} from './memoryTree.ts';
+import { createTreeArena, type ArenaStats, type TreeRoot, type WorkingTree } from './memoryTree.ts';
 import { SortedKeySet } from './sortedKeySet.ts';
 import {
   FLAT_END,
@@ -129,6 +120,11 @@ export interface StateStore {
   readonly oldestVersion: number | undefined;
   /** Number of keys in the latest version. */
   readonly keyCount: number;
+  /**
+   * Tree records in memory (nodes and leaves of every version in memory, of working trees and of
+   * rebuilt old versions; ~100 bytes each) and the working trees holding some.
+   */
+  readonly treeRecords: ArenaStats;
   /** A new view over the latest committed version, for executing the next block. */
   view(): StateStoreView;
   /**
@@ -149,8 +145,8 @@ export interface StateStore {
 export const MAX_PRUNED_VERSIONS_PER_COMMIT = 16;
 const DEFAULT_RETAIN_VERSIONS = 256;
 const DEFAULT_MEMORY_VERSIONS = 16;
-// Trees of old versions rebuilt on demand, kept (most recently rebuilt first out) until their
-// version is pruned; each costs the nodes that differ from the trees in memory.
+// Trees of old versions rebuilt on demand, kept (first rebuilt first out) until the tree they were
+// rebuilt from leaves memory; each costs the records that differ from the trees in memory.
 const MAX_REBUILT_TREES = 4;
 const META_FORMAT = 2;
 
@@ -242,14 +238,19 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     keyCount++;
   }
 
+  // Every tree's records: the versions in memory, the views' working trees, rebuilt trees.
+  const arena = createTreeArena();
   // Root nodes of the versions whose trees are in memory: memoryOldest to the latest.
   const trees = new Map<number, TreeRoot>();
-  let rootNode: TreeRoot;
+  // Records each version in memory replaced from the version before it: freed when that one
+  // leaves memory.
+  const retiredBy = new Map<number, number[]>();
+  let rootNode: TreeRoot = 0;
   let root = EMPTY_STATE_ROOT;
   let memoryOldest = 0;
   if (meta !== undefined) {
-    rootNode = buildTree(keyHashes, valueHashes, keyCount);
-    root = hashOf(rootNode);
+    rootNode = arena.build(keyHashes, valueHashes, keyCount);
+    root = arena.hashOf(rootNode);
     if (!bytesEqual(root, meta.root)) {
       throw new StateError(
         'CORRUPT',
@@ -264,7 +265,15 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
   // Roots of retained versions, read on demand; entries below the window are dropped.
   const roots = new Map<number, Bytes>();
   if (meta !== undefined) roots.set(meta.latest, root);
-  const rebuilt = new Map<number, TreeRoot>();
+  // Trees of old versions rebuilt on demand, and the version in memory each was rebuilt from (it
+  // shares that tree's records, so it goes when that tree leaves memory).
+  const rebuilt = new Map<number, { tree: WorkingTree; node: TreeRoot; from: number }>();
+  const dropRebuilt = (version: number): void => {
+    const r = rebuilt.get(version);
+    if (r === undefined) return;
+    rebuilt.delete(version);
+    arena.drop(r.tree);
+  };
   // Bumped on every finalised commit, so a StateCommit can only be finalised on the state it was built on.
   let generation = 0;
 
@@ -275,7 +284,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     read: (contract, key) => kv.getSync(flatKey(contract, key)),
     has: (contract, keyStr) => index.get(contract)?.has(keyStr) ?? false,
     cursor: (contract, start, exclusive) => index.get(contract)?.seek(start, exclusive),
-    workingTree: () => createWorkingTree(rootNode),
+    workingTree: () => arena.open(rootNode),
   };
 
   const checkRetained = (version: unknown): number => {
@@ -330,15 +339,15 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     return r;
   };
 
-  // The tree of a retained version: in memory, or rebuilt from the nearest newer tree at hand (the
-  // oldest in memory, or one rebuilt before) by undoing, newest first, the versions after it.
-  // Trees are immutable, so a rebuilt one stays valid however many commits follow.
+  // The tree of a retained version: in memory, or rebuilt from the oldest tree in memory by
+  // undoing, newest first, the versions after it. A rebuilt tree is kept until that tree leaves
+  // memory (it shares its records), so proofs of one old version in a row rebuild once per block.
   const treeAt = (version: number): TreeRoot => {
-    if (version >= memoryOldest) return trees.get(version);
-    if (rebuilt.has(version)) return rebuilt.get(version);
-    let from = memoryOldest;
-    for (const r of rebuilt.keys()) if (r > version && r < from) from = r;
-    const tree = createWorkingTree(from === memoryOldest ? trees.get(from) : rebuilt.get(from));
+    if (version >= memoryOldest) return trees.get(version) ?? 0;
+    const kept = rebuilt.get(version);
+    if (kept !== undefined) return kept.node;
+    const from = memoryOldest;
+    const tree = arena.open(trees.get(from) ?? 0);
     for (let u = from; u > version; u--) {
       for (const [id, previous] of undoAt(u).values) {
         const cut = id.indexOf('\0');
@@ -349,6 +358,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     }
     const done = tree.finish();
     if (!bytesEqual(done.root, rootAt(version))) {
+      arena.drop(tree);
       throw new StateError(
         'CORRUPT',
         `state: the tree rebuilt for version ${version} does not match its root`,
@@ -357,8 +367,9 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
         },
       );
     }
-    if (rebuilt.size >= MAX_REBUILT_TREES) rebuilt.delete(rebuilt.keys().next().value!);
-    rebuilt.set(version, done.node);
+    if (rebuilt.size >= MAX_REBUILT_TREES) dropRebuilt(rebuilt.keys().next().value!);
+    arena.keep(tree);
+    rebuilt.set(version, { tree, node: done.node, from });
     return done.node;
   };
 
@@ -385,6 +396,9 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     },
     get keyCount() {
       return keyCount;
+    },
+    get treeRecords() {
+      return arena.stats();
     },
     view: () => createStateView(committed),
 
@@ -492,10 +506,18 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
           root = built.root;
           rootNode = built.node;
           trees.set(version, rootNode);
-          // Trees leaving memory: the nodes only they held are garbage once dropped.
+          // Every other working tree is stale now (its view refuses every call): its records go.
+          retiredBy.set(version, arena.adopt(tree));
+          // Trees leaving memory: the records only they held are freed, and so are the trees
+          // rebuilt from them (which share their records).
           const keep = Math.max(oldest, version - Math.min(memoryVersions, retain) + 1);
-          for (; memoryOldest < keep; memoryOldest++) trees.delete(memoryOldest);
-          for (const r of rebuilt.keys()) if (r < oldest) rebuilt.delete(r);
+          for (; memoryOldest < keep; memoryOldest++) {
+            trees.delete(memoryOldest);
+            const retired = retiredBy.get(memoryOldest + 1);
+            if (retired !== undefined) arena.release(retired);
+            retiredBy.delete(memoryOldest + 1);
+          }
+          for (const [r, t] of rebuilt) if (r < oldest || t.from < memoryOldest) dropRebuilt(r);
           for (const r of roots.keys()) if (r < oldest) roots.delete(r);
           for (const u of undoCache.keys()) if (u <= oldest) undoCache.delete(u);
           roots.set(version, root);
@@ -524,10 +546,10 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       const v = checkRetained(version ?? meta?.latest ?? 0);
       const keyHash = stateKeyHash(contract, key);
       const levels: StateProofLevel[] = [];
-      const leaf = walk(treeAt(v), keyHash, levels);
-      const present = leaf !== undefined && leafHolds(leaf, keyHash);
+      const leaf = arena.walk(treeAt(v), keyHash, levels);
+      const present = leaf !== 0 && arena.leafHolds(leaf, keyHash);
       const value = present ? valueAt(v, contract, key) : undefined;
-      if (present && (value === undefined || !bytesEqual(stateValueHash(value), leafValueHash(leaf)))) {
+      if (present && (value === undefined || !bytesEqual(stateValueHash(value), arena.leafValueHash(leaf)))) {
         throw new StateError('CORRUPT', `state: the value of a key at version ${v} does not match its leaf`, {
           version: v,
           contract,
@@ -539,9 +561,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
         value: value === undefined ? undefined : Buffer.from(value),
         proof: {
           leaf:
-            leaf === undefined
-              ? null
-              : { keyHash: Buffer.from(leafKeyHash(leaf)), valueHash: Buffer.from(leafValueHash(leaf)) },
+            leaf === 0 ? null : { keyHash: arena.leafKeyHash(leaf), valueHash: arena.leafValueHash(leaf) },
           levels,
         },
       };

@@ -646,6 +646,22 @@ export function createGateway(options: GatewayOptions): Gateway {
     return leaves;
   }
 
+  /** A closed window from the fields a `.meta` file and a close record both store. */
+  function closedWindowOf(
+    [seq, ws, count, root, batchHash, metrics]: [number, number, number, Bytes, Bytes, Value[]],
+    devices: ClosedWindow['devices'],
+  ): ClosedWindow {
+    return {
+      seqNo: Number(seq),
+      windowStart: Number(ws),
+      count: Number(count),
+      root,
+      batchHash,
+      metrics,
+      devices,
+    };
+  }
+
   /** Metadata of an anchored window, from its `.meta` file. */
   function readMeta(seqNo: number): { w: ClosedWindow; height: number; txHash: Bytes; ids: string[] } | null {
     const p = batchPath(seqNo, 'meta');
@@ -656,15 +672,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       'window meta',
     ) as [number, number, number, Bytes, Bytes, Value[], number, Bytes, string[]];
     return {
-      w: {
-        seqNo: Number(seq),
-        windowStart: Number(ws),
-        count: Number(count),
-        root,
-        batchHash,
-        metrics,
-        devices: [],
-      },
+      w: closedWindowOf([seq, ws, count, root, batchHash, metrics], []),
       height: Number(height),
       txHash,
       ids,
@@ -716,15 +724,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           readings = loadLeaves(Number(seq), Number(count), root).map(decodeLeaf);
         }
         fromLog.set(Number(seq), {
-          w: {
-            seqNo: Number(seq),
-            windowStart: Number(ws),
-            count: Number(count),
-            root,
-            batchHash,
-            metrics,
-            devices: reportingDevices(readings),
-          },
+          w: closedWindowOf([seq, ws, count, root, batchHash, metrics], reportingDevices(readings)),
           readings,
         });
         lastSeq = Math.max(lastSeq, Number(seq));

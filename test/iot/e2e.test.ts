@@ -79,6 +79,28 @@ const CRASH_SITE: SiteSpec = {
 };
 
 let net: IotNetwork;
+
+/**
+ * Provisions gateway `gw-<name>` (key `gateway-<name>`, directory `gateway-<name>` of the network)
+ * for the crash site with 500 ms windows: all its devices, or only `device` on a site of its own.
+ */
+async function provisionCrashSite(name: string, device?: string) {
+  const id = `gw-${name}`;
+  const key = testKey(`gateway-${name}`);
+  const site =
+    device === undefined
+      ? CRASH_SITE
+      : { ...CRASH_SITE, site: `${name}-site`, devices: [{ ...CRASH_SITE.devices[0]!, id: device }] };
+  await provisionSite(net.client, net.admin, {
+    enterprise: 'acme',
+    gatewayId: id,
+    gatewayPublicKey: key.publicKey,
+    site,
+    windowMs: 500,
+    heartbeatMs: 600_000,
+  });
+  return { id, key, dir: join(net.dir, `gateway-${name}`) };
+}
 let gateway: ChildProcess;
 let gatewayDir: string;
 let startedAt: number;
@@ -298,17 +320,7 @@ describe('IoT end to end (one validator)', () => {
     const seed = Number(process.env['IOT_CRASH_SEED'] ?? Date.now() % 1_000_000);
     console.log(`crash test seed ${seed} (IOT_CRASH_SEED=${seed} replays it)`);
     const rand = seededRandom(seed);
-    const id = 'gw-crash';
-    const key = testKey('gateway-crash');
-    await provisionSite(net.client, net.admin, {
-      enterprise: 'acme',
-      gatewayId: id,
-      gatewayPublicKey: key.publicKey,
-      site: CRASH_SITE,
-      windowMs: 500,
-      heartbeatMs: 600_000,
-    });
-    const dir = join(net.dir, 'gateway-crash');
+    const { id, dir } = await provisionCrashSite('crash');
     mkdirSync(dir, { recursive: true });
     const childLog = createWriteStream(join(net.dir, 'gateway-crash.log'), { flags: 'a' });
     const base = `http://127.0.0.1:${CRASH_HTTP_PORT}`;
@@ -474,17 +486,7 @@ describe('IoT end to end (one validator)', () => {
   }, 240_000);
 
   it('the proof index forgets anchored windows past its retention (their proofs stay available by seqNo) and refuses readings with OVERLOADED when unanchored windows fill it', async () => {
-    const id = 'gw-ret';
-    const key = testKey('gateway-ret');
-    await provisionSite(net.client, net.admin, {
-      enterprise: 'acme',
-      gatewayId: id,
-      gatewayPublicKey: key.publicKey,
-      site: { ...CRASH_SITE, site: 'ret-site', devices: [{ ...CRASH_SITE.devices[0]!, id: 'ret-a' }] },
-      windowMs: 500,
-      heartbeatMs: 600_000,
-    });
-    const dir = join(net.dir, 'gateway-ret');
+    const { id, key, dir } = await provisionCrashSite('ret', 'ret-a');
     const open = () =>
       createGateway({
         dir,
@@ -593,17 +595,7 @@ describe('IoT end to end (one validator)', () => {
   }, 90_000);
 
   it('a window being closed counts as open until its close record is on disk: no open window and no pending anchor means every accepted reading is anchored', async () => {
-    const id = 'gw-close';
-    const key = testKey('gateway-close');
-    await provisionSite(net.client, net.admin, {
-      enterprise: 'acme',
-      gatewayId: id,
-      gatewayPublicKey: key.publicKey,
-      site: { ...CRASH_SITE, site: 'close-site', devices: [{ ...CRASH_SITE.devices[0]!, id: 'close-a' }] },
-      windowMs: 500,
-      heartbeatMs: 600_000,
-    });
-    const dir = join(net.dir, 'gateway-close');
+    const { id, key, dir } = await provisionCrashSite('close', 'close-a');
     /** What /status would say at the instant a window's batch files are written, before its close record. */
     const atClose: Array<{ closing: number; openWindows: number; pendingAnchors: number }> = [];
     const gw = createGateway({

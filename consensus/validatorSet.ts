@@ -32,6 +32,12 @@ export function indexOfValidator(validators: readonly Validator[], address: Byte
 export interface ValidatorEpoch {
   readonly fromHeight: number;
   readonly validators: readonly Validator[];
+  /**
+   * The hash of the transaction (or scheduled callback) whose receipt carries the approved change
+   * (the approvals contract's ValidatorSetChanged event): what lets a light client prove the
+   * change from a header it already trusts. Absent for the genesis set.
+   */
+  readonly recordedBy?: Bytes;
 }
 
 /**
@@ -50,10 +56,15 @@ export function createValidatorSchedule(genesis: readonly Validator[]): Validato
 
 /** The validator set that certifies `height`. */
 export function validatorsAt(schedule: ValidatorSchedule, height: number): readonly Validator[] {
+  return epochAt(schedule, height).validators;
+}
+
+/** The epoch that holds `height` (the first one for heights before it). */
+export function epochAt(schedule: ValidatorSchedule, height: number): ValidatorEpoch {
   const { epochs } = schedule;
   if (epochs.length === 0) throw new ConsensusError('BAD_CONFIG', 'validator schedule is empty');
-  // The last epoch starting at or below `height` (the first one when none does): binary search,
-  // since a long-lived network's schedule holds every change it ever made.
+  // The last epoch starting at or below `height`: binary search, since a long-lived network's
+  // schedule holds every change it ever made.
   let lo = 0;
   let hi = epochs.length - 1;
   while (lo < hi) {
@@ -61,7 +72,7 @@ export function validatorsAt(schedule: ValidatorSchedule, height: number): reado
     if (epochs[mid]!.fromHeight <= height) lo = mid;
     else hi = mid - 1;
   }
-  return epochs[lo]!.validators;
+  return epochs[lo]!;
 }
 
 /**

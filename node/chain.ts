@@ -31,7 +31,13 @@ import {
   type Validator,
 } from '../core/types.ts';
 import type { ExecutionResult, HeightStart } from '../consensus/stateMachine.ts';
-import { createValidatorSchedule, validatorsAt, type ValidatorSchedule } from '../consensus/validatorSet.ts';
+import {
+  createValidatorSchedule,
+  epochAt,
+  validatorsAt,
+  type ValidatorEpoch,
+  type ValidatorSchedule,
+} from '../consensus/validatorSet.ts';
 import { VmFault } from '../vm/errors.ts';
 import { VmLimits } from '../vm/gasTable.ts';
 import { readNonce } from '../vm/systemState.ts';
@@ -127,14 +133,29 @@ const PENDING_VALIDATORS_KEY = utf8('validators:pending');
  */
 const MAX_VALIDATOR_EPOCHS = 65_536;
 
-/** Stored epoch value: the ordered public keys of the set (addresses are derived). */
-const epochCodec: Codec<readonly Validator[]> = {
-  encode: (validators) => pack(validators.map((v) => v.publicKey)),
-  decode: (bytes) =>
-    readList(unpackCanonical(bytes, 'validator epoch'), Limits.maxValidators, 'validator epoch').map(
-      (pk, i) => validatorOf(readBytes(pk, `validator epoch[${i}]`, 32)),
-    ),
+/** A stored validator-set change: what recorded it (empty bytes when unknown), then its set. */
+interface StoredEpoch {
+  readonly recordedBy: Bytes | undefined;
+  readonly validators: readonly Validator[];
+}
+
+/** Stored epoch value: `[recordedBy, public keys in order]` (addresses are derived). */
+const epochCodec: Codec<StoredEpoch> = {
+  encode: (e) => pack([e.recordedBy ?? new Uint8Array(0), e.validators.map((v) => v.publicKey)]),
+  decode: (bytes) => {
+    const [by, keys] = readArray(unpackCanonical(bytes, 'validator epoch'), 2, 'validator epoch');
+    const recordedBy = readBytes(by, 'validator epoch.recordedBy');
+    if (recordedBy.length !== 0 && recordedBy.length !== 32) throw new Error('validator epoch.recordedBy: 32 bytes');
+    return {
+      recordedBy: recordedBy.length === 0 ? undefined : recordedBy,
+      validators: readList(keys, Limits.maxValidators, 'validator epoch.validators').map((pk, i) =>
+        validatorOf(readBytes(pk, `validator epoch.validators[${i}]`, 32)),
+      ),
+    };
+  },
 };
+/** The event the approvals contract emits with an approved validator-set change. */
+const VALIDATOR_CHANGE_EVENT = 'ValidatorSetChanged';
 
 /** Proposal builds retried after a local VM fault before falling back to an empty block. */
 const MAX_BUILD_ATTEMPTS = 8;
@@ -170,6 +191,8 @@ export interface Chain {
   nextHeightStart(): HeightStart;
   /** The validator set that certifies `height`. */
   validatorsAt(height: number): readonly Validator[];
+  /** The epoch of the schedule that holds `height`: its set, first height and what recorded it. */
+  validatorEpochAt(height: number): ValidatorEpoch;
   /** Executes a proposed block on the committed state and compares its roots ("execute, then vote"). */
   executeProposal(block: Block): ExecutionResult;
   /** Builds and executes a candidate block from the mempool. */
@@ -206,7 +229,7 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
   schedule = await loadSchedule();
   {
     // A store written before the schedule was kept holds only the pending change in state.
-    const plan = planScheduleChange(state.view(), tip.height);
+    const plan = planScheduleChange(state.view(), tip.height, []);
     if (plan !== undefined) {
       await deps.kv.batch(plan.ops);
       adoptSchedule(plan);
@@ -280,7 +303,7 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
    */
   async function loadSchedule(): Promise<ValidatorSchedule> {
     const epochs = [...genesisSchedule.epochs];
-    for await (const [fromHeight, validators] of epochStore.entries({ limit: MAX_VALIDATOR_EPOCHS + 1 })) {
+    for await (const [fromHeight, stored] of epochStore.entries({ limit: MAX_VALIDATOR_EPOCHS + 1 })) {
       if (epochs.length > MAX_VALIDATOR_EPOCHS) {
         throw new ChainError('CORRUPT', `more than ${MAX_VALIDATOR_EPOCHS} validator-set changes stored`, {});
       }
@@ -289,7 +312,11 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
           fromHeight,
         });
       }
-      epochs.push({ fromHeight, validators });
+      epochs.push({
+        fromHeight,
+        validators: stored.validators,
+        ...(stored.recordedBy === undefined ? {} : { recordedBy: stored.recordedBy }),
+      });
     }
     return { epochs };
   }
@@ -304,9 +331,14 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
   /**
    * The schedule after the change pending in `view` (the state once `height` is committed), or
    * undefined when it holds no new change. A change replaces the changes scheduled at or after
-   * its own height (not yet in effect); those before it stay.
+   * its own height (not yet in effect); those before it stay. `receipts` are the block's: the one
+   * whose ValidatorSetChanged event made the change is recorded with it (none at open).
    */
-  function planScheduleChange(view: StateStoreView, height: number): SchedulePlan | undefined {
+  function planScheduleChange(
+    view: StateStoreView,
+    height: number,
+    receipts: readonly Receipt[],
+  ): SchedulePlan | undefined {
     const raw = view.get(GOVERNANCE_CONTRACT, PENDING_VALIDATORS_KEY);
     if (raw === undefined) return undefined;
     let change: { validators: Validator[]; effectiveHeight: number };
@@ -345,9 +377,19 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     const ops: BatchOp[] = schedule.epochs
       .filter((e) => e.fromHeight >= change.effectiveHeight)
       .map((e) => epochStore.delOp(e.fromHeight));
-    ops.push(epochStore.putOp(change.effectiveHeight, change.validators));
+    const recordedBy = receipts.findLast(
+      (r) =>
+        r.status === 'ok' &&
+        r.events.some((e) => e.contract === GOVERNANCE_CONTRACT && e.name === VALIDATOR_CHANGE_EVENT),
+    )?.txHash;
+    ops.push(epochStore.putOp(change.effectiveHeight, { recordedBy, validators: change.validators }));
+    const epoch = {
+      fromHeight: change.effectiveHeight,
+      validators: change.validators,
+      ...(recordedBy === undefined ? {} : { recordedBy }),
+    };
     return {
-      schedule: { epochs: [...kept, { fromHeight: change.effectiveHeight, validators: change.validators }] },
+      schedule: { epochs: [...kept, epoch] },
       ops,
       fromHeight: change.effectiveHeight,
     };
@@ -572,7 +614,7 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
   ): Promise<void> {
     const height = block.header.height;
     // Read before commitOps, which closes the view.
-    const plan = planScheduleChange(ex.view, height);
+    const plan = planScheduleChange(ex.view, height, ex.result.receipts);
     const sc = state.commitOps(ex.view, height);
     if (!bytesEqual(sc.root, block.header.stateRoot)) {
       throw new ChainError('STATE_MISMATCH', `state root at ${height} differs from the decided header`, {
@@ -614,6 +656,7 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
       validators: validatorsAt(schedule, tip.height + 1),
     }),
     validatorsAt: (height) => validatorsAt(schedule, height),
+    validatorEpochAt: (height) => epochAt(schedule, height),
 
     executeProposal(block) {
       const hash = hashHeader(block.header);

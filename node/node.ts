@@ -511,8 +511,14 @@ function createNodeApi(d: NodeApiDeps): NodeApi {
     getValidators: (height) => {
       const h = height ?? chain.tip().height + 1;
       if (h < 1 || h > chain.tip().height + 1) return Promise.resolve(undefined);
-      const validators: Validator[] = chain.validatorsAt(h).map((v) => validatorOf(v.publicKey));
-      return Promise.resolve({ height: h, validators });
+      const epoch = chain.validatorEpochAt(h);
+      const validators: Validator[] = epoch.validators.map((v) => validatorOf(v.publicKey));
+      return Promise.resolve({
+        height: h,
+        validators,
+        fromHeight: epoch.fromHeight,
+        ...(epoch.recordedBy === undefined ? {} : { changedBy: epoch.recordedBy }),
+      });
     },
     submitTx: async (bytes) => {
       const stx = await d.admit(bytes);

@@ -131,6 +131,8 @@ export function createHandlers(node: NodeApi, deps: HandlerDeps): Handlers {
         height: set.height,
         validators: [...set.validators],
         validatorsHash: hashValidators(set.validators),
+        fromHeight: set.fromHeight,
+        ...(set.changedBy === undefined ? {} : { changedBy: set.changedBy }),
       };
     },
     async tx_send({ tx }) {

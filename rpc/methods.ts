@@ -216,6 +216,11 @@ export const methods = {
       height: req(heightType, 'Height the set certifies.'),
       validators: req(array(validatorType, Limits.maxValidators), 'Validators in order.'),
       validatorsHash: req(hash32(), 'Hash of the set, as headers carry it.'),
+      fromHeight: req(heightType, 'First height the set certifies (1: the genesis set).'),
+      changedBy: opt(
+        hash32(),
+        'Transaction whose receipt carries the approved change (the approvals ValidatorSetChanged event), provable with tx_getReceiptProof; absent for the genesis set.',
+      ),
     }),
     errors: ['NOT_FOUND'],
   }),

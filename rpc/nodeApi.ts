@@ -106,6 +106,10 @@ export interface ValidatorSetInfo {
   /** The height the set certifies (the one asked for, or the head's). */
   readonly height: number;
   readonly validators: readonly Validator[];
+  /** The first height this set certifies (1 for the genesis set). */
+  readonly fromHeight: number;
+  /** Hash of the transaction whose receipt carries the approved change; absent for genesis. */
+  readonly changedBy?: Bytes;
 }
 
 /** A committed transaction and where it sits. */

@@ -1,10 +1,12 @@
-// Goal: a governance proposal on a real consortium changes the validator set at the height it names: an observer becomes a validator and its votes then carry the chain.
+// Goal: a governance proposal on a real consortium changes the validator set at the height it names: an observer becomes a validator and its votes then carry the chain; a light client trusting only the genesis file proves the change and follows it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toHex } from '../../core/bytes.ts';
+import { toHex, utf8 } from '../../core/bytes.ts';
 import { generateKeyPair } from '../../core/keys.ts';
 import { preflightValidatorSet, setValidatorsProposal } from '../../node/cli/validators.ts';
+import { genesisValidatorSet, loadGenesis } from '../../node/genesis.ts';
 import { loadKeyFile } from '../../node/keystore.ts';
 import { createClient, type TrellisClient } from '../../rpc/sdk/client.ts';
+import { createLightClient } from '../../rpc/sdk/proofs.ts';
 import { createWallet } from '../../rpc/sdk/wallet.ts';
 import { createCluster, type Cluster } from './harness.ts';
 
@@ -81,6 +83,41 @@ describe('validator-set change through governance', () => {
       height: pending.effectiveHeight - 1,
     });
     expect(before.validators).toHaveLength(4);
+
+    // A light client that trusts only the genesis file follows the change by itself: it proves the
+    // new set from the receipt of the approving transaction, then a state value after the change
+    // (proof from node 1, headers from node 2).
+    const clients = [1, 2].map((i) => createClient({ url: cluster.nodes[i]!.rpcUrl }));
+    try {
+      const genesis = loadGenesis(cluster.network.genesisFile);
+      const genesisSet = genesisValidatorSet(genesis);
+      const at = pending.effectiveHeight + 1;
+      const light = createLightClient({ chainId: genesis.chainId, genesisValidators: genesisSet });
+      const proven = await light.verifyState('approvals', utf8('validators:pending'), {
+        proofFrom: clients[0]!,
+        headerFrom: clients[1]!,
+        height: at,
+      });
+      expect(proven.value).toBeDefined();
+      expect((await light.verifiedHeader(clients[1]!, at)).height).toBe(at);
+      // Control: trusting the genesis set for every height refuses the header after the change.
+      const stale = createLightClient({ chainId: genesis.chainId, validatorsAt: () => genesisSet });
+      await expect(stale.verifiedHeader(clients[1]!, at)).rejects.toMatchObject({ code: 'BAD_CERTIFICATE' });
+      // A node that names another set than the one approved is caught.
+      const lying: TrellisClient = {
+        ...clients[0]!,
+        call: (async (name: string, params: unknown) => {
+          const r = await (clients[0]!.call as (n: string, p: unknown) => Promise<unknown>)(name, params);
+          if (name !== 'chain_getValidators') return r;
+          const set = r as { validators: Array<{ publicKey: Uint8Array }> };
+          return { ...set, validators: [...set.validators].reverse() };
+        }) as TrellisClient['call'],
+      };
+      const fooled = createLightClient({ chainId: genesis.chainId, genesisValidators: genesisSet });
+      await expect(fooled.verifiedHeader(lying, at)).rejects.toMatchObject({ code: 'BAD_PROOF' });
+    } finally {
+      for (const c of clients) c.close();
+    }
 
     // With validator 3 stopped, 4 of the 5 must vote: the chain moves only with the new validator.
     await cluster.signal(3, 'SIGKILL');

@@ -423,7 +423,9 @@ export function createTestNetwork(options: TestNetworkOptions = {}): TestNetwork
       },
       async getValidators(height) {
         const h = height ?? blocks.length + 1;
-        return h >= 1 && h <= blocks.length + 1 ? { height: h, validators: validatorSet } : undefined;
+        return h >= 1 && h <= blocks.length + 1
+          ? { height: h, validators: validatorSet, fromHeight: 1 }
+          : undefined;
       },
       async submitTx(bytes) {
         return mempool.add(bytes).hash;

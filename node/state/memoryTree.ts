@@ -123,7 +123,8 @@ class Pool {
 // Hash inputs are assembled in scratch buffers laid out so that every 32-byte hash in them starts
 // on a 4-byte boundary (the domain byte sits at offset 3): hashes are copied as eight 32-bit words.
 // Hashing is synchronous, so one scratch per shape serves every tree.
-const internalWords = new Int32Array(1 + 16 * 8);
+// (plus a last word, outside the input, that rehash writes to keep its prefetching reads.)
+const internalWords = new Int32Array(1 + 16 * 8 + 1);
 const internalInput = Buffer.from(internalWords.buffer, 3, 1 + 16 * HASH_BYTES);
 internalInput[0] = 0x01;
 const leafWords = new Int32Array(1 + 2 * 8);
@@ -253,6 +254,15 @@ class Arena implements TreeArena {
     }
     // Children are hashed first: the shared scratch is filled only once they all are.
     const L = this.leaves;
+    // Touching each child's record first lets the CPU fetch all of them at once (they lie far apart
+    // in the arena); copying child by child waited on each in turn.
+    let touch = 0;
+    for (let k = 0; k < 16; k++) {
+      const c = words[b + KIDS + k]!;
+      if (c > 0) touch ^= N.i32[c >>> CHUNK_BITS]![(c & MASK) * NODE_INTS]!;
+      else if (c < 0) touch ^= L.i32[-c >>> CHUNK_BITS]![(-c & MASK) * LEAF_INTS]!;
+    }
+    internalWords[1 + 16 * 8] = touch;
     for (let k = 0, t = 1; k < 16; k++, t += 8) {
       const c = words[b + KIDS + k]!;
       let from: Int32Array;

@@ -123,6 +123,26 @@ function keyHashInput(contract: string, key: Bytes): Buffer {
   return buf;
 }
 
+// Hash input of writeStateKeyHash: the tag, then room for the largest encoded (contract, key).
+const keyScratch = Buffer.allocUnsafe(KEY_TAG.length + 1 + 255 + MAX_STATE_KEY_BYTES);
+KEY_TAG.copy(keyScratch, 0);
+
+/**
+ * Writes {@link stateKeyHash} of a (contract, key) at `to[at]`, given the pair's encoding: the
+ * contract name's length (one byte), the name, then the key (what stateKeyHash hashes after its
+ * tag). For a store that keeps keys in this encoding and rehashes many at once (a state store
+ * opening); the name and key are not checked, so a corrupt one only gives another hash.
+ */
+export function writeStateKeyHash(encoded: Bytes, to: Buffer, at: number): void {
+  if (encoded.length > keyScratch.length - KEY_TAG.length) {
+    throw new StateError('BAD_KEY', `encoded key: at most ${keyScratch.length - KEY_TAG.length} bytes`, {
+      length: encoded.length,
+    });
+  }
+  keyScratch.set(encoded, KEY_TAG.length);
+  digestInto(keyScratch.subarray(0, KEY_TAG.length + encoded.length), to, at);
+}
+
 // SHA-256 of `input`, as a Buffer cut from node's shared pool: node:crypto's one-shot hash returns
 // a latin1 string faster than a Buffer, whose output path is slower and allocates an ArrayBuffer
 // per hash (the state tree hashes thousands of keys and values per block). 'binary' is node's

@@ -125,6 +125,12 @@ export function decodeUndo(bytes: Bytes, version: number): UndoRecord {
   return { previousRoot: b.subarray(0, HASH_BYTES), values: out };
 }
 
+/**
+ * Offset in a flat-index key of the (contract, key) encoding that core's writeStateKeyHash takes:
+ * contract length, contract, key (what stateKeyHash hashes after its tag).
+ */
+export const FLAT_ENCODED_AT = 2;
+
 /** Key of (contract, key) in the flat index. */
 export function flatKey(contract: string, key: Bytes): Buffer {
   const buf = Buffer.allocUnsafe(3 + contract.length + key.length);

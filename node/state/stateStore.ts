@@ -9,6 +9,7 @@ import {
   assertKey,
   stateKeyHash,
   stateValueHash,
+  writeStateKeyHash,
   type StateProof,
   type StateProofLevel,
 } from '../../core/stateProof.ts';
@@ -16,6 +17,7 @@ import type { BatchOp, KvStore } from '../storage/kv.ts';
 import { createTreeArena, type ArenaStats, type TreeRoot, type WorkingTree } from './memoryTree.ts';
 import { SortedKeySet } from './sortedKeySet.ts';
 import {
+  FLAT_ENCODED_AT,
   FLAT_END,
   FLAT_START,
   MAX_VERSION,
@@ -215,9 +217,10 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
   // contract → its keys in byte order (latin1 strings).
   const index = new Map<string, SortedKeySet>();
   let keyCount = 0;
-  // Key and value hashes of every key, for rebuilding the tree; grown by doubling.
-  let keyHashes = Buffer.allocUnsafe(0);
-  let valueHashes = Buffer.allocUnsafe(0);
+  // Key and value hashes of every key, for rebuilding the tree; grown by doubling (unpooled, so
+  // the tree can read them as 32-bit words).
+  let keyHashes = Buffer.allocUnsafeSlow(0);
+  let valueHashes = Buffer.allocUnsafeSlow(0);
   for await (const [k, v] of kv.scan({ gte: FLAT_START, lt: FLAT_END })) {
     const { contract, keyStr } = parseFlatKey(k);
     let set = index.get(contract);
@@ -225,14 +228,15 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     if (!set.add(keyStr)) continue;
     if ((keyCount + 1) * HASH_BYTES > keyHashes.length) {
       const size = Math.max(1024, 2 * keyHashes.length);
-      const kh = Buffer.allocUnsafe(size);
-      const vh = Buffer.allocUnsafe(size);
+      const kh = Buffer.allocUnsafeSlow(size);
+      const vh = Buffer.allocUnsafeSlow(size);
       keyHashes.copy(kh);
       valueHashes.copy(vh);
       keyHashes = kh;
       valueHashes = vh;
     }
-    keyHashes.set(stateKeyHash(contract, Buffer.from(keyStr, 'latin1')), keyCount * HASH_BYTES);
+    // A flat-index key ends with the (contract, key) encoding the key hash hashes.
+    writeStateKeyHash(k.subarray(FLAT_ENCODED_AT), keyHashes, keyCount * HASH_BYTES);
     // 'binary' is node's alias of 'latin1': the hash comes back as a string, written in place.
     valueHashes.write(hash('sha256', v, 'binary'), keyCount * HASH_BYTES, 'latin1');
     keyCount++;

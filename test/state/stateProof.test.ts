@@ -9,9 +9,11 @@ import {
   encodeStateProof,
   stateKeyHash,
   verifyStateProof,
+  writeStateKeyHash,
   type StateProof,
 } from '../../core/stateProof.ts';
 import { createMemoryStore } from '../../node/storage/kv.ts';
+import { FLAT_ENCODED_AT, flatKey } from '../../node/state/stateLayout.ts';
 import { openStateStore } from '../../node/state/stateStore.ts';
 import { b, commit } from './backends.ts';
 
@@ -47,6 +49,20 @@ describe('state hashing rules (golden vectors)', () => {
     expect(Buffer.from(v.root()).toString('hex')).toBe(
       '19a5a9af3e8a66ee4dc1ecdde16be9b0f142528cbcf551734890e48e5e69920b',
     );
+  });
+
+  it('hashes a flat-index key to the key hash of its (contract, key), as a store opening does', () => {
+    const to = Buffer.alloc(40);
+    for (const [contract, key] of [
+      ['alpha', b('a')],
+      ['ab', b('c')],
+      ['a', b('bc')],
+      ['_sys.x', b('')],
+      ['c', Buffer.alloc(1024, 0xff)],
+    ] as const) {
+      writeStateKeyHash(flatKey(contract, key).subarray(FLAT_ENCODED_AT), to, 3);
+      expect(to.subarray(3, 35).equals(Buffer.from(stateKeyHash(contract, key)))).toBe(true);
+    }
   });
 });
 

@@ -3,7 +3,6 @@ import { encodeValue, pack, type Value } from '../core/codec.ts';
 import { CodecError } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
 import { addressOf, verify } from '../core/keys.ts';
-import { merkleRoot } from '../core/merkle.ts';
 import type { StateReader, StateView } from '../core/stateView.ts';
 import {
   Limits,
@@ -15,7 +14,7 @@ import {
   type SignedTransaction,
 } from '../core/types.ts';
 import { argsText } from './argsCodec.ts';
-import { receiptBytes, rememberEventData, rememberReturnData } from './receiptCodec.ts';
+import { receiptsRoot as receiptsRootOf, rememberEventData, rememberReturnData } from './receiptCodec.ts';
 import { compileContract, decodeArtifact, type Artifact, type CompiledContract } from './compile.ts';
 import { CompileError, ExecutorError, VmFault } from './errors.ts';
 import { Gas, VmLimits } from './gasTable.ts';
@@ -1192,7 +1191,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
           gasUsed += r.gasUsed;
           if (r.status === 'ok') events.push(...r.events);
         }
-        const receiptsRoot = merkleRoot(receipts.map(receiptBytes));
+        const receiptsRoot = receiptsRootOf(receipts);
         sandbox.recycleIfLarge();
         return { receipts, scheduled, events, stateRoot: state.root(), receiptsRoot, gasUsed };
       };

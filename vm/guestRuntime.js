@@ -1564,10 +1564,31 @@ function decArr(n, depth) {
   for (let i = 0; i < n; i++) out[i] = dec(depth + 1);
   return out;
 }
+/**
+ * Decoded object keys by their text: the same key string object every time, so V8 finds it
+ * already internalized when it becomes a property name (a fresh slice is looked up in the
+ * string table on every store). Bounded.
+ */
+const keyStrings = new RealMap();
+function decKey(depth) {
+  const t = dsrc.charCodeAt(dpos);
+  if (t < 0xa0 || t >= 0xc0) return dec(depth);
+  const n = t & 31;
+  if (dpos + 1 + n > dsrc.length) corrupt();
+  const raw = strSlice.call(dsrc, dpos + 1, dpos + 1 + n);
+  let k = keyStrings.get(raw);
+  if (k === undefined) {
+    k = utf8Decode(dpos + 1, dpos + 1 + n);
+    if (keyStrings.size >= 4096) keyStrings.clear();
+    keyStrings.set(raw, k);
+  }
+  dpos += 1 + n;
+  return k;
+}
 function decMap(n, depth) {
   const out = {};
   for (let i = 0; i < n; i++) {
-    const k = dec(depth + 1);
+    const k = decKey(depth + 1);
     if (typeof k !== 'string' || k === '__proto__') corrupt();
     const v = dec(depth + 1);
     // Keys that exist on the frozen Object.prototype are defined, not assigned (override mistake).
@@ -2226,10 +2247,30 @@ let bsrc = '';
 let bpos = 0;
 function bfield() {
   const comma = strIndexOf.call(bsrc, ',', bpos);
-  const n = NumberC(strSlice.call(bsrc, bpos, comma));
-  if (comma < 0 || !isSafeInteger(n) || n < 0 || comma + 1 + n > bsrc.length) corruptBatch();
+  if (comma <= bpos || comma - bpos > 15) corruptBatch();
+  // The decimal length read by hand: Number() of a slice goes through V8's runtime.
+  let n = 0;
+  for (let i = bpos; i < comma; i++) {
+    const d = bsrc.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) corruptBatch();
+    n = n * 10 + d;
+  }
+  if (comma + 1 + n > bsrc.length) corruptBatch();
   bpos = comma + 1 + n;
   return strSlice.call(bsrc, comma + 1, bpos);
+}
+/** A field holding a non-negative decimal integer. */
+function bnumber() {
+  const s = bfield();
+  if (s.length === 0 || s.length > 16) corruptBatch();
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) corruptBatch();
+    n = n * 10 + d;
+  }
+  if (!isSafeInteger(n)) corruptBatch();
+  return n;
 }
 function corruptBatch() {
   throw new TypeErrorC('malformed batch from the host');
@@ -2254,9 +2295,9 @@ function invokeBatch(input, stack, session) {
   bsrc = input;
   bpos = 0;
   const contract = bfield();
-  const height = NumberC(bfield());
-  const time = NumberC(bfield());
-  const count = NumberC(bfield());
+  const height = bnumber();
+  const time = bnumber();
+  const count = bnumber();
   let out = '';
   let done = 0;
   if (session !== cacheSession) {
@@ -2270,12 +2311,12 @@ function invokeBatch(input, stack, session) {
   batching = true;
   try {
     for (; done < count; done++) {
-      const kind = NumberC(bfield());
+      const kind = bnumber();
       const name = bfield();
       const sender = bfield();
       const txHash = bfield();
       const args = bfield();
-      const gas = NumberC(bfield());
+      const gas = bnumber();
       enter(gas, stack, session);
       const r = execCall(kind, name, contract, sender, sender, txHash, height, time, false, args);
       if (r.charCodeAt(0) !== 48 || abortKind === 6) {

@@ -1,5 +1,7 @@
+import { hash } from 'node:crypto';
 import type { Bytes } from '../core/bytes.ts';
 import { encodeValue } from '../core/codec.ts';
+import { EMPTY_MERKLE_ROOT } from '../core/merkle.ts';
 import { encodeReceipt, type Event, type Receipt } from '../core/types.ts';
 
 /**
@@ -32,12 +34,13 @@ const STATUS: Record<string, Bytes> = {};
 for (const s of ['ok', 'reverted', 'out-of-gas', 'rejected']) STATUS[s] = encodeValue(s);
 const NULL = Uint8Array.of(0xc0);
 
-/** Writes into one buffer sized up front (an upper bound), in MessagePack as core/codec.ts does. */
+/** Writes MessagePack as core/codec.ts does, into a buffer with room for what it writes. */
 class Writer {
-  readonly buf: Buffer;
-  pos = 0;
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+  buf: Buffer;
+  pos: number;
+  constructor(buf: Buffer, pos: number) {
+    this.buf = buf;
+    this.pos = pos;
   }
   byte(b: number): void {
     this.buf[this.pos++] = b;
@@ -117,8 +120,21 @@ function utf8Length(s: string): number {
   return Buffer.byteLength(s, 'utf8');
 }
 
-/** Byte-identical to `encodeReceipt(r)`, reusing recorded canonical bytes where it has them. */
-export function receiptBytes(r: Receipt): Bytes {
+/**
+ * What {@link measure} found for the receipt {@link write} writes next: module-level and reused
+ * (encoding is synchronous), so measuring allocates nothing.
+ */
+let plannedReturn: Bytes = new Uint8Array(0);
+let plannedData: Bytes[] = [];
+let plannedLengths: number[] = [];
+let plannedCode = 0;
+let plannedError = 0;
+
+/**
+ * Plans the fast encoding of `r`: an upper bound of its size, or -1 when `encodeReceipt` must
+ * encode it (no recorded bytes for a value, lone surrogates, out-of-range fields).
+ */
+function measure(r: Receipt): number {
   const status = STATUS[r.status];
   if (
     status === undefined ||
@@ -127,49 +143,113 @@ export function receiptBytes(r: Receipt): Bytes {
     r.gasUsed < 0 ||
     r.gasUsed >= 2 ** 32
   ) {
-    return encodeReceipt(r);
+    return -1;
   }
   // Lone surrogates: Buffer and msgpackr may differ on them; leave those to encodeReceipt.
-  if (!r.error.isWellFormed() || !r.errorCode.isWellFormed()) return encodeReceipt(r);
+  if (!r.error.isWellFormed() || !r.errorCode.isWellFormed()) return -1;
   let ret = returnData.get(r);
   if (ret === undefined) {
-    if (r.returnValue !== null) return encodeReceipt(r);
+    if (r.returnValue !== null) return -1;
     ret = NULL;
   }
+  plannedReturn = ret;
   const n = r.events.length;
-  const data: Bytes[] = new Array<Bytes>(n);
-  const lengths: number[] = new Array<number>(2 * n);
+  if (plannedData.length < n) {
+    plannedData = new Array<Bytes>(n);
+    plannedLengths = new Array<number>(2 * n);
+  }
   // Headers are at most 5 bytes each: 35 for hash and array, 5 gas, 5 events, 3 x 5 strings.
   let size = 60 + status.length + ret.length;
   for (let i = 0; i < n; i++) {
     const e = r.events[i]!;
     const d = eventData.get(e);
-    if (d === undefined || !e.contract.isWellFormed() || !e.name.isWellFormed()) return encodeReceipt(r);
-    data[i] = d;
-    lengths[2 * i] = utf8Length(e.contract);
-    lengths[2 * i + 1] = utf8Length(e.name);
-    size += 11 + lengths[2 * i]! + lengths[2 * i + 1]! + d.length;
+    if (d === undefined || !e.contract.isWellFormed() || !e.name.isWellFormed()) return -1;
+    plannedData[i] = d;
+    const c = utf8Length(e.contract);
+    const m = utf8Length(e.name);
+    plannedLengths[2 * i] = c;
+    plannedLengths[2 * i + 1] = m;
+    size += 11 + c + m + d.length;
   }
-  const codeLength = utf8Length(r.errorCode);
-  const errorLength = utf8Length(r.error);
-  size += codeLength + errorLength;
-  const w = new Writer(size);
+  plannedCode = utf8Length(r.errorCode);
+  plannedError = utf8Length(r.error);
+  return size + plannedCode + plannedError;
+}
+
+/** Writes the receipt {@link measure} just planned at `w`'s position. */
+function write(r: Receipt, w: Writer): void {
   w.byte(0x97);
   w.byte(0xc4);
   w.byte(32);
   w.bytes(r.txHash);
-  w.bytes(status);
+  w.bytes(STATUS[r.status]!);
   w.uint(r.gasUsed);
-  w.bytes(ret);
+  w.bytes(plannedReturn);
+  const n = r.events.length;
   w.arrayHead(n);
   for (let i = 0; i < n; i++) {
     const e = r.events[i]!;
     w.byte(0x93);
-    w.str(e.contract, lengths[2 * i]!);
-    w.str(e.name, lengths[2 * i + 1]!);
-    w.bytes(data[i]!);
+    w.str(e.contract, plannedLengths[2 * i]!);
+    w.str(e.name, plannedLengths[2 * i + 1]!);
+    w.bytes(plannedData[i]!);
   }
-  w.str(r.errorCode, codeLength);
-  w.str(r.error, errorLength);
+  w.str(r.errorCode, plannedCode);
+  w.str(r.error, plannedError);
+  plannedReturn = NULL;
+  plannedData.fill(NULL, 0, n);
+}
+
+/** Byte-identical to `encodeReceipt(r)`, reusing recorded canonical bytes where it has them. */
+export function receiptBytes(r: Receipt): Bytes {
+  const size = measure(r);
+  if (size < 0) return encodeReceipt(r);
+  const w = new Writer(Buffer.allocUnsafe(size), 0);
+  write(r, w);
   return w.buf.subarray(0, w.pos);
+}
+
+/** Leaf data of the receipt being hashed, after its 0x00 leaf prefix; grows as needed. */
+const leaf = new Writer(Buffer.alloc(4096), 0);
+/** An inner node's input: 0x01, left hash, right hash. */
+const inner = Buffer.alloc(65);
+inner[0] = 1;
+
+/**
+ * `merkleRoot(receipts.map(encodeReceipt))` (core/merkle.ts, RFC 9162 section 2.1), computed
+ * without a Buffer per hash: each receipt is encoded straight after the leaf prefix in one reused
+ * buffer, digests stay latin1 strings ('binary' is node's alias: node:crypto returns those faster than
+ * Buffers), and inner
+ * nodes are hashed from one reused 65-byte buffer. The tree is folded bottom-up, pairing
+ * neighbours and carrying an odd last node up a level, which gives the RFC's root (it splits at
+ * the largest power of two below n, so the left subtrees are exactly the complete pairs).
+ * Equality with core's definition is tested in test/vm/receiptCodec.test.ts.
+ */
+export function receiptsRoot(receipts: readonly Receipt[]): Bytes {
+  const n = receipts.length;
+  if (n === 0) return EMPTY_MERKLE_ROOT;
+  const hashes = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    const r = receipts[i]!;
+    const size = measure(r);
+    const slow = size < 0 ? encodeReceipt(r) : null;
+    const need = 1 + (slow === null ? size : slow.length);
+    if (need > leaf.buf.length) leaf.buf = Buffer.alloc(Math.max(need, 2 * leaf.buf.length));
+    leaf.buf[0] = 0;
+    leaf.pos = 1;
+    if (slow === null) write(r, leaf);
+    else leaf.bytes(slow);
+    hashes[i] = hash('sha256', leaf.buf.subarray(0, leaf.pos), 'binary');
+  }
+  for (let m = n; m > 1;) {
+    let j = 0;
+    for (let i = 0; i + 1 < m; i += 2) {
+      inner.write(hashes[i]!, 1, 32, 'latin1');
+      inner.write(hashes[i + 1]!, 33, 32, 'latin1');
+      hashes[j++] = hash('sha256', inner, 'binary');
+    }
+    if ((m & 1) === 1) hashes[j++] = hashes[m - 1]!;
+    m = j;
+  }
+  return Buffer.from(hashes[0]!, 'latin1');
 }

@@ -3,8 +3,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeValue, type Value } from '../../core/codec.ts';
+import { merkleRoot } from '../../core/merkle.ts';
 import { encodeReceipt, type Event, type Receipt } from '../../core/types.ts';
-import { receiptBytes, rememberEventData, rememberReturnData } from '../../vm/receiptCodec.ts';
+import { receiptBytes, receiptsRoot, rememberEventData, rememberReturnData } from '../../vm/receiptCodec.ts';
 import { argsText } from '../../vm/argsCodec.ts';
 import { encodeUint } from '../../vm/systemState.ts';
 import { createTestChain } from '../../vm/testing.ts';
@@ -31,6 +32,19 @@ const text = fc.oneof(
   fc.string({ maxLength: 70_000, unit: 'binary' }),
   fc.constantFrom('', 'x'.repeat(31), 'x'.repeat(32), 'é'.repeat(128), 'x'.repeat(65_536)),
 );
+
+/** A chain with a contract whose calls return, emit (two events) or revert on request. */
+function echoChain(): ReturnType<typeof createTestChain> {
+  const chain = createTestChain();
+  chain.deploy(
+    'echo',
+    `export const methods = {
+      store(ctx: any, args: any) { ctx.state.set('v', args); ctx.emit('Stored', args); ctx.emit('Again', { n: 1 }); return args; },
+      fail(ctx: any, args: any) { ctx.revert('NOPE', 'no: ' + String(args)); },
+    };`,
+  );
+  return chain;
+}
 
 describe('receipt bytes', () => {
   it('equal encodeReceipt for any receipt, with and without recorded canonical bytes', () => {
@@ -73,15 +87,8 @@ describe('receipt bytes', () => {
   });
 
   it('equal encodeReceipt for the receipts a real block produces', () => {
-    const chain = createTestChain();
+    const chain = echoChain();
     try {
-      chain.deploy(
-        'echo',
-        `export const methods = {
-          store(ctx: any, args: any) { ctx.state.set('v', args); ctx.emit('Stored', args); ctx.emit('Again', { n: 1 }); return args; },
-          fail(ctx: any, args: any) { ctx.revert('NOPE', 'no: ' + String(args)); },
-        };`,
-      );
       const values: Value[] = [null, 1, 'é', { a: [1, 2n ** 60n], b: new Uint8Array([1, 2]) }];
       const { receipts } = chain.block([
         ...values.map((v) => ({ contract: 'echo', method: 'store', args: v, from: 'alice' })),
@@ -150,6 +157,39 @@ describe('argument text', () => {
         continue;
       }
       expect(argsText(v)).toBe(expected);
+    }
+  });
+});
+
+describe('receipts root', () => {
+  it('equals the Merkle root of encodeReceipt over any number of receipts, recorded bytes or not', () => {
+    const chain = echoChain();
+    try {
+      const txs = Array.from({ length: 70 }, (_, i) =>
+        i % 5 === 4
+          ? { contract: 'echo', method: 'fail', args: i, from: 'alice' }
+          : {
+              contract: 'echo',
+              method: 'store',
+              args: i % 3 === 0 ? null : { i, s: 'é'.repeat(i) },
+              from: 'alice',
+            },
+      );
+      const { receipts } = chain.block(txs);
+      for (let n = 0; n <= receipts.length; n++) {
+        const some = receipts.slice(0, n);
+        expect(Buffer.from(receiptsRoot(some))).toEqual(Buffer.from(merkleRoot(some.map(encodeReceipt))));
+      }
+      // Receipts with no recorded bytes (built elsewhere) take encodeReceipt's path, in one tree.
+      const copies = receipts.map((r) => ({ ...r, events: r.events.map((e) => ({ ...e })) }));
+      const mixed = [...receipts.slice(0, 33), ...copies.slice(33)];
+      expect(Buffer.from(receiptsRoot(mixed))).toEqual(Buffer.from(merkleRoot(mixed.map(encodeReceipt))));
+      const big: Receipt = { ...copies[0]!, error: 'x'.repeat(10_000), status: 'reverted', events: [] };
+      expect(Buffer.from(receiptsRoot([big, receipts[1]!]))).toEqual(
+        Buffer.from(merkleRoot([big, receipts[1]!].map(encodeReceipt))),
+      );
+    } finally {
+      chain.close();
     }
   });
 });

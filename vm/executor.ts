@@ -14,7 +14,7 @@ import {
   type SignedTransaction,
 } from '../core/types.ts';
 import { argsText } from './argsCodec.ts';
-import { receiptsRoot as receiptsRootOf, rememberEventData, rememberReturnData } from './receiptCodec.ts';
+import { guestEvent, receiptsRoot as receiptsRootOf, rememberReturnData } from './receiptCodec.ts';
 import { compileContract, decodeArtifact, type Artifact, type CompiledContract } from './compile.ts';
 import { CompileError, ExecutorError, VmFault } from './errors.ts';
 import { Gas, VmLimits } from './gasTable.ts';
@@ -23,6 +23,7 @@ import {
   InvokeKind,
   createSandbox,
   decodeFlush,
+  decodeGuestText,
   decodeGuestValue,
   type GuestFlush,
   type HostHandler,
@@ -396,7 +397,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         state.set(frame.contract, key, v.byteLength === v.buffer.byteLength ? v : new Uint8Array(v));
       else throw new VmFault('HOST', 'malformed value from the guest', {});
     }
-    for (const [name, data] of flush.events) {
+    for (const [name, data, text] of flush.events) {
       if (typeof name !== 'string' || !NAME_RE.test(name) || !(data instanceof Uint8Array)) {
         throw new VmFault('HOST', 'malformed event from the guest', {});
       }
@@ -405,13 +406,11 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       }
       let value: Value;
       try {
-        value = decodeGuestValue(data);
+        value = decodeGuestText(text);
       } catch (err) {
         throw new VmFault('HOST', `guest encoded a non-canonical event: ${(err as Error).message}`, {});
       }
-      const event: Event = { contract: frame.contract, name, data: value };
-      rememberEventData(event, data);
-      frame.events.push(event);
+      frame.events.push(guestEvent(frame.contract, name, value, data));
       run.liveEvents++;
     }
     for (const [time, method, args, gas] of flush.schedules) {

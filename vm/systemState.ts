@@ -105,18 +105,20 @@ export function writeCodeEntry(state: StateView, name: string, e: CodeEntry): vo
   );
 }
 
-/** Nonces decoded from the bytes objects a state returned (in-memory states return the same one). */
-const nonceByObject = new WeakMap<Bytes, number>();
-
 /** The next nonce of an account (0 when it never sent a transaction). */
 export function readNonce(state: StateReader, address: Bytes): number {
   const b = state.get(SystemContract.nonce, address);
   if (b === undefined) return 0;
-  const hit = nonceByObject.get(b);
-  if (hit !== undefined) return hit;
-  const n = readUint(decodeValue(b, 'nonce'), 'nonce');
-  nonceByObject.set(b, n);
-  return n;
+  // The shortest unsigned forms below 2^32 (what encodeUint writes) read by hand; anything else,
+  // canonical or not, through decodeValue and its checks.
+  const n = b.length;
+  const t = b[0]!;
+  if (n === 1 && t < 0x80) return t;
+  if (n === 2 && t === 0xcc && b[1]! >= 0x80) return b[1]!;
+  if (n === 3 && t === 0xcd && b[1]! !== 0) return (b[1]! << 8) | b[2]!;
+  if (n === 5 && t === 0xce && (b[1]! !== 0 || b[2]! !== 0))
+    return ((b[1]! << 24) | (b[2]! << 16) | (b[3]! << 8) | b[4]!) >>> 0;
+  return readUint(decodeValue(b, 'nonce'), 'nonce');
 }
 
 /**
@@ -136,9 +138,7 @@ export function encodeUint(n: number): Bytes {
 
 /** Records an account's next nonce. */
 export function writeNonce(state: StateView, address: Bytes, next: number): void {
-  const b = encodeUint(next);
-  nonceByObject.set(b, next);
-  state.set(SystemContract.nonce, address, b);
+  state.set(SystemContract.nonce, address, encodeUint(next));
 }
 
 // ---------------------------------------------------------------------------------------------

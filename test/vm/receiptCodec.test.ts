@@ -5,9 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { encodeValue, type Value } from '../../core/codec.ts';
 import { merkleRoot } from '../../core/merkle.ts';
 import { encodeReceipt, type Event, type Receipt } from '../../core/types.ts';
-import { receiptBytes, receiptsRoot, rememberEventData, rememberReturnData } from '../../vm/receiptCodec.ts';
+import { guestEvent, receiptBytes, receiptsRoot, rememberReturnData } from '../../vm/receiptCodec.ts';
 import { argsText } from '../../vm/argsCodec.ts';
-import { encodeUint } from '../../vm/systemState.ts';
+import { createMemoryState } from '../../vm/memoryState.ts';
+import { SystemContract, encodeUint, readNonce, writeNonce } from '../../vm/systemState.ts';
 import { createTestChain } from '../../vm/testing.ts';
 
 const value: fc.Arbitrary<Value> = fc.letrec<{ v: Value }>((tie) => ({
@@ -71,12 +72,11 @@ describe('receipt bytes', () => {
         text,
         fc.boolean(),
         (txHash, status, gasUsed, returnValue, evs, errorCode, error, record) => {
-          const events: Event[] = evs.map((e) => ({ ...e }));
+          const events: Event[] = evs.map((e) =>
+            record ? guestEvent(e.contract, e.name, e.data, encodeValue(e.data)) : { ...e },
+          );
           const r: Receipt = { txHash, status, gasUsed, returnValue, events, errorCode, error };
-          if (record) {
-            rememberReturnData(r, encodeValue(returnValue));
-            for (const e of events) rememberEventData(e, encodeValue(e.data));
-          }
+          if (record) rememberReturnData(r, encodeValue(returnValue));
           expect(Buffer.from(receiptBytes(r)).toString('hex')).toBe(
             Buffer.from(encodeReceipt(r)).toString('hex'),
           );
@@ -104,6 +104,20 @@ describe('receipt bytes', () => {
 });
 
 describe('nonce bytes', () => {
+  it('read back as written, and anything non-canonical is refused as decodeValue refuses it', () => {
+    const state = createMemoryState();
+    const address = new Uint8Array(20).fill(7);
+    expect(readNonce(state, address)).toBe(0);
+    for (const n of [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1]) {
+      writeNonce(state, address, n);
+      expect(readNonce(state, address)).toBe(n);
+    }
+    for (const bad of [[0xcc, 5], [0xcd, 0, 200], [0xce, 0, 0, 1, 0], [0xcc], [0xc0], [0x05, 0x00]]) {
+      state.set(SystemContract.nonce, address, Uint8Array.from(bad));
+      expect(() => readNonce(state, address)).toThrow();
+    }
+  });
+
   it('equal encodeValue for every non-negative safe integer', () => {
     const edges = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1];
     for (const n of edges) expect(Buffer.from(encodeUint(n))).toEqual(Buffer.from(encodeValue(n)));

@@ -410,7 +410,7 @@ class TextDecoderState {
     this.pos = end;
     return out;
   }
-  private uint(n: 1 | 2 | 4): number {
+  private uint(n: number): number {
     const { s } = this;
     if (this.pos + n > s.length) throw new Error('truncated value');
     let v = 0;
@@ -461,57 +461,26 @@ class TextDecoderState {
     if (depth > MAX_VALUE_DEPTH) throw new Error(`nested deeper than ${MAX_VALUE_DEPTH}`);
     if (this.pos >= this.s.length) throw new Error('truncated value');
     const t = this.s.charCodeAt(this.pos++);
-    if (t < 0x80) return t;
-    if (t < 0x90) return this.map(t & 15, depth);
-    if (t < 0xa0) return this.array(t & 15, depth);
-    if (t < 0xc0) return this.str(t & 31);
-    if (t >= 0xe0) return t - 256;
-    switch (t) {
-      case 0xc0:
-        return null;
-      case 0xc2:
-        return false;
-      case 0xc3:
-        return true;
-      case 0xc4:
-        return Buffer.from(this.take(this.uint(1)), 'latin1');
-      case 0xc5:
-        return Buffer.from(this.take(this.uint(2)), 'latin1');
-      case 0xc6:
-        return Buffer.from(this.take(this.uint(4)), 'latin1');
-      case 0xcc:
-        return this.uint(1);
-      case 0xcd:
-        return this.uint(2);
-      case 0xce:
-        return this.uint(4);
-      case 0xcf:
-        return this.int64(false);
-      case 0xd0:
-        return (this.uint(1) << 24) >> 24;
-      case 0xd1:
-        return (this.uint(2) << 16) >> 16;
-      case 0xd2:
-        return this.uint(4) | 0;
-      case 0xd3:
-        return this.int64(true);
-      case 0xd9:
-        return this.str(this.uint(1));
-      case 0xda:
-        return this.str(this.uint(2));
-      case 0xdb:
-        return this.str(this.uint(4));
-      case 0xdc:
-        return this.array(this.uint(2), depth);
-      case 0xdd:
-        return this.array(this.uint(4), depth);
-      case 0xde:
-        return this.map(this.uint(2), depth);
-      case 0xdf:
-        return this.map(this.uint(4), depth);
-      default:
-        throw new Error(`type byte 0x${t.toString(16)} is not part of a canonical value`);
+    if (t < 0xc0) {
+      if (t < 0x80) return t;
+      if (t < 0x90) return this.map(t & 15, depth);
+      return t < 0xa0 ? this.array(t & 15, depth) : this.str(t & 31);
     }
+    if (t >= 0xe0) return t - 256;
+    // The sized forms come in runs of 1-, 2- and 4-byte widths: 1 << (t - first of the run).
+    if (t >= 0xcc && t <= 0xce) return this.uint(1 << (t - 0xcc));
+    if (t >= 0xd0 && t <= 0xd2) {
+      const shift = 32 - 8 * (1 << (t - 0xd0));
+      return (this.uint(1 << (t - 0xd0)) << shift) >> shift;
+    }
+    if (t >= 0xd9 && t <= 0xdb) return this.str(this.uint(1 << (t - 0xd9)));
+    if (t >= 0xc4 && t <= 0xc6) return Buffer.from(this.take(this.uint(1 << (t - 0xc4))), 'latin1');
+    if (t === 0xdc || t === 0xdd) return this.array(this.uint(t === 0xdc ? 2 : 4), depth);
+    if (t === 0xde || t === 0xdf) return this.map(this.uint(t === 0xde ? 2 : 4), depth);
+    if (t === 0xcf || t === 0xd3) return this.int64(t === 0xd3);
+    if (t === 0xc0) return null;
+    if (t === 0xc2 || t === 0xc3) return t === 0xc3;
+    throw new Error(`type byte 0x${t.toString(16)} is not part of a canonical value`);
   }
 }
 

@@ -27,7 +27,8 @@ import { EMPTY_STATE_ROOT, StateError, nibbleAt, type StateProofLevel } from '..
  *   is committed as version v, the list goes to the store, which frees it when version v - 1 leaves
  *   memory (no tree in memory references it any more: see {@link TreeArena.adopt});
  * - every other open working tree is abandoned when one is adopted (their views are stale: a view
- *   refuses every call once another version is committed), and its records are freed then;
+ *   refuses every call once another version is committed), and its records are freed then, or
+ *   earlier once the tree is garbage (a view dropped without a commit);
  * - a tree rebuilt for an old version ({@link TreeArena.keep}) shares records with the tree it was
  *   rebuilt from, so the store drops it ({@link TreeArena.drop}) before that tree leaves memory.
  *
@@ -218,9 +219,12 @@ export function createTreeArena(): TreeArena {
 class Arena implements TreeArena {
   readonly nodes = new Pool(NODE_INTS);
   readonly leaves = new Pool(LEAF_INTS);
-  // Working trees opened since the last adopt (bounded by the views executed per committed block:
-  // the proposals of one height), and trees kept for old versions.
-  readonly opened = new Set<Tree>();
+  // Records of the working trees opened since the last adopt (the views executed per committed
+  // block: the proposals of one height), and of trees kept for old versions, by tree id.
+  readonly opened = new Map<number, Records>();
+  // A view dropped without a commit (a proposal that never committed, while no block commits for a
+  // long time) gives its tree's records back once the tree is garbage, not only at the next adopt.
+  readonly collected = new FinalizationRegistry<Records>((rec) => this.dropRecords(rec));
   lastId = 0;
 
   // Ids are never reused (a reused id would make a new tree the owner of an old tree's records):
@@ -419,40 +423,50 @@ class Arena implements TreeArena {
   }
 
   open(base: TreeRoot): WorkingTree {
-    const tree = new Tree(this, this.newId(), base);
-    this.opened.add(tree);
+    const rec: Records = { id: this.newId(), allocs: [], retired: [], kept: false, dead: false };
+    const tree = new Tree(this, rec, base);
+    this.opened.set(rec.id, rec);
+    this.collected.register(tree, rec, tree);
     return tree;
   }
 
   adopt(tree: WorkingTree): number[] {
     const t = asTree(this, tree);
-    if (!t.finished || !this.opened.has(t)) {
+    if (!t.finished || this.opened.get(t.rec.id) !== t.rec) {
       throw new StateError('BAD_OPTIONS', 'state tree: only a finished, open tree can be adopted', {});
     }
-    this.opened.delete(t);
-    for (const other of this.opened) if (!other.kept) this.drop(other);
-    const retired = t.retired;
-    t.allocs = [];
-    t.retired = [];
+    this.opened.delete(t.rec.id);
+    this.collected.unregister(t);
+    for (const other of this.opened.values()) if (!other.kept) this.dropRecords(other);
+    const retired = t.rec.retired;
+    t.rec.allocs = [];
+    t.rec.retired = [];
     return retired;
   }
 
   keep(tree: WorkingTree): void {
     const t = asTree(this, tree);
     if (!t.finished) throw new StateError('BAD_OPTIONS', 'state tree: only a finished tree can be kept', {});
-    t.kept = true;
+    t.rec.kept = true;
   }
 
   drop(tree: WorkingTree): void {
     const t = asTree(this, tree);
-    if (!this.opened.delete(t)) return;
-    t.finished = true;
+    this.collected.unregister(t);
+    this.dropRecords(t.rec);
+  }
+
+  // Frees what an open tree allocated; the tree refuses every call afterwards.
+  dropRecords(rec: Records): void {
+    if (this.opened.get(rec.id) !== rec) return;
+    this.opened.delete(rec.id);
+    rec.dead = true;
     // A record it allocated and freed may have gone to another tree since: free only its own.
-    for (const ref of t.allocs) {
-      if (ref > 0 ? this.nodes.owner(ref) === t.id : this.leaves.owner(-ref) === t.id) this.free(ref);
+    for (const ref of rec.allocs) {
+      if (ref > 0 ? this.nodes.owner(ref) === rec.id : this.leaves.owner(-ref) === rec.id) this.free(ref);
     }
-    t.allocs = [];
-    t.retired = [];
+    rec.allocs = [];
+    rec.retired = [];
   }
 
   release(retired: readonly number[]): void {
@@ -471,32 +485,47 @@ function asTree(arena: Arena, tree: WorkingTree): Tree {
   return tree;
 }
 
+/**
+ * What the arena knows of an open tree, apart from the tree itself (which it does not hold, so a
+ * dropped one can be collected): the references it allocated (bounded by the writes of its view),
+ * to free them if it is abandoned, and the references of older versions it replaced, to free once
+ * they leave memory.
+ */
+interface Records {
+  readonly id: number;
+  allocs: number[];
+  retired: number[];
+  kept: boolean;
+  // Abandoned and freed: the tree must never be used again.
+  dead: boolean;
+}
+
 class Tree implements WorkingTree {
   readonly arena: Arena;
+  readonly rec: Records;
   readonly id: number;
   root: TreeRoot;
   finished = false;
-  kept = false;
-  // References this tree allocated (bounded by the writes of its view), to free them if it is
-  // abandoned; and the references of older versions it replaced, to free once they leave memory.
-  allocs: number[] = [];
-  retired: number[] = [];
 
-  constructor(arena: Arena, id: number, base: TreeRoot) {
+  constructor(arena: Arena, rec: Records, base: TreeRoot) {
     this.arena = arena;
-    this.id = id;
+    this.rec = rec;
+    this.id = rec.id;
     this.root = base;
   }
 
   private check(): void {
     if (this.finished) throw new StateError('VIEW_CLOSED', 'state tree: already finished', {});
+    if (this.rec.dead) {
+      throw new StateError('STALE_VIEW', 'state tree: abandoned when another version was committed', {});
+    }
   }
 
   // The leaf of `keyHash` holding `value`, owned by this tree.
   private newLeaf(keyHash: Bytes, value: Bytes): number {
     const L = this.arena.leaves;
     const l = L.alloc(this.id);
-    this.allocs.push(-l);
+    this.rec.allocs.push(-l);
     const u8 = L.u8[l >>> CHUNK_BITS]!;
     const at = (l & MASK) * LEAF_INTS * 4;
     u8.set(keyHash, at + KEY_INTS * 4);
@@ -507,7 +536,7 @@ class Tree implements WorkingTree {
 
   private newNode(): number {
     const x = this.arena.newNode(this.id);
-    this.allocs.push(x);
+    this.rec.allocs.push(x);
     return x;
   }
 
@@ -516,7 +545,7 @@ class Tree implements WorkingTree {
     const a = this.arena;
     const owner = ref > 0 ? a.nodes.owner(ref) : a.leaves.owner(-ref);
     if (owner === this.id) a.free(ref);
-    else this.retired.push(ref);
+    else this.rec.retired.push(ref);
   }
 
   // Node `x`, or this tree's copy of it (its hash invalid either way: the caller changes it).
@@ -529,14 +558,14 @@ class Tree implements WorkingTree {
       return x;
     }
     const y = N.alloc(this.id);
-    this.allocs.push(y);
+    this.rec.allocs.push(y);
     // Allocating may have replaced x's chunk (the first one grows): fetch it again.
     words = N.i32[x >>> CHUNK_BITS]!;
     const to = N.i32[y >>> CHUNK_BITS]!;
     const t = (y & MASK) * NODE_INTS;
     for (let k = KIDS; k < KIDS + 16; k++) to[t + k] = words[b + k]!;
     to[t + VALID] = 0;
-    this.retired.push(x);
+    this.rec.retired.push(x);
     return y;
   }
 

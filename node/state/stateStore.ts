@@ -65,10 +65,10 @@ import { createStateView, viewInternals, type CommittedState, type StateStoreVie
  *
  * Memory grows with the state, as the key index already does: the key index holds every
  * (contract, key) as a latin1 string in a chunked sorted array (~16 bytes plus the key length per
- * key), and the tree ~235 bytes per key (measured at a million keys: a leaf is 96 bytes, key hash,
- * value hash and leaf hash, packed in its parent's buffer; the rest is node objects and buffers),
- * plus the nodes the `memoryVersions` latest versions replaced (~1 MiB per 1,000-key block at a
- * million keys). A million 20-byte keys thus take ~280 MiB.
+ * key), and the tree ~155 bytes per key (at a million keys: 1,000,000 leaf records of 100 bytes
+ * and ~400,000 node records of 104 bytes, in typed-array chunks of 65,536 records; see
+ * memoryTree.ts), plus the records the `memoryVersions` latest versions replaced (~0.3 MiB per
+ * 1,000-key block at a million keys). A million 20-byte keys thus take ~210 MiB.
  */
 /** Options of {@link openStateStore}. */
 export interface StateStoreOptions {

@@ -2,6 +2,8 @@
 // versions are dropped, never while a version in memory still uses them: after many blocks the
 // store holds exactly the records a freshly opened store needs, and every root and proof on the
 // way agrees with the reference model.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { verifyStateProof } from '../../core/stateProof.ts';
 import { createMemoryStore } from '../../node/storage/kv.ts';
@@ -62,4 +64,29 @@ describe('tree records', () => {
       expect(model.entries.size).toBeGreaterThan(60);
     },
   );
+
+  it('a view dropped without a commit gives its records back once it is garbage', async () => {
+    setFlagsFromString('--expose-gc');
+    const collectGarbage = runInNewContext('gc') as () => void;
+    const kv = createMemoryStore();
+    const store = await openStateStore(kv);
+    const base = store.view();
+    for (const key of KEYS) base.set('c', key, b('v'));
+    await commit(kv, store, base, 0);
+    const committed = store.treeRecords;
+    expect(committed.openTrees).toBe(0);
+    (() => {
+      const stray = store.view();
+      for (const key of KEYS.slice(0, 40)) stray.set('c', key, b('w'));
+      stray.root();
+    })();
+    expect(store.treeRecords.openTrees).toBe(1);
+    expect(store.treeRecords.leaves).toBeGreaterThan(committed.leaves);
+    // Finalization callbacks run in a later task after a collection.
+    for (let i = 0; i < 50 && store.treeRecords.openTrees > 0; i++) {
+      collectGarbage();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(store.treeRecords).toEqual(committed);
+  });
 });

@@ -457,15 +457,16 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
         // The previous value, which also says whether the key was there (one flat-index read,
         // none when the block read the key first).
         const read = internals.readValue(s.contract, s.keyStr);
-        const previous = read !== undefined ? read : (committed.read(s.contract, s.key) ?? null);
+        const key = flatKey(s.contract, s.key);
+        const previous = read !== undefined ? read : (kv.getSync(key) ?? null);
         const inBase = previous !== null;
         if (s.value === null && !inBase) continue;
         undo.push({ contract: s.contract, key: s.key, previous });
         if (s.value === null) {
-          ops.push({ type: 'del', key: flatKey(s.contract, s.key) });
+          ops.push({ type: 'del', key });
           removed.push([s.contract, s.keyStr]);
         } else if (s.value !== undefined) {
-          ops.push({ type: 'put', key: flatKey(s.contract, s.key), value: s.value });
+          ops.push({ type: 'put', key, value: s.value });
           if (!inBase) added.push([s.contract, s.keyStr]);
         }
       }

@@ -621,6 +621,16 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     readonly message: string;
   }
 
+  /** A transaction part that failed before or without running contract code. */
+  const txFailed = (status: ReceiptStatus, gasUsed: number, code: string, message: string): TxOutcome => ({
+    status,
+    gasUsed,
+    returnValue: null,
+    events: [],
+    code,
+    message,
+  });
+
   const toReceipt = (txHash: Bytes, o: TxOutcome): Receipt => {
     const r: Receipt = {
       txHash,
@@ -675,19 +685,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     policy: LifecyclePolicy,
   ): TxOutcome => {
     const { state } = run;
-    const fail = (
-      status: 'reverted' | 'out-of-gas',
-      used: number,
-      code: string,
-      message: string,
-    ): TxOutcome => ({
-      status,
-      gasUsed: used,
-      returnValue: null,
-      events: [],
-      code,
-      message,
-    });
+    const fail = txFailed;
     const parsed = lifecycleArgs(args, kind === 'deploy' ? 'initArgs' : 'migrateArgs');
     if (parsed === null) {
       return fail(
@@ -770,7 +768,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
   ): Receipt | { readonly sender: string; readonly gas: number } => {
     const { tx } = stx;
     const reject = (code: string, message: string): Receipt =>
-      toReceipt(stx.hash, { status: 'rejected', gasUsed: 0, returnValue: null, events: [], code, message });
+      toReceipt(stx.hash, txFailed('rejected', 0, code, message));
     if (tx.chainId !== header.chainId)
       return reject('WRONG_CHAIN', `chainId "${tx.chainId}", block is "${header.chainId}"`);
     if (!Number.isSafeInteger(tx.gasLimit) || tx.gasLimit > VmLimits.maxTxGas) {
@@ -782,14 +780,15 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     // The nonce is consumed by every transaction that is not rejected, whatever its outcome.
     writeNonce(state, address, expected + 1);
     if (tx.gasLimit < Gas.txBase) {
-      return toReceipt(stx.hash, {
-        status: 'out-of-gas',
-        gasUsed: tx.gasLimit,
-        returnValue: null,
-        events: [],
-        code: 'OUT_OF_GAS',
-        message: `every transaction costs at least ${Gas.txBase} gas`,
-      });
+      return toReceipt(
+        stx.hash,
+        txFailed(
+          'out-of-gas',
+          tx.gasLimit,
+          'OUT_OF_GAS',
+          `every transaction costs at least ${Gas.txBase} gas`,
+        ),
+      );
     }
     return { sender, gas: tx.gasLimit - Gas.txBase };
   };
@@ -800,14 +799,32 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
 
   const badArgs = (err: unknown): TxOutcome => {
     if (!(err instanceof CodecError)) throw err;
-    return {
-      status: 'reverted',
-      gasUsed: 0,
-      returnValue: null,
-      events: [],
-      code: 'BAD_ARGS',
-      message: err.message,
-    };
+    return txFailed('reverted', 0, 'BAD_ARGS', err.message);
+  };
+
+  /**
+   * Runs the body of an admitted transaction in its own checkpoint: kept when it succeeds,
+   * reverted when it fails or throws. Returns its receipt.
+   */
+  const settle = (
+    state: StateView,
+    header: ExecutionHeader,
+    stx: SignedTransaction,
+    sender: string,
+    body: (run: TxRun) => TxOutcome,
+  ): Receipt => {
+    const run = newRun(state, header.height, header.timestamp, toHex(stx.hash), sender, false, []);
+    state.checkpoint();
+    let o: TxOutcome;
+    try {
+      o = body(run);
+    } catch (err) {
+      revertState(state);
+      throw err;
+    }
+    if (o.status === 'ok') state.commit();
+    else revertState(state);
+    return txReceipt(stx, o);
   };
 
   /** Runs an admitted call transaction on its own, in its own checkpoint. */
@@ -818,12 +835,9 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     sender: string,
     gas: number,
     args: string,
-  ): Receipt => {
-    const run = newRun(state, header.height, header.timestamp, toHex(stx.hash), sender, false, []);
-    state.checkpoint();
-    let o: TxOutcome;
-    try {
-      o = fromCall(
+  ): Receipt =>
+    settle(state, header, stx, sender, (run) =>
+      fromCall(
         callContract(run, {
           contract: stx.tx.contract,
           method: stx.tx.method,
@@ -834,15 +848,8 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
           readOnly: false,
         }),
         0,
-      );
-    } catch (err) {
-      revertState(state);
-      throw err;
-    }
-    if (o.status === 'ok') state.commit();
-    else revertState(state);
-    return txReceipt(stx, o);
-  };
+      ),
+    );
 
   const executeTx = (
     state: StateView,
@@ -863,66 +870,27 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       }
       return runCallTx(state, header, stx, sender, gas, args);
     }
-    const run = newRun(state, header.height, header.timestamp, toHex(stx.hash), sender, false, []);
-    state.checkpoint();
-    let o: TxOutcome;
-    try {
-      switch (tx.kind) {
-        case 'deploy':
-        case 'upgrade':
-          o = lifecycle(run, tx.kind, tx.contract, sender, tx.args, gas, header.height, policy);
-          break;
-        case 'freeze':
-        case 'unfreeze': {
-          const entry = readCodeEntry(state, tx.contract);
-          if (entry === undefined) {
-            o = {
-              status: 'reverted',
-              gasUsed: 0,
-              returnValue: null,
-              events: [],
-              code: 'NO_CONTRACT',
-              message: `no contract named "${tx.contract}"`,
-            };
-          } else if (!policy({ kind: tx.kind, sender, contract: tx.contract, state })) {
-            o = {
-              status: 'reverted',
-              gasUsed: 0,
-              returnValue: null,
-              events: [],
-              code: 'UNAUTHORIZED',
-              message: `${sender} may not ${tx.kind} ${tx.contract}`,
-            };
-          } else if (gas < Gas.lifecycle) {
-            o = {
-              status: 'out-of-gas',
-              gasUsed: gas,
-              returnValue: null,
-              events: [],
-              code: 'OUT_OF_GAS',
-              message: `${tx.kind} needs ${Gas.lifecycle} gas`,
-            };
-          } else {
-            writeCodeEntry(state, tx.contract, { ...entry, frozen: tx.kind === 'freeze' });
-            o = {
-              status: 'ok',
-              gasUsed: Gas.lifecycle,
-              returnValue: { contract: tx.contract, frozen: tx.kind === 'freeze' },
-              events: [],
-              code: '',
-              message: '',
-            };
-          }
-          break;
-        }
-      }
-    } catch (err) {
-      revertState(state);
-      throw err;
-    }
-    if (o.status === 'ok') state.commit();
-    else revertState(state);
-    return txReceipt(stx, o);
+    const kind = tx.kind;
+    return settle(state, header, stx, sender, (run): TxOutcome => {
+      if (kind === 'deploy' || kind === 'upgrade')
+        return lifecycle(run, kind, tx.contract, sender, tx.args, gas, header.height, policy);
+      const entry = readCodeEntry(state, tx.contract);
+      if (entry === undefined)
+        return txFailed('reverted', 0, 'NO_CONTRACT', `no contract named "${tx.contract}"`);
+      if (!policy({ kind, sender, contract: tx.contract, state }))
+        return txFailed('reverted', 0, 'UNAUTHORIZED', `${sender} may not ${kind} ${tx.contract}`);
+      if (gas < Gas.lifecycle)
+        return txFailed('out-of-gas', gas, 'OUT_OF_GAS', `${kind} needs ${Gas.lifecycle} gas`);
+      writeCodeEntry(state, tx.contract, { ...entry, frozen: kind === 'freeze' });
+      return {
+        status: 'ok',
+        gasUsed: Gas.lifecycle,
+        returnValue: { contract: tx.contract, frozen: kind === 'freeze' },
+        events: [],
+        code: '',
+        message: '',
+      };
+    });
   };
 
   // -------------------------------------------------------------------------------------------
@@ -965,7 +933,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       return txReceipt(stx, badArgs(err));
     }
     const refuse = (code: string, message: string): Receipt =>
-      txReceipt(stx, { status: 'reverted', gasUsed: 0, returnValue: null, events: [], code, message });
+      txReceipt(stx, txFailed('reverted', 0, code, message));
     const entry = NAME_RE.test(tx.contract) ? readCodeEntry(state, tx.contract) : undefined;
     if (entry === undefined) return refuse('NO_CONTRACT', `no contract named "${tx.contract}"`);
     if (entry.frozen) return refuse('FROZEN', `${tx.contract} is frozen`);

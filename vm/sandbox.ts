@@ -282,17 +282,19 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     }
   };
 
-  const invoke = (contract: LoadedContract, r: InvokeRequest, timeout: boolean): InvokeResult => {
-    const slot = contract as Slot;
+  /**
+   * Enters a context through `entry` and returns the guest's result string. Anything else (an
+   * isolate error, a catastrophe reported meanwhile, no string back) is a local fault: the
+   * isolate is reset and VmFault thrown. A VmFault raised inside a host call passes through.
+   */
+  const enter = (
+    entry: IvmModule.Reference<(...args: unknown[]) => string>,
+    args: Array<string | number>,
+    options: IvmModule.ReferenceApplyOptions | undefined,
+  ): string => {
     let raw: string;
     try {
-      // One packed string costs less to copy across than many separate arguments.
-      const head = `${r.kind}\x01${r.method}\x01${r.contract}\x01${r.sender}\x01${r.origin}\x01${r.txHash}\x01${r.height}\x01${r.time}\x01${r.scheduled ? 1 : 0}`;
-      raw = slot.invoke.applySync(
-        undefined,
-        [head, r.args, r.gas, r.stackUnits, r.cacheSession],
-        timeout ? { timeout: callTimeoutMs } : undefined,
-      );
+      raw = entry.applySync(undefined, args, options);
     } catch (err) {
       if (err instanceof VmFault) throw err;
       return fail(err);
@@ -300,6 +302,18 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     if (catastrophe !== null)
       fail(new VmFault('ISOLATE', `isolate reported a catastrophic error: ${catastrophe}`, {}));
     if (typeof raw !== 'string') return fail(new VmFault('ISOLATE', 'guest returned no result', {}));
+    return raw;
+  };
+
+  const invoke = (contract: LoadedContract, r: InvokeRequest, timeout: boolean): InvokeResult => {
+    const slot = contract as Slot;
+    // One packed string costs less to copy across than many separate arguments.
+    const head = `${r.kind}\x01${r.method}\x01${r.contract}\x01${r.sender}\x01${r.origin}\x01${r.txHash}\x01${r.height}\x01${r.time}\x01${r.scheduled ? 1 : 0}`;
+    const raw = enter(
+      slot.invoke,
+      [head, r.args, r.gas, r.stackUnits, r.cacheSession],
+      timeout ? { timeout: callTimeoutMs } : undefined,
+    );
     const reader = new EnvelopeReader(raw, 0);
     const result = parseResult(reader);
     if (!reader.done) throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
@@ -326,23 +340,12 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
 
   const invokeBatch = (contract: LoadedContract, r: BatchRequest): InvokeResult[] => {
     const slot = contract as Slot;
-    let raw: string;
-    try {
-      // One string in, one string out: copying across the boundary costs per call, not per byte.
-      let input = fld(r.contract) + fld(`${r.height}`) + fld(`${r.time}`) + fld(`${r.items.length}`);
-      for (const it of r.items) {
-        input += `1,${it.kind}${fld(it.method)}${fld(it.sender)}${fld(it.txHash)}${fld(it.args)}${fld(`${it.gas}`)}`;
-      }
-      raw = slot.batch.applySync(undefined, [input, r.stackUnits, r.cacheSession], {
-        timeout: callTimeoutMs,
-      });
-    } catch (err) {
-      if (err instanceof VmFault) throw err;
-      return fail(err);
+    // One string in, one string out: copying across the boundary costs per call, not per byte.
+    let input = fld(r.contract) + fld(`${r.height}`) + fld(`${r.time}`) + fld(`${r.items.length}`);
+    for (const it of r.items) {
+      input += `1,${it.kind}${fld(it.method)}${fld(it.sender)}${fld(it.txHash)}${fld(it.args)}${fld(`${it.gas}`)}`;
     }
-    if (catastrophe !== null)
-      fail(new VmFault('ISOLATE', `isolate reported a catastrophic error: ${catastrophe}`, {}));
-    if (typeof raw !== 'string') return fail(new VmFault('ISOLATE', 'guest returned no result', {}));
+    const raw = enter(slot.batch, [input, r.stackUnits, r.cacheSession], { timeout: callTimeoutMs });
     const reader = new EnvelopeReader(raw, 0);
     const n = reader.count(r.items.length);
     const out: InvokeResult[] = [];

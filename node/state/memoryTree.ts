@@ -149,10 +149,10 @@ function popcount16(x: number): number {
 
 /** A copy-on-write working tree over a committed root (see the module comment). */
 export interface WorkingTree {
-  /** Sets the leaf of `keyHash` to the hash of `value`. */
-  put(keyHash: Bytes, value: Bytes): void;
-  /** Removes the leaf of `keyHash` (nothing happens when it is absent). */
-  delete(keyHash: Bytes): void;
+  /** Sets the leaf of `keyHash` to the hash of `value`; true when the key was there before. */
+  put(keyHash: Bytes, value: Bytes): boolean;
+  /** Removes the leaf of `keyHash` (nothing happens when it is absent); true when it was there. */
+  delete(keyHash: Bytes): boolean;
   /** The root hash, rehashing only the paths changed since the last call. */
   rootHash(): Bytes;
   /**
@@ -506,6 +506,8 @@ class Tree implements WorkingTree {
   readonly id: number;
   root: TreeRoot;
   finished = false;
+  // Set by putInto and deleteFrom when they meet the key's own leaf.
+  private found = false;
 
   constructor(arena: Arena, rec: Records, base: TreeRoot) {
     this.arena = arena;
@@ -626,6 +628,7 @@ class Tree implements WorkingTree {
     }
     if (c < 0) {
       if (this.sameWords(-c, leaf, KEY_INTS, VALUE_INTS)) {
+        this.found = true;
         // The leaf hash commits to key and value: an equal hash means nothing changes.
         if (this.sameWords(-c, leaf, 0, KEY_INTS)) {
           this.forget(-leaf);
@@ -674,6 +677,7 @@ class Tree implements WorkingTree {
     if (c === 0) return x;
     if (c < 0) {
       if (!this.arena.leafHolds(-c, kh)) return x;
+      this.found = true;
       const o = this.own(x);
       this.setKid(o, n, 0);
       this.forget(c);
@@ -686,29 +690,37 @@ class Tree implements WorkingTree {
     return this.normalize(o);
   }
 
-  put(keyHash: Bytes, value: Bytes): void {
+  put(keyHash: Bytes, value: Bytes): boolean {
     this.check();
     const leaf = this.newLeaf(keyHash, value);
     const r = this.root;
+    this.found = false;
     if (r === 0) this.root = -leaf;
     else if (r > 0) this.root = this.putInto(r, 0, leaf);
     else if (!this.sameWords(-r, leaf, KEY_INTS, VALUE_INTS)) this.root = this.split(-r, leaf, 0);
-    else if (!this.sameWords(-r, leaf, 0, KEY_INTS)) {
-      this.forget(r);
-      this.root = -leaf;
-    } else this.forget(-leaf);
+    else {
+      this.found = true;
+      if (!this.sameWords(-r, leaf, 0, KEY_INTS)) {
+        this.forget(r);
+        this.root = -leaf;
+      } else this.forget(-leaf);
+    }
+    return this.found;
   }
 
-  delete(keyHash: Bytes): void {
+  delete(keyHash: Bytes): boolean {
     this.check();
     const r = this.root;
-    if (r === 0) return;
+    this.found = false;
+    if (r === 0) return false;
     if (r < 0) {
-      if (this.arena.leafHolds(-r, keyHash)) {
-        this.forget(r);
-        this.root = 0;
-      }
-    } else this.root = this.deleteFrom(r, 0, keyHash);
+      if (!this.arena.leafHolds(-r, keyHash)) return false;
+      this.forget(r);
+      this.root = 0;
+      return true;
+    }
+    this.root = this.deleteFrom(r, 0, keyHash);
+    return this.found;
   }
 
   rootHash(): Bytes {

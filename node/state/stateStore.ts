@@ -455,10 +455,10 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       const undo: UndoEntry[] = [];
       for (const s of writes) {
         // The previous value, which also says whether the key was there (one flat-index read,
-        // none when the block read the key first).
+        // none when the block read the key first or the tree found no such key).
         const read = internals.readValue(s.contract, s.keyStr);
         const key = flatKey(s.contract, s.key);
-        const previous = read !== undefined ? read : (kv.getSync(key) ?? null);
+        const previous = read !== undefined ? read : s.inBase === false ? null : (kv.getSync(key) ?? null);
         const inBase = previous !== null;
         if (s.value === null && !inBase) continue;
         undo.push({ contract: s.contract, key: s.key, previous });

@@ -40,6 +40,12 @@ export interface Slot {
   readonly keyStr: string;
   value: Bytes | null | undefined;
   keyHash: Bytes | undefined;
+  /**
+   * Whether the key is in the committed version, as the working tree found it on the slot's first
+   * change (no other slot changes that key, so the tree then still held the committed state);
+   * undefined until then. Spares the commit a flat-index read for a new key.
+   */
+  inBase: boolean | undefined;
 }
 
 /** A state view of the state store: the core interface plus the version it executes on. */
@@ -119,7 +125,7 @@ export function createStateView(committed: CommittedState): StateStoreView {
     if (m === undefined) overlay.set(contract, (m = new Map<string, Slot>()));
     let slot = m.get(keyStr);
     if (slot === undefined) {
-      slot = { contract, key: copy(key), keyStr, value: undefined, keyHash: undefined };
+      slot = { contract, key: copy(key), keyStr, value: undefined, keyHash: undefined, inBase: undefined };
       m.set(keyStr, slot);
     }
     if (marks.length > 0) journal.push({ slot, prev: slot.value });
@@ -136,8 +142,8 @@ export function createStateView(committed: CommittedState): StateStoreView {
       let value = slot.value;
       // Reverted back to no write: the tree must hold the committed value again.
       if (value === undefined) value = committed.read(slot.contract, slot.key) ?? null;
-      if (value === null) tree.delete(slot.keyHash);
-      else tree.put(slot.keyHash, value);
+      const had = value === null ? tree.delete(slot.keyHash) : tree.put(slot.keyHash, value);
+      slot.inBase ??= had;
     }
     dirty.clear();
     rootCache = tree.rootHash();

@@ -8,6 +8,7 @@ import { gatewayCommand } from './gateway.ts';
 import { iotCommand } from './iot.ts';
 import { demoCommand } from './demo.ts';
 import { validatorsCommand } from './validators.ts';
+import { verifyCommand } from './verify.ts';
 
 /** A CLI subcommand. */
 export interface Command {
@@ -25,6 +26,7 @@ export const commands: Command[] = [
   upCommand,
   validatorsCommand,
   ...rpcCommands,
+  verifyCommand,
   gatewayCommand,
   iotCommand,
   demoCommand,

@@ -1,4 +1,6 @@
 // Goal: a governance proposal on a real consortium changes the validator set at the height it names: an observer becomes a validator and its votes then carry the chain; a light client trusting only the genesis file proves the change and follows it.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex, utf8 } from '../../core/bytes.ts';
 import { generateKeyPair } from '../../core/keys.ts';
@@ -7,6 +9,7 @@ import { genesisValidatorSet, loadGenesis } from '../../node/genesis.ts';
 import { loadKeyFile } from '../../node/keystore.ts';
 import { createClient, type TrellisClient } from '../../rpc/sdk/client.ts';
 import { createLightClient } from '../../rpc/sdk/proofs.ts';
+import { trellis } from '../cliRunner.ts';
 import { createWallet } from '../../rpc/sdk/wallet.ts';
 import { createCluster, type Cluster } from './harness.ts';
 
@@ -115,6 +118,46 @@ describe('validator-set change through governance', () => {
       };
       const fooled = createLightClient({ chainId: genesis.chainId, genesisValidators: genesisSet });
       await expect(fooled.verifiedHeader(lying, at)).rejects.toMatchObject({ code: 'BAD_PROOF' });
+      // The same from the command line: `trellis verify` trusts the genesis file alone.
+      const verify = (...args: string[]) =>
+        trellis(
+          'verify',
+          ...args,
+          '--genesis',
+          cluster.network.genesisFile,
+          '--rpc',
+          cluster.nodes[1]!.rpcUrl,
+        );
+      const state = await verify('state', 'approvals', 'validators:pending', '--height', `${at}`, '--json');
+      expect(state.code, state.err).toBe(0);
+      expect(JSON.parse(state.out)).toMatchObject({ verified: true, present: true, height: at });
+      const receipt = await verify(
+        'receipt',
+        toHex(proposed.receipt.txHash),
+        '--header-rpc',
+        cluster.nodes[2]!.rpcUrl,
+      );
+      expect(receipt.code, receipt.err).toBe(0);
+      expect(receipt.out).toMatch(/^verified: receipt of 0x[0-9a-f]{64}: ok/);
+      // A genesis naming other validator keys: the same answers do not verify, and it says why.
+      const forged = JSON.parse(readFileSync(cluster.network.genesisFile, 'utf8')) as {
+        validators: Array<{ publicKey: string }>;
+      };
+      for (const v of forged.validators) v.publicKey = toHex(generateKeyPair().publicKey);
+      const forgedFile = join(cluster.dir, 'forged-genesis.json');
+      writeFileSync(forgedFile, JSON.stringify(forged));
+      const refusedCli = await trellis(
+        'verify',
+        'state',
+        'approvals',
+        'validators:pending',
+        '--genesis',
+        forgedFile,
+        '--rpc',
+        cluster.nodes[1]!.rpcUrl,
+      );
+      expect(refusedCli.code).toBe(1);
+      expect(refusedCli.err).toMatch(/BAD_CERTIFICATE/);
     } finally {
       for (const c of clients) c.close();
     }

@@ -2,11 +2,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../core/bytes.ts';
 import { addressOf } from '../../core/keys.ts';
-import { main } from '../../node/cli/main.ts';
 import { saveKeyFile } from '../../node/keystore.ts';
+import { trellis } from '../cliRunner.ts';
 import { startHarness, type Harness } from './harness.ts';
 import { makeTx, seededKey } from './testNode.ts';
 
@@ -16,23 +16,6 @@ let dir: string;
 let keyFile: string;
 const alice = seededKey('cli-alice');
 const aliceAddr = toHex(addressOf(alice.publicKey));
-
-/** Runs `trellis ...args` in-process and captures what it prints. */
-async function trellis(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  const error = vi
-    .spyOn(console, 'error')
-    .mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
-  try {
-    const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
 
 beforeAll(async () => {
   h = await startHarness({ network: { maxBlockTxs: 200 } });

@@ -391,10 +391,9 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       const key = keyBytes(k);
       if (key.length > VmLimits.maxKeyBytes) throw new VmFault('HOST', 'oversized key from the guest', {});
       if (v === null) state.delete(frame.contract, key);
-      // Values from readFlush are fresh; one that is a slice of a larger (pooled) buffer is copied
-      // to its exact size before the state keeps it.
+      // Values from readFlush are fresh arrays of their exact size: the state keeps them as they are.
       else if (v instanceof Uint8Array && v.length <= VmLimits.maxValueBytes)
-        state.set(frame.contract, key, v.byteLength === v.buffer.byteLength ? v : new Uint8Array(v));
+        state.set(frame.contract, key, v);
       else throw new VmFault('HOST', 'malformed value from the guest', {});
     }
     for (const [name, data, text] of flush.events) {

@@ -574,7 +574,8 @@ function readFlush(r: EnvelopeReader): GuestFlush {
   for (let n = r.count(1024); n > 0; n--) {
     const name = r.field();
     const data = r.field();
-    events.push([name, bytesOf(data), data]);
+    // Only read (into receipt bytes), never kept by the state: a slice of Buffer's pool will do.
+    events.push([name, Buffer.from(data, 'latin1'), data]);
   }
   const schedules: Array<[number, string, Uint8Array, number]> = [];
   for (let n = r.count(256); n > 0; n--) {

@@ -20,6 +20,11 @@
  * Times are CPU time of the main thread (isolated-vm runs synchronous calls on it), in interleaved
  * rounds: the best round shows the least disturbed cost, the median the typical one, and the
  * ratios compare rounds run side by side. State is vm/memoryState.ts (in memory); the node's authenticated tree adds its own cost.
+ *
+ * Before and after: `BENCH_VM_BASE=<dir>` adds the executeBlock row of another checkout of this
+ * repository (for example `git archive <commit> | tar -x -C <dir>`, with a node_modules link),
+ * run in the same rounds as this one, and the ratio of the two per round. Both run the same
+ * workload in the same process, so a shared machine disturbs them alike.
  */
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
@@ -28,7 +33,7 @@ import { encodeValue } from '../core/codec.ts';
 import type { SignedTransaction } from '../core/types.ts';
 import { compileContract } from '../vm/compile.ts';
 import { createSandbox, InvokeKind } from '../vm/sandbox.ts';
-import { createTestChain } from '../vm/testing.ts';
+import { createTestChain, type TestChain, type TestChainOptions } from '../vm/testing.ts';
 
 process.removeAllListeners('warning');
 const require = createRequire(import.meta.url);
@@ -65,8 +70,8 @@ const bare = (n: number): void => {
 
 // 2. The receivable contract, with 64 funded holders.
 const source = readFileSync(new URL('../contracts/examples/receivable.ts', import.meta.url), 'utf8');
-const setup = (batchTransactions: boolean) => {
-  const c = createTestChain({ blockTimeMs: 1, executor: { batchTransactions } });
+const setup = (batchTransactions: boolean, create: (o: TestChainOptions) => TestChain = createTestChain) => {
+  const c = create({ blockTimeMs: 1, executor: { batchTransactions } });
   c.deploy('rcv', source);
   c.deploy('rcv2', source);
   const hs = Array.from({ length: 64 }, (_, i) => c.account(`holder${i}`));
@@ -78,6 +83,19 @@ const setup = (batchTransactions: boolean) => {
 };
 const { c: chain, hs: holders } = setup(true);
 const { c: soloChain } = setup(false);
+// The same batched workload on another checkout's executor (BENCH_VM_BASE), for before/after.
+const BASE = process.env['BENCH_VM_BASE'];
+const baseChain =
+  BASE === undefined
+    ? null
+    : setup(
+        true,
+        (
+          (await import(new URL('vm/testing.ts', `file://${BASE.replace(/\/?$/, '/')}`).href)) as {
+            createTestChain: (o: TestChainOptions) => TestChain;
+          }
+        ).createTestChain,
+      ).c;
 const to = chain.account('receiver').address;
 let i = 0;
 const call = (n: number): void => {
@@ -161,6 +179,7 @@ call(10_000);
 block(nextBlock());
 block(nextBlock(chain, true));
 block(nextBlock(soloChain), soloChain);
+if (baseChain !== null) block(nextBlock(baseChain), baseChain);
 const samples = {
   bare: [] as number[],
   isolate: [] as number[],
@@ -173,17 +192,29 @@ const samples = {
   blockRatio: [] as number[],
   blockSoloRatio: [] as number[],
   blockMixedRatio: [] as number[],
+  blockBase: [] as number[],
+  blockOverBase: [] as number[],
 };
 for (let r = 0; r < ROUNDS; r++) {
   const txs = nextBlock();
   const mixed = nextBlock(chain, true);
   const solo = nextBlock(soloChain);
+  const based = baseChain === null ? null : nextBlock(baseChain);
+  const mine = nextBlock();
   const b1 = time(20_000, bare);
   const iso = time(3_000, isolate1);
   const c = time(3_000, call);
   const k = block(txs);
   const km = block(mixed);
   const ks = block(solo, soloChain);
+  if (baseChain !== null && based !== null) {
+    // This tree's executor next to the baseline's, in alternating order.
+    const k2 = r % 2 === 0 ? NaN : block(mine);
+    const kb = block(based, baseChain);
+    const mineTime = Number.isNaN(k2) ? block(mine) : k2;
+    samples.blockBase.push(kb);
+    samples.blockOverBase.push(mineTime / kb);
+  }
   const b2 = time(20_000, bare);
   const b = Math.min(b1, b2);
   samples.bare.push(b);
@@ -216,6 +247,7 @@ row('transfer: one contract call (runCall)', samples.call);
 row(`transfer: executeBlock (${BLOCK} tx/block)`, samples.block);
 row('  the same, one entry per tx (no batches)', samples.blockSolo);
 row('  the same, two contracts alternating', samples.blockMixed);
+if (baseChain !== null) row(`  the same, on ${BASE}`, samples.blockBase);
 const ratio = (name: string, x: number[], note = ''): void =>
   console.log(`${name.padEnd(40)} best ${best(x).toFixed(2)}x, median ${median(x).toFixed(2)}x${note}`);
 ratio('isolate / bare', samples.isolateRatio);
@@ -223,12 +255,14 @@ ratio('call / bare', samples.callRatio);
 ratio('block / bare', samples.blockRatio, '   (target <= 5x)');
 ratio('block, one entry per tx / bare', samples.blockSoloRatio);
 ratio('block, two contracts alternating / bare', samples.blockMixedRatio);
+if (baseChain !== null) ratio('block / the same on BENCH_VM_BASE', samples.blockOverBase);
 const perSecond = (x: number[]): string => Math.round(1e9 / median(x)).toLocaleString('en-US');
 console.log(
   `transfers/s (median): block ${perSecond(samples.block)}   (target >= 30,000); one entry per tx ${perSecond(samples.blockSolo)}, two contracts alternating ${perSecond(samples.blockMixed)}, call ${perSecond(samples.call)}`,
 );
 chain.close();
 soloChain.close();
+baseChain?.close();
 sandbox.dispose();
 context.release();
 isolate.dispose();

@@ -265,9 +265,24 @@ function senderOf(publicKey: Bytes): { address: Bytes; hex: string } {
   return s;
 }
 
+/**
+ * UTF-8 bytes of recently used state keys (contracts write and read the same few keys over and
+ * over: balances, counters). The shared bytes are only ever read: StateView implementations copy
+ * or stringify the keys they keep. Bounded: at most 4,096 keys of at most 128 characters.
+ */
+const keyCache = new Map<string, Bytes>();
+
 /** UTF-8 bytes of a state key. */
 function keyBytes(k: string): Bytes {
-  return Buffer.from(k, 'utf8');
+  let b = keyCache.get(k);
+  if (b === undefined) {
+    b = Buffer.from(k, 'utf8');
+    if (k.length <= 128) {
+      if (keyCache.size >= 4096) keyCache.clear();
+      keyCache.set(k, b);
+    }
+  }
+  return b;
 }
 
 function latin1(b: Bytes): string {

@@ -1,6 +1,6 @@
 import { compareBytes, type Bytes } from '../core/bytes.ts';
 import { pack } from '../core/codec.ts';
-import { merkleRoot } from '../core/merkle.ts';
+import { foldMerkle, leafDigest } from './merkleFold.ts';
 import type { StateView } from '../core/stateView.ts';
 
 /**
@@ -20,15 +20,18 @@ export interface MemoryState extends StateView {
 
 type Entry = readonly [string, Bytes, Bytes];
 
-/** Packed leaf data by entry: entries are immutable tuples, most survive from root to root. */
-const leaves = new WeakMap<Entry, Bytes>();
-function leafOf(e: Entry): Bytes {
-  let b = leaves.get(e);
-  if (b === undefined) {
-    b = pack([e[0], e[1], e[2]]);
-    leaves.set(e, b);
+/**
+ * Leaf hash (latin1) of each entry's packed data: entries are immutable tuples, most survive from
+ * root to root.
+ */
+const leaves = new WeakMap<Entry, string>();
+function leafOf(e: Entry): string {
+  let h = leaves.get(e);
+  if (h === undefined) {
+    h = leafDigest(pack([e[0], e[1], e[2]]));
+    leaves.set(e, h);
   }
-  return b;
+  return h;
 }
 
 function id(contract: string, key: Bytes): string {
@@ -106,7 +109,7 @@ export function createMemoryState(entries: Iterable<[string, Bytes, Bytes]> = []
     get depth() {
       return layers.length;
     },
-    root: () => merkleRoot(sorted().map(leafOf)),
+    root: () => foldMerkle(sorted().map(leafOf)),
     get size() {
       return visible().size;
     },

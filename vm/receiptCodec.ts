@@ -1,8 +1,7 @@
-import { hash } from 'node:crypto';
 import type { Bytes } from '../core/bytes.ts';
 import { encodeValue, type Value } from '../core/codec.ts';
-import { EMPTY_MERKLE_ROOT } from '../core/merkle.ts';
 import { encodeReceipt, type Event, type Receipt } from '../core/types.ts';
+import { foldMerkle, hashLeafBuffer, leafBuffer, leafDigest } from './merkleFold.ts';
 
 /**
  * Canonical receipt bytes without re-encoding what the guest already encoded.
@@ -230,47 +229,23 @@ export function receiptBytes(r: Receipt): Bytes {
   return w.buf.subarray(0, w.pos);
 }
 
-/** Leaf data of the receipt being hashed, after its 0x00 leaf prefix; grows as needed. */
-const leaf = new Writer(Buffer.alloc(4096), 0);
-/** An inner node's input: 0x01, left hash, right hash. */
-const inner = Buffer.alloc(65);
-inner[0] = 1;
-
 /**
- * `merkleRoot(receipts.map(encodeReceipt))` (core/merkle.ts, RFC 9162 section 2.1), computed
- * without a Buffer per hash: each receipt is encoded straight after the leaf prefix in one reused
- * buffer, digests stay latin1 strings ('binary' is node's alias: node:crypto returns those faster than
- * Buffers), and inner
- * nodes are hashed from one reused 65-byte buffer. The tree is folded bottom-up, pairing
- * neighbours and carrying an odd last node up a level, which gives the RFC's root (it splits at
- * the largest power of two below n, so the left subtrees are exactly the complete pairs).
- * Equality with core's definition is tested in test/vm/receiptCodec.test.ts.
+ * `merkleRoot(receipts.map(encodeReceipt))` (core/merkle.ts), each receipt encoded straight
+ * after the leaf prefix in one reused buffer (see vm/merkleFold.ts).
  */
 export function receiptsRoot(receipts: readonly Receipt[]): Bytes {
   const n = receipts.length;
-  if (n === 0) return EMPTY_MERKLE_ROOT;
   const hashes = new Array<string>(n);
   for (let i = 0; i < n; i++) {
     const r = receipts[i]!;
     const size = measure(r);
-    const slow = size < 0 ? encodeReceipt(r) : null;
-    const need = 1 + (slow === null ? size : slow.length);
-    if (need > leaf.buf.length) leaf.buf = Buffer.alloc(Math.max(need, 2 * leaf.buf.length));
-    leaf.buf[0] = 0;
-    leaf.pos = 1;
-    if (slow === null) write(r, leaf);
-    else leaf.bytes(slow);
-    hashes[i] = hash('sha256', leaf.buf.subarray(0, leaf.pos), 'binary');
-  }
-  for (let m = n; m > 1;) {
-    let j = 0;
-    for (let i = 0; i + 1 < m; i += 2) {
-      inner.write(hashes[i]!, 1, 32, 'latin1');
-      inner.write(hashes[i + 1]!, 33, 32, 'latin1');
-      hashes[j++] = hash('sha256', inner, 'binary');
+    if (size < 0) {
+      hashes[i] = leafDigest(encodeReceipt(r));
+      continue;
     }
-    if ((m & 1) === 1) hashes[j++] = hashes[m - 1]!;
-    m = j;
+    const w = new Writer(leafBuffer(size), 1);
+    write(r, w);
+    hashes[i] = hashLeafBuffer(w.pos);
   }
-  return Buffer.from(hashes[0]!, 'latin1');
+  return foldMerkle(hashes);
 }

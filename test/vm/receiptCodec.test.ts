@@ -7,6 +7,7 @@ import { merkleRoot } from '../../core/merkle.ts';
 import { encodeReceipt, type Event, type Receipt } from '../../core/types.ts';
 import { guestEvent, receiptBytes, receiptsRoot, rememberReturnData } from '../../vm/receiptCodec.ts';
 import { argsText } from '../../vm/argsCodec.ts';
+import { foldMerkle, leafDigest } from '../../vm/merkleFold.ts';
 import { createMemoryState } from '../../vm/memoryState.ts';
 import { SystemContract, encodeUint, readNonce, writeNonce } from '../../vm/systemState.ts';
 import { createTestChain } from '../../vm/testing.ts';
@@ -176,6 +177,14 @@ describe('argument text', () => {
 });
 
 describe('receipts root', () => {
+  it('folds leaves to the same root as core/merkle.ts for every tree size', () => {
+    const leaves = Array.from({ length: 70 }, (_, i) => new Uint8Array(i * 37).fill(i));
+    for (let n = 0; n <= leaves.length; n++) {
+      const some = leaves.slice(0, n);
+      expect(Buffer.from(foldMerkle(some.map(leafDigest)))).toEqual(Buffer.from(merkleRoot(some)));
+    }
+  });
+
   it('equals the Merkle root of encodeReceipt over any number of receipts, recorded bytes or not', () => {
     const chain = echoChain();
     try {

@@ -1700,7 +1700,8 @@ const known = new RealMap();
 const knownDecoded = new RealMap();
 let knownBytes = 0;
 let cacheSession = -1;
-function remember(key, v) {
+/** Caches `v` under `key`, with its decoded form when given (one Map store either way). */
+function remember(key, v, decoded) {
   if (knownBytes > LIM.maxWriteBytesPerCall || known.size >= 65536) {
     known.clear();
     knownDecoded.clear();
@@ -1708,7 +1709,8 @@ function remember(key, v) {
   }
   knownBytes += key.length + (v === null ? 0 : v.length);
   known.set(key, v);
-  knownDecoded.delete(key);
+  if (decoded === undefined) knownDecoded.delete(key);
+  else knownDecoded.set(key, decoded);
 }
 /**
  * Batch mode (invokeBatch): several transactions run in one entry from the host. Writes of the
@@ -1828,25 +1830,21 @@ const stateApi = freeze({
     dirtyBytes += kb + v.length;
     if (dirtyBytes > LIM.maxWriteBytesPerCall)
       limit(`more than ${LIM.maxWriteBytesPerCall} bytes of writes in one call`);
-    remember(key, v);
     // A primitive is what the next get would decode (integers in their canonical JavaScript
     // type): remembered decoded, so reading back what was written skips the decoder.
     const t = typeof value;
-    if (t === 'bigint') {
-      knownDecoded.set(
-        key,
-        value >= -9007199254740991n && value <= 9007199254740991n ? NumberC(value) : value,
-      );
-    } else if (t === 'number') {
-      knownDecoded.set(
-        key,
+    let decoded;
+    if (t === 'bigint')
+      decoded = value >= -9007199254740991n && value <= 9007199254740991n ? NumberC(value) : value;
+    else if (t === 'number') {
+      decoded =
         value === 9007199254740992 || value === -9007199254740992
           ? RealBigInt(value)
           : value === 0
             ? 0
-            : value,
-      );
-    } else if (t === 'string' || t === 'boolean' || value === null) knownDecoded.set(key, value);
+            : value;
+    } else if (t === 'string' || t === 'boolean' || value === null) decoded = value;
+    remember(key, v, decoded);
     dirty.set(key, v);
     if (batching) txTouched[txTouchedCount++] = key;
   },

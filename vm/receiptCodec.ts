@@ -167,11 +167,9 @@ function measure(r: Receipt): number {
   }
   // Lone surrogates: Buffer and msgpackr may differ on them; leave those to encodeReceipt.
   if (!r.error.isWellFormed() || !r.errorCode.isWellFormed()) return -1;
-  let ret = returnData.get(r);
-  if (ret === undefined) {
-    if (r.returnValue !== null) return -1;
-    ret = NULL;
-  }
+  // Most calls return nothing: no record is looked up for canonical null (none is made for it).
+  const ret = r.returnValue === null ? NULL : returnData.get(r);
+  if (ret === undefined) return -1;
   plannedReturn = ret;
   const n = r.events.length;
   if (plannedData.length < n) {

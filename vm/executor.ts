@@ -645,11 +645,11 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     message,
   });
 
-  const toReceipt = (txHash: Bytes, o: TxOutcome): Receipt => {
+  const toReceipt = (txHash: Bytes, o: TxOutcome, gasUsed = o.gasUsed): Receipt => {
     const r: Receipt = {
       txHash,
       status: o.status,
-      gasUsed: o.gasUsed,
+      gasUsed,
       returnValue: o.returnValue,
       events: o.status === 'ok' ? o.events : [],
       errorCode: truncate(o.code, Limits.maxNameLength),
@@ -699,10 +699,9 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     policy: LifecyclePolicy,
   ): TxOutcome => {
     const { state } = run;
-    const fail = txFailed;
     const parsed = lifecycleArgs(args, kind === 'deploy' ? 'initArgs' : 'migrateArgs');
     if (parsed === null) {
-      return fail(
+      return txFailed(
         'reverted',
         0,
         'BAD_ARGS',
@@ -711,19 +710,19 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     }
     const existing = readCodeEntry(state, contract);
     if (kind === 'deploy' && existing !== undefined)
-      return fail('reverted', 0, 'CONTRACT_EXISTS', `${contract} already exists`);
+      return txFailed('reverted', 0, 'CONTRACT_EXISTS', `${contract} already exists`);
     if (kind === 'upgrade' && existing === undefined)
-      return fail('reverted', 0, 'NO_CONTRACT', `no contract named "${contract}"`);
+      return txFailed('reverted', 0, 'NO_CONTRACT', `no contract named "${contract}"`);
     if (!policy({ kind, sender, contract, state })) {
-      return fail('reverted', 0, 'UNAUTHORIZED', `${sender} may not ${kind} ${contract}`);
+      return txFailed('reverted', 0, 'UNAUTHORIZED', `${sender} may not ${kind} ${contract}`);
     }
     const cost = Gas.deploy + Gas.deployPerByte * Buffer.byteLength(parsed.source, 'utf8');
-    if (cost > gas) return fail('out-of-gas', gas, 'OUT_OF_GAS', `${kind} needs ${cost} gas`);
+    if (cost > gas) return txFailed('out-of-gas', gas, 'OUT_OF_GAS', `${kind} needs ${cost} gas`);
     let c: CompiledContract;
     try {
       c = compile(parsed.source);
     } catch (err) {
-      if (err instanceof CompileError) return fail('reverted', cost, 'COMPILE_ERROR', err.message);
+      if (err instanceof CompileError) return txFailed('reverted', cost, 'COMPILE_ERROR', err.message);
       throw err;
     }
     state.set(SystemContract.artifact, c.artifactHash, c.artifact);
@@ -740,7 +739,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     const artifact = artifactOf(state, c.artifactHash);
     const loaded = loadContract(contract, c.artifactHash, artifact);
     if (typeof loaded === 'string')
-      return fail('reverted', cost, 'LOAD_FAILED', `module failed to load: ${loaded}`);
+      return txFailed('reverted', cost, 'LOAD_FAILED', `module failed to load: ${loaded}`);
     const returnValue: Value = {
       artifactHash: c.artifactHash,
       contract,
@@ -753,7 +752,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     try {
       hookArgs = latin1(encodeValue(parsed.hookArgs));
     } catch (err) {
-      if (err instanceof CodecError) return fail('reverted', cost, 'BAD_ARGS', err.message);
+      if (err instanceof CodecError) return txFailed('reverted', cost, 'BAD_ARGS', err.message);
       throw err;
     }
     const o = callContract(run, {
@@ -766,7 +765,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       readOnly: false,
       hook: kind === 'deploy' ? InvokeKind.init : InvokeKind.migrate,
     });
-    if (o.status !== 'ok') return fail(o.status, cost + o.gasUsed, o.code, o.message);
+    if (o.status !== 'ok') return txFailed(o.status, cost + o.gasUsed, o.code, o.message);
     return { status: 'ok', gasUsed: cost + o.gasUsed, returnValue, events: o.events, code: '', message: '' };
   };
 
@@ -809,7 +808,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
 
   /** The receipt of an admitted transaction whose own part used `o.gasUsed` (txBase added here). */
   const txReceipt = (stx: SignedTransaction, o: TxOutcome): Receipt =>
-    toReceipt(stx.hash, { ...o, gasUsed: Math.min(stx.tx.gasLimit, Gas.txBase + o.gasUsed) });
+    toReceipt(stx.hash, o, Math.min(stx.tx.gasLimit, Gas.txBase + o.gasUsed));
 
   const badArgs = (err: unknown): TxOutcome => {
     if (!(err instanceof CodecError)) throw err;

@@ -114,8 +114,9 @@ async function commitBlock(
   };
 }
 
-// 1. Build the tree in big blocks.
-{
+// 1. Build the tree in big blocks (in a function: its store is garbage once it returns, where a
+// block of the module body would keep it alive while the module runs).
+async function buildTree(): Promise<void> {
   const kv = await openLevelStore(dir, levelOptions(false));
   const store = await openStateStore(kv, { retainVersions: RETAIN });
   const t0 = performance.now();
@@ -138,6 +139,7 @@ async function commitBlock(
   );
   await kv.close();
 }
+await buildTree();
 
 // 2. Updates of random existing keys in 1,000-key blocks, without and with fsync per block.
 for (const syncWrites of [false, true]) {
@@ -150,6 +152,8 @@ for (const syncWrites of [false, true]) {
   // Heap and buffers once the store is open: the key index and the tree (and any garbage of the
   // rebuild not yet collected, so an upper bound).
   const openMem = process.memoryUsage();
+  // After the open's last continuations have run, so its temporary buffers are garbage too.
+  await new Promise((resolve) => setTimeout(resolve, 100));
   collectGarbage();
   const liveMem = process.memoryUsage();
   const records = store.treeRecords;

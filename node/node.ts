@@ -15,6 +15,7 @@ import { createMemoizedVerifier } from '../consensus/config.ts';
 import { createKeySigner, openSafetyRules } from '../consensus/safetyRules.ts';
 import { NodeApiError, type ContractInfo, type NodeApi } from '../rpc/nodeApi.ts';
 import { createRpcServer, type RpcServer } from '../rpc/server.ts';
+import { TokenBucket } from '../rpc/tokenBucket.ts';
 import { decodeArtifact } from '../vm/compile.ts';
 import { VmFault } from '../vm/errors.ts';
 import { createExecutor, type LifecyclePolicy } from '../vm/executor.ts';
@@ -36,7 +37,7 @@ import { MempoolError } from './mempool.ts';
 import { createFileSafetyStore } from './safetyFile.ts';
 import { createTxVerifier, defaultVerifyWorkers, TxVerifierError } from './txVerifier.ts';
 import { scfLifecyclePolicy } from './scfGenesis.ts';
-import { openStateStore } from './state/stateStore.ts';
+import { DEFAULT_MEMORY_VERSIONS, openStateStore } from './state/stateStore.ts';
 import { createBlockStore } from './storage/blockStore.ts';
 import { openLevelStore, type KvStore } from './storage/kv.ts';
 
@@ -100,6 +101,9 @@ export function lifecyclePolicyOf(genesis: Genesis): LifecyclePolicy {
 
 /** Most transactions (and bytes) offered again to a member that (re)connects. */
 const REGOSSIP_MAX_TXS = 4096;
+/** State proofs below the in-memory trees the node serves per second (burst: 4), all clients together. */
+const HISTORICAL_PROOFS_PER_SECOND = 1;
+const HISTORICAL_PROOFS_BURST = 4;
 const REGOSSIP_MAX_BYTES = 4 * 1024 * 1024;
 
 /** Throws NodeStartError unless the node key is a validator or a registered observer. */
@@ -413,6 +417,7 @@ interface NodeApiDeps {
 
 /** The node as RPC sees it (rpc/nodeApi.ts), over the chain, driver and p2p. */
 function createNodeApi(d: NodeApiDeps): NodeApi {
+  const historicalProofs = new TokenBucket(HISTORICAL_PROOFS_PER_SECOND, HISTORICAL_PROOFS_BURST);
   const { chain } = d;
   const nodeId = peerIdOf(d.publicKey).toString();
 
@@ -601,6 +606,16 @@ function createNodeApi(d: NodeApiDeps): NodeApi {
     getState: (contract, key, { height, withProof }) => {
       const { reader, height: h } = readerAt(height);
       if (!withProof) return Promise.resolve({ height: h, value: reader.get(contract, key) });
+      // A proof below the trees held in memory rebuilds that version's tree from undo records on
+      // the main thread (~1 s per 250 blocks of a million-key state): a budget keeps RPC clients
+      // from spending the node's time on them.
+      if (h <= chain.tip().height - DEFAULT_MEMORY_VERSIONS && !historicalProofs.take()) {
+        throw new NodeApiError(
+          'RATE_LIMITED',
+          `proofs more than ${DEFAULT_MEMORY_VERSIONS} blocks below the head are rebuilt from undo records, at most ${HISTORICAL_PROOFS_PER_SECOND} per second; retry later`,
+          { height: h },
+        );
+      }
       const p = chain.state.prove(contract, key, h);
       return Promise.resolve({ height: h, value: p.value, proof: encodeStateProof(p.proof) });
     },

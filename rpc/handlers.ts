@@ -41,6 +41,7 @@ export function toRpcError(err: unknown): RpcError {
     const code = err.code as string;
     if (REJECT.has(code)) return new RpcError('TX_REJECTED', err.message, { reason: code });
     if (code === 'UNAVAILABLE') return new RpcError('UNAVAILABLE', err.message, {});
+    if (code === 'RATE_LIMITED') return new RpcError('RATE_LIMITED', err.message, {});
     if (code === 'HEIGHT_UNAVAILABLE' || code === 'UNKNOWN_CONTRACT' || code === 'UNKNOWN_METHOD') {
       return new RpcError('NOT_FOUND', err.message, { reason: code });
     }

@@ -305,7 +305,8 @@ export const methods = {
     }),
   }),
   state_get: method({
-    summary: 'One state entry, optionally with a proof against the stateRoot of the height it names.',
+    summary:
+      'One state entry, optionally with a proof against the stateRoot of the height it names. Proofs more than 16 blocks below the head are rebuilt from undo records: a node serves at most 1 per second (burst 4), then RATE_LIMITED.',
     params: object({
       contract: req(nameType, 'Contract name.'),
       key: req(hex({ maxBytes: MAX_STATE_KEY_BYTES }), `State key (at most ${MAX_STATE_KEY_BYTES} bytes).`),
@@ -317,7 +318,7 @@ export const methods = {
       value: req(nullable(hex()), 'The value, or null when absent.'),
       proof: opt(hex(), 'Encoded inclusion or exclusion proof (core/stateProof.ts).'),
     }),
-    errors: ['NOT_FOUND'],
+    errors: ['NOT_FOUND', 'RATE_LIMITED'],
   }),
   events_query: method({
     summary: 'Events in chain order, filtered by contract and name, paged with a cursor.',

@@ -41,7 +41,9 @@ export type NodeApiErrorCode =
   | 'HEIGHT_UNAVAILABLE'
   /** `callView` named a contract or method that does not exist. */
   | 'UNKNOWN_CONTRACT'
-  | 'UNKNOWN_METHOD';
+  | 'UNKNOWN_METHOD'
+  /** A costly request over the node's budget for it (state proofs at old heights): retry later. */
+  | 'RATE_LIMITED';
 
 /**
  * An error a NodeApi method may throw with a code the server maps to a documented JSON-RPC error

@@ -27,6 +27,7 @@ import {
 import type { NodeApi } from './nodeApi.ts';
 import { createEventStream, createHeadStream, createTxWaiters, type Stream } from './streams.ts';
 import { isJsonObject, type Json } from './wire.ts';
+import { TokenBucket } from './tokenBucket.ts';
 
 /** Structured logger: a constant message and values in fields. */
 export type RpcLogger = (
@@ -219,22 +220,17 @@ export function createRpcServer(options: RpcServerOptions, deps: RpcServerDeps):
   });
 
   // Token buckets per client address; insertion order approximates age for eviction.
-  const buckets = new Map<string, { tokens: number; at: number }>();
+  const buckets = new Map<string, TokenBucket>();
   function allow(ip: string): boolean {
     const rl = options.rateLimit;
     if (rl === undefined) return true;
-    const now = performance.now();
     let b = buckets.get(ip);
     if (b === undefined) {
       if (buckets.size >= MAX_RATE_LIMITED_CLIENTS) buckets.delete(buckets.keys().next().value!);
-      b = { tokens: rl.burst, at: now };
+      b = new TokenBucket(rl.perSecond, rl.burst);
       buckets.set(ip, b);
     }
-    b.tokens = Math.min(rl.burst, b.tokens + ((now - b.at) / 1000) * rl.perSecond);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
+    return b.take();
   }
 
   function isAdmin(header: string | undefined): boolean {

@@ -146,7 +146,8 @@ export interface StateStore {
 /** Most versions one commit prunes, so lowering `retainVersions` cannot make one huge batch. */
 export const MAX_PRUNED_VERSIONS_PER_COMMIT = 16;
 const DEFAULT_RETAIN_VERSIONS = 256;
-const DEFAULT_MEMORY_VERSIONS = 16;
+/** Versions whose trees stay in memory unless `memoryVersions` says otherwise. */
+export const DEFAULT_MEMORY_VERSIONS = 16;
 // Trees of old versions rebuilt on demand, kept (first rebuilt first out) until the tree they were
 // rebuilt from leaves memory; each costs the records that differ from the trees in memory.
 const MAX_REBUILT_TREES = 4;

@@ -91,6 +91,30 @@ describe('methods against the real node', () => {
     expect((await light.verifyTx(r.receipt.txHash, { proofFrom: c })).height).toBe(r.height);
     expect((await light.verifyReceipt(r.receipt.txHash, { proofFrom: c })).receipt.status).toBe('ok');
   });
+
+  it('serves state proofs below the in-memory trees within a budget, then refuses them as RATE_LIMITED', async () => {
+    const c = n.client;
+    const wallet = createWallet(c, seededKey('real-old-proofs'));
+    // More than the 16 versions held in memory: one block per transaction.
+    for (let i = 0; i < 20; i++) {
+      const r = await wallet.sendAndWait({ contract: 'token', method: 'tick', args: { count: 1 } });
+      expect(r.receipt.status).toBe('ok');
+    }
+    const head = (await c.head())!.height;
+    const key = utf8(`bal/${toHex(bob)}`);
+    const old = (height: number) => c.call('state_get', { contract: 'token', key, proof: true, height });
+    // The budget (4 at once, 1 per second) is spent; the next one is refused with the documented code.
+    const answers = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => old(head - 17 - (i % 2))));
+    const refused = answers.filter((a) => a.status === 'rejected');
+    expect(answers.filter((a) => a.status === 'fulfilled').length).toBeGreaterThanOrEqual(4);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const a of refused) {
+      expect((a.reason as RpcError).code).toBe('RATE_LIMITED');
+      expect((a.reason as RpcError).message).toMatch(/at most 1 per second/);
+    }
+    // Recent heights are not limited.
+    for (let i = 0; i < 8; i++) expect((await old(head - (i % 4))).proof).toBeDefined();
+  });
 });
 
 describe('bad transactions against the real mempool', () => {

@@ -200,14 +200,15 @@ for (let r = 0; r < ROUNDS; r++) {
   const mixed = nextBlock(chain, true);
   const solo = nextBlock(soloChain);
   const based = baseChain === null ? null : nextBlock(baseChain);
-  const mine = nextBlock();
+  // Signed only when it runs: signing assigns nonces, so a block never executed would leave a gap.
+  const mine = baseChain === null ? null : nextBlock();
   const b1 = time(20_000, bare);
   const iso = time(3_000, isolate1);
   const c = time(3_000, call);
   const k = block(txs);
   const km = block(mixed);
   const ks = block(solo, soloChain);
-  if (baseChain !== null && based !== null) {
+  if (baseChain !== null && based !== null && mine !== null) {
     // This tree's executor next to the baseline's, in alternating order.
     const k2 = r % 2 === 0 ? NaN : block(mine);
     const kb = block(based, baseChain);

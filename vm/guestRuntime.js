@@ -1794,7 +1794,10 @@ const stateApi = freeze({
     charge(GAS.stateGet + kb * GAS.statePerByte);
     let v = known.get(key);
     if (v === undefined) {
-      if (batching) v = pending.get(key);
+      // Missed: the cache may have been emptied (bounded) after this call or an earlier
+      // transaction of the batch wrote the key, and the host has neither write yet.
+      v = dirty.get(key);
+      if (v === undefined && batching) v = pending.get(key);
       if (v === undefined) {
         v = hostCall(1, key);
         if (typeof v === 'number') fault('STATE');
@@ -1816,6 +1819,7 @@ const stateApi = freeze({
     const kb = checkKey(key, 'state key');
     charge(GAS.stateHas + kb * GAS.statePerByte);
     let v = known.get(key);
+    if (v === undefined) v = dirty.get(key);
     if (v === undefined && batching) v = pending.get(key);
     if (v !== undefined) return v !== null;
     const r = hostCall(2, key);

@@ -186,4 +186,27 @@ describe('batched execution', () => {
     const incs = r.receipts.filter((x) => x.status === 'ok' && x.events[0]?.name === 'Inc');
     expect(incs.slice(0, 3).map((x) => x.returnValue)).toEqual([1, 3, 6]);
   });
+
+  it('reads back the call’s own write after the read cache was emptied by its bound', () => {
+    // 65,536 cached reads empty the context's read cache; the write made before them has not
+    // reached the host yet and must still be what the call reads.
+    const FORGET = `
+export const methods = {
+  put(ctx: any, a: any) { ctx.state.set('k', a.v); },
+  overflow(ctx: any, a: any) {
+    ctx.state.set('k', a.v);
+    for (let i = 0; i < 65_540; i++) ctx.state.get('m' + i);
+    return [ctx.state.get('k'), ctx.state.has('k')];
+  },
+};`;
+    for (const batched of [true, false]) {
+      const c = createTestChain({ executor: { batchTransactions: batched } });
+      chains.push(c);
+      c.deploy('forget', FORGET);
+      c.call('forget', 'put', { v: 'old' });
+      const r = c.block([{ contract: 'forget', method: 'overflow', args: { v: 'new' }, from: 'alice' }]);
+      expect(r.receipts[0]!.status).toBe('ok');
+      expect(r.receipts[0]!.returnValue).toEqual(['new', true]);
+    }
+  });
 });

@@ -72,8 +72,8 @@ export interface InvokeRequest {
 /** The writes, events and schedules a call buffered, as the guest sent them. */
 export interface GuestFlush {
   readonly writes: Array<[string, Uint8Array | null]>;
-  /** Name, canonical data bytes, and the same bytes as the latin1 text the guest sent. */
-  readonly events: Array<[string, Uint8Array, string]>;
+  /** Name and the canonical data bytes as the latin1 text the guest sent (one char per byte). */
+  readonly events: Array<[string, string]>;
   readonly schedules: Array<[number, string, Uint8Array, number]>;
 }
 
@@ -102,12 +102,22 @@ export interface BatchItem {
   readonly gas: number;
 }
 
+/**
+ * A batch item in the form the guest reads (see invokeBatch in vm/guestRuntime.js). The executor
+ * encodes each transaction once, when it prepares it, so a batch's input is one concatenation of
+ * these and no item object is built per transaction.
+ */
+export function encodeBatchItem(item: BatchItem): string {
+  return `1,${item.kind}${fld(item.method)}${fld(item.sender)}${fld(item.txHash)}${fld(item.args)}${fld(`${item.gas}`)}`;
+}
+
 /** Consecutive top-level transactions of one contract, run in one entry into its context. */
 export interface BatchRequest {
   readonly contract: string;
   readonly height: number;
   readonly time: number;
-  readonly items: readonly BatchItem[];
+  /** The transactions, each as {@link encodeBatchItem} gives it. */
+  readonly items: readonly string[];
   readonly stackUnits: number;
   readonly cacheSession: number;
 }
@@ -342,9 +352,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     const slot = contract as Slot;
     // One string in, one string out: copying across the boundary costs per call, not per byte.
     let input = fld(r.contract) + fld(`${r.height}`) + fld(`${r.time}`) + fld(`${r.items.length}`);
-    for (const it of r.items) {
-      input += `1,${it.kind}${fld(it.method)}${fld(it.sender)}${fld(it.txHash)}${fld(it.args)}${fld(`${it.gas}`)}`;
-    }
+    for (let i = 0; i < r.items.length; i++) input += r.items[i]!;
     const raw = enter(slot.batch, [input, r.stackUnits, r.cacheSession], { timeout: callTimeoutMs });
     const reader = new EnvelopeReader(raw, 0);
     const n = reader.count(r.items.length);
@@ -570,12 +578,10 @@ function readFlush(r: EnvelopeReader): GuestFlush {
     const value = r.field();
     writes.push([key, value === '' ? null : bytesOf(value)]);
   }
-  const events: Array<[string, Uint8Array, string]> = [];
+  const events: Array<[string, string]> = [];
   for (let n = r.count(1024); n > 0; n--) {
     const name = r.field();
-    const data = r.field();
-    // Only read (into receipt bytes), never kept by the state: a slice of Buffer's pool will do.
-    events.push([name, Buffer.from(data, 'latin1'), data]);
+    events.push([name, r.field()]);
   }
   const schedules: Array<[number, string, Uint8Array, number]> = [];
   for (let n = r.count(256); n > 0; n--) {

@@ -6,7 +6,9 @@ import { encodeValue, type Value } from '../../core/codec.ts';
 import { merkleRoot } from '../../core/merkle.ts';
 import { encodeReceipt, type Event, type Receipt } from '../../core/types.ts';
 import { guestEvent, receiptBytes, receiptsRoot, rememberReturnData } from '../../vm/receiptCodec.ts';
-import { argsText } from '../../vm/argsCodec.ts';
+import { argsText, txArgsText } from '../../vm/argsCodec.ts';
+import { generateKeyPair } from '../../core/keys.ts';
+import { decodeSignedTx, signTx } from '../../core/types.ts';
 import { foldMerkle, leafDigest } from '../../vm/merkleFold.ts';
 import { createMemoryState } from '../../vm/memoryState.ts';
 import { SystemContract, encodeUint, readNonce, writeNonce } from '../../vm/systemState.ts';
@@ -173,6 +175,39 @@ describe('argument text', () => {
       }
       expect(argsText(v)).toBe(expected);
     }
+  });
+});
+
+describe('transaction arguments from the signed body', () => {
+  it('equal argsText of the decoded arguments for any arguments, names, nonce and gas limit', () => {
+    const key = generateKeyPair();
+    fc.assert(
+      fc.property(
+        value,
+        fc.stringMatching(/^[a-z][a-z0-9-]{0,40}$/),
+        fc.stringMatching(/^[a-z][a-zA-Z0-9_]{0,63}$/),
+        fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 2 ** 40 })),
+        fc.oneof(fc.integer({ min: 0, max: 70_000 }), fc.integer({ min: 0, max: 2 ** 36 })),
+        (args, contract, method, nonce, gasLimit) => {
+          const stx = signTx(
+            {
+              chainId: 'trellis-test',
+              from: key.publicKey,
+              nonce,
+              kind: 'call',
+              contract,
+              method,
+              args,
+              gasLimit,
+            },
+            key.secretKey,
+          );
+          expect(txArgsText(stx)).toBe(argsText(stx.tx.args));
+          expect(txArgsText(decodeSignedTx(stx.bytes))).toBe(argsText(stx.tx.args));
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
 

@@ -7,8 +7,14 @@
  * LevelDB's threads), since on a shared 2-core machine wall-clock figures move with other load;
  * the 1-minute load average is printed at the start and the end.
  *
+ * A block is committed as the node commits one (node/chain.ts): root() (which starts fetching the
+ * values the block overwrites), prepareCommit (awaits them), commitOps, the batch, finalize.
+ *
  * Environment: STATE_BENCH_KEYS (default 1,000,000), STATE_BENCH_BLOCKS (default 60),
- * STATE_BENCH_WRITE_BUFFER_MB (LevelDB memtable size; default LevelDB's own 4 MiB).
+ * STATE_BENCH_WRITE_BUFFER_MB (LevelDB memtable size; default LevelDB's own 4 MiB),
+ * STATE_BENCH_COMPARE=1 (every other measured block without the fetch, so commitOps reads the
+ * overwritten values one by one on the main thread as before: both are printed, from the same
+ * rounds, for a before/after comparison on a noisy machine).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -25,6 +31,7 @@ import { table, type Row } from './measure.ts';
 const KEYS = Number(process.env.STATE_BENCH_KEYS ?? 1_000_000);
 const BLOCKS = Number(process.env.STATE_BENCH_BLOCKS ?? 60);
 const WRITE_BUFFER_MB = process.env.STATE_BENCH_WRITE_BUFFER_MB;
+const COMPARE = process.env.STATE_BENCH_COMPARE === '1';
 const BLOCK_KEYS = 1000;
 const BUILD_BATCH = 100_000;
 const RETAIN = 16;
@@ -75,12 +82,50 @@ let version = -1;
 interface BlockTimes {
   execute: number;
   root: number;
+  prepare: number;
   commitOps: number;
   write: number;
   finalize: number;
   ops: number;
   threadCpu: number;
   processCpu: number;
+  wall: number;
+  gc: number;
+}
+
+const zeroTimes = (): BlockTimes => ({
+  execute: 0,
+  root: 0,
+  prepare: 0,
+  commitOps: 0,
+  write: 0,
+  finalize: 0,
+  ops: 0,
+  threadCpu: 0,
+  processCpu: 0,
+  wall: 0,
+  gc: 0,
+});
+
+/**
+ * The KvStore the state store is opened on: the bench's own, except that with `fetchOff` set a
+ * fetch of overwritten values cannot start (the view then leaves them to commitOps, which reads
+ * them one by one: the store without the prefetch), for STATE_BENCH_COMPARE.
+ */
+function stateKv(kv: KvStore): KvStore & { fetchOff: boolean } {
+  const out = {
+    fetchOff: false,
+    get: (k: Uint8Array) => kv.get(k),
+    getSync: (k: Uint8Array) => kv.getSync(k),
+    getMany: (keys: readonly Uint8Array[]) => {
+      if (out.fetchOff) throw new Error('bench: fetch off for this block');
+      return kv.getMany(keys);
+    },
+    batch: (ops: Parameters<KvStore['batch']>[0]) => kv.batch(ops),
+    scan: (o: Parameters<KvStore['scan']>[0]) => kv.scan(o),
+    close: () => kv.close(),
+  };
+  return out;
 }
 
 async function commitBlock(
@@ -90,12 +135,15 @@ async function commitBlock(
 ): Promise<BlockTimes> {
   const c0 = threadMs();
   const p0 = processMs();
+  const g0 = gcMs;
   const t0 = performance.now();
   const view = store.view();
   write((k, v) => view.set(CONTRACT, k, v));
   const t1 = performance.now();
   view.root();
   const t2 = performance.now();
+  await store.prepareCommit(view);
+  const t2b = performance.now();
   const c = store.commitOps(view, ++version);
   const t3 = performance.now();
   await kv.batch(c.ops);
@@ -105,12 +153,16 @@ async function commitBlock(
   return {
     execute: t1 - t0,
     root: t2 - t1,
-    commitOps: t3 - t2,
+    prepare: t2b - t2,
+    commitOps: t3 - t2b,
     write: t4 - t3,
     finalize: t5 - t4,
     ops: c.ops.length,
     threadCpu: threadMs() - c0,
     processCpu: processMs() - p0,
+    wall: t5 - t0,
+    // Pauses reported by the time the block ends (entries arrive with a delay: approximate).
+    gc: gcMs - g0,
   };
 }
 
@@ -146,7 +198,8 @@ for (const syncWrites of [false, true]) {
   const kv = await openLevelStore(dir, levelOptions(syncWrites));
   const c0 = threadMs();
   const t0 = performance.now();
-  const store = await openStateStore(kv, { retainVersions: RETAIN, version });
+  const skv = stateKv(kv);
+  const store = await openStateStore(skv, { retainVersions: RETAIN, version });
   const openMs = performance.now() - t0;
   const openCpu = threadMs() - c0;
   // Heap and buffers once the store is open: the key index and the tree (and any garbage of the
@@ -179,45 +232,45 @@ for (const syncWrites of [false, true]) {
   }
   const values = Array.from({ length: blocks * BLOCK_KEYS }, () => randomBytes(32));
   const keys = Array.from({ length: blocks * BLOCK_KEYS }, () => keyOf(Math.floor(Math.random() * KEYS)));
-  const sum: BlockTimes = {
-    execute: 0,
-    root: 0,
-    commitOps: 0,
-    write: 0,
-    finalize: 0,
-    ops: 0,
-    threadCpu: 0,
-    processCpu: 0,
-  };
-  const gc0 = gcMs;
-  const tStart = performance.now();
+  // With STATE_BENCH_COMPARE, odd blocks run without the fetch (same rounds, alternating).
+  const sums = [zeroTimes(), zeroTimes()];
+  const counts = [0, 0];
   for (let blk = 0; blk < blocks; blk++) {
+    const mode = COMPARE ? blk % 2 : 0;
+    skv.fetchOff = mode === 1;
     const r = await commitBlock(kv, store, (set) => {
       for (let j = blk * BLOCK_KEYS; j < (blk + 1) * BLOCK_KEYS; j++) set(keys[j]!, values[j]!);
     });
+    skv.fetchOff = false;
+    const sum = sums[mode]!;
     for (const k of Object.keys(sum) as Array<keyof BlockTimes>) sum[k] += r[k];
+    counts[mode]!++;
   }
-  const total = performance.now() - tStart;
-  const n = blocks * BLOCK_KEYS;
-  const per = (x: number): string => (x / blocks).toFixed(1);
-  rows.push(
-    rate(
-      `key updates committed, 1,000-key blocks (${syncWrites ? 'fsync per block' : 'no fsync'})`,
-      n,
-      total,
-      `per block: execute ${per(sum.execute)} ms, root() ${per(sum.root)} ms, ops ${per(sum.commitOps)} ms, ` +
-        `LevelDB batch ${per(sum.write)} ms, finalize ${per(sum.finalize)} ms; ${Math.round(sum.ops / blocks)} batch ops`,
-    ),
-  );
-  rows.push(
-    rate(
-      '  the same per main-thread CPU second',
-      n,
-      sum.threadCpu,
-      `main thread ${per(sum.threadCpu)} ms CPU per block (of which GC pauses ${per(gcMs - gc0)} ms); ` +
-        `whole process (LevelDB and GC threads too) ${per(sum.processCpu)} ms`,
-    ),
-  );
+  for (const mode of COMPARE ? [0, 1] : [0]) {
+    const sum = sums[mode]!;
+    const n = counts[mode]!;
+    const per = (x: number): string => (x / n).toFixed(1);
+    const label = !COMPARE ? '' : mode === 0 ? ', fetched ahead' : ', read at commit (as before)';
+    rows.push(
+      rate(
+        `key updates committed, 1,000-key blocks (${syncWrites ? 'fsync per block' : 'no fsync'}${label})`,
+        n * BLOCK_KEYS,
+        sum.wall,
+        `per block: execute ${per(sum.execute)} ms, root() ${per(sum.root)} ms, ` +
+          `prepareCommit ${per(sum.prepare)} ms, ops ${per(sum.commitOps)} ms, ` +
+          `LevelDB batch ${per(sum.write)} ms, finalize ${per(sum.finalize)} ms; ${Math.round(sum.ops / n)} batch ops`,
+      ),
+    );
+    rows.push(
+      rate(
+        '  the same per main-thread CPU second',
+        n * BLOCK_KEYS,
+        sum.threadCpu,
+        `main thread ${per(sum.threadCpu)} ms CPU per block (of which GC pauses ~${per(sum.gc)} ms); ` +
+          `whole process (LevelDB and GC threads too) ${per(sum.processCpu)} ms`,
+      ),
+    );
+  }
 
   if (syncWrites) {
     // 3. Proofs against the latest version: 99% present keys, 1% absent.

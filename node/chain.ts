@@ -145,7 +145,8 @@ const epochCodec: Codec<StoredEpoch> = {
   decode: (bytes) => {
     const [by, keys] = readArray(unpackCanonical(bytes, 'validator epoch'), 2, 'validator epoch');
     const recordedBy = readBytes(by, 'validator epoch.recordedBy');
-    if (recordedBy.length !== 0 && recordedBy.length !== 32) throw new Error('validator epoch.recordedBy: 32 bytes');
+    if (recordedBy.length !== 0 && recordedBy.length !== 32)
+      throw new Error('validator epoch.recordedBy: 32 bytes');
     return {
       recordedBy: recordedBy.length === 0 ? undefined : recordedBy,
       validators: readList(keys, Limits.maxValidators, 'validator epoch.validators').map((pk, i) =>
@@ -283,6 +284,7 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
         { contract: genesis.contracts[i]?.name },
       );
     }
+    await state.prepareCommit(view);
     const sc = state.commitOps(view, 0);
     await deps.kv.batch(sc.ops);
     sc.finalize();
@@ -615,6 +617,8 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     const height = block.header.height;
     // Read before commitOps, which closes the view.
     const plan = planScheduleChange(ex.view, height, ex.result.receipts);
+    // The values the block overwrote, fetched off the main thread since execution computed the root.
+    await state.prepareCommit(ex.view);
     const sc = state.commitOps(ex.view, height);
     if (!bytesEqual(sc.root, block.header.stateRoot)) {
       throw new ChainError('STATE_MISMATCH', `state root at ${height} differs from the decided header`, {

@@ -27,6 +27,14 @@ export interface KvStore {
   get(key: Bytes): Promise<Bytes | undefined>;
   /** Synchronous read, for contract execution (which cannot await). */
   getSync(key: Bytes): Bytes | undefined;
+  /**
+   * The values of `keys` (undefined where absent), as they all stand at the moment of the call (one
+   * snapshot: a batch written while the promise is pending is not seen). LevelDB reads them on a
+   * libuv thread-pool thread, so the main thread is free meanwhile; the state store fetches a
+   * block's overwritten values this way while it hashes the tree. Callers bound `keys` (the state
+   * store: one block's writes, which gas bounds).
+   */
+  getMany(keys: readonly Bytes[]): Promise<Array<Bytes | undefined>>;
   batch(ops: readonly BatchOp[]): Promise<void>;
   /** Ordered entries within the bounds. */
   scan(options: ScanOptions): AsyncIterable<[Bytes, Bytes]>;
@@ -59,6 +67,8 @@ export async function openLevelStore(location: string, options: LevelStoreOption
   return {
     get: (key) => db.get(key),
     getSync: (key) => db.getSync(key),
+    // classic-level takes the snapshot synchronously, when the call is made.
+    getMany: (keys) => db.getMany(keys as Bytes[]),
     batch: (ops) => db.batch(ops as BatchOp[], { sync }),
     scan: (o) => db.iterator({ ...o, ...(o.limit === undefined ? {} : { limit: o.limit }) }),
     close: () => db.close(),
@@ -87,6 +97,11 @@ export function createMemoryStore(): KvStore & { readonly size: number } {
     getSync: (key) => {
       check();
       return map.get(hexKey(key))?.[1];
+    },
+    getMany: (keys) => {
+      check();
+      // Read now, as LevelDB's snapshot is taken when the call is made.
+      return Promise.resolve(keys.map((key) => map.get(hexKey(key))?.[1]));
     },
     batch: (ops) => {
       check();

@@ -48,6 +48,7 @@ export function prefixedStore(kv: KvStore, prefix: Bytes): KvStore {
   return {
     get: (k) => kv.get(add(k)),
     getSync: (k) => kv.getSync(add(k)),
+    getMany: (keys) => kv.getMany(keys.map(add)),
     batch: (ops) =>
       kv.batch(
         ops.map((op): BatchOp =>
@@ -112,6 +113,8 @@ export async function commit(
   view: StateStoreView,
   version: number,
 ): Promise<Bytes> {
+  // As node/chain.ts does: the overwritten values are fetched before commitOps.
+  await store.prepareCommit(view);
   const c = store.commitOps(view, version);
   await kv.batch(c.ops);
   c.finalize();

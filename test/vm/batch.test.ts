@@ -198,6 +198,10 @@ export const methods = {
     for (let i = 0; i < 65_540; i++) ctx.state.get('m' + i);
     return [ctx.state.get('k'), ctx.state.has('k')];
   },
+  overflowRead(ctx: any) {
+    for (let i = 0; i < 65_540; i++) ctx.state.get('m' + i);
+    return ctx.state.get('k');
+  },
 };`;
     for (const batched of [true, false]) {
       const c = createTestChain({ executor: { batchTransactions: batched } });
@@ -207,6 +211,13 @@ export const methods = {
       const r = c.block([{ contract: 'forget', method: 'overflow', args: { v: 'new' }, from: 'alice' }]);
       expect(r.receipts[0]!.status).toBe('ok');
       expect(r.receipts[0]!.returnValue).toEqual(['new', true]);
+      // An earlier transaction's write, applied within the same batch but not yet on the host.
+      const two = c.block([
+        { contract: 'forget', method: 'put', args: { v: 'mid' }, from: 'alice', gasLimit: 100_000 },
+        { contract: 'forget', method: 'overflowRead', args: null, from: 'bob', gasLimit: 19_000_000 },
+      ]);
+      expect(two.receipts.map((x) => x.status)).toEqual(['ok', 'ok']);
+      expect(two.receipts[1]!.returnValue).toBe('mid');
     }
   });
 });

@@ -63,6 +63,13 @@ import { createStateView, viewInternals, type CommittedState, type StateStoreVie
  * the old head or of the new one, never a mixture, and the tree rebuilt from them has that head's
  * root.
  *
+ * The undo record needs the value each written key had, which the view knows only for keys it read
+ * first. The others are fetched with one `KvStore.getMany` when the view's root is computed (at the
+ * end of execution), on LevelDB's thread pool while the main thread hashes; `prepareCommit` awaits
+ * them, so `commitOps` reads none of them on the main thread (one by one they cost ~5 µs each).
+ * The fetch reads from a snapshot taken while the view is current, so the values are those of its
+ * base version; a view that another commit made stale is refused as before.
+ *
  * Memory grows with the state, as the key index already does: the key index holds every
  * (contract, key) as a latin1 string in a chunked sorted array (~16 bytes plus the key length per
  * key), and the tree ~155 bytes per key (at a million keys: 1,000,000 leaf records of 100 bytes

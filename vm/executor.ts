@@ -1191,7 +1191,8 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         let gasUsed = 0;
         for (const r of receipts) {
           gasUsed += r.gasUsed;
-          if (r.status === 'ok') events.push(...r.events);
+          // A loop, not push(...r.events): spreading costs an iterator per receipt.
+          if (r.status === 'ok') for (let i = 0; i < r.events.length; i++) events.push(r.events[i]!);
         }
         const receiptsRoot = receiptsRootOf(receipts);
         sandbox.recycleIfLarge();

@@ -953,7 +953,8 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
   /**
    * Admits a call transaction and makes every check callContract would make before entering the
    * guest, with the same receipts. None of these depend on what earlier transactions of a batch
-   * do: registry entries and nonces are written only by the executor, never by contract code.
+   * do: registry entries and nonces are written only by the executor, never by contract code, and
+   * a batch holds call transactions only (a lifecycle transaction ends the batch before it).
    */
   const prepare = (
     state: StateView,
@@ -974,13 +975,16 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     }
     const refuse = (code: string, message: string): Receipt =>
       txReceipt(stx, txFailed('reverted', 0, code, message));
-    const entry = NAME_RE.test(tx.contract) ? readCodeEntry(state, tx.contract) : undefined;
+    // The same contract as the batch's previous transaction: the same registry entry (nothing
+    // between the two writes the registry, see above), artifact and context, not read again.
+    const same = previous !== undefined && previous.stx.tx.contract === tx.contract;
+    const entry = same
+      ? previous.entry
+      : NAME_RE.test(tx.contract)
+        ? readCodeEntry(state, tx.contract)
+        : undefined;
     if (entry === undefined) return refuse('NO_CONTRACT', `no contract named "${tx.contract}"`);
     if (entry.frozen) return refuse('FROZEN', `${tx.contract} is frozen`);
-    // The same contract and registry entry as the batch's previous transaction: same artifact and
-    // context (two contracts can have equal entries, hence the name too).
-    const same =
-      previous !== undefined && previous.entry === entry && previous.stx.tx.contract === tx.contract;
     const artifact = same ? previous.artifact : artifactOf(state, entry.artifactHash);
     let kind: 0 | 1;
     if (artifact.views.includes(tx.method)) kind = InvokeKind.view;

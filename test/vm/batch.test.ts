@@ -187,6 +187,33 @@ describe('batched execution', () => {
     expect(incs.slice(0, 3).map((x) => x.returnValue)).toEqual([1, 3, 6]);
   });
 
+  it('sees a freeze and an unfreeze between calls of one contract in the same block', () => {
+    const lifecycle = (kind: 'freeze' | 'unfreeze'): TxSpec => ({ kind, contract: 'mix', from: 'admin' });
+    const txs: TxSpec[] = [
+      call('inc', { k: 'c:f', by: 1 }),
+      call('inc', { k: 'c:f', by: 2 }, 'bob'),
+      lifecycle('freeze'),
+      call('inc', { k: 'c:f', by: 4 }),
+      call('inc', { k: 'c:f', by: 8 }, 'bob'),
+      lifecycle('unfreeze'),
+      call('inc', { k: 'c:f', by: 16 }),
+      call('inc', { k: 'c:f', by: 32 }, 'bob'),
+    ];
+    const batched = chain(true).block(txs);
+    expect(summary(batched)).toEqual(summary(chain(false).block(txs)));
+    expect(batched.receipts.map((x) => `${x.status}:${x.errorCode}`)).toEqual([
+      'ok:',
+      'ok:',
+      'ok:',
+      'reverted:FROZEN',
+      'reverted:FROZEN',
+      'ok:',
+      'ok:',
+      'ok:',
+    ]);
+    expect(batched.receipts[7]!.returnValue).toBe(51);
+  });
+
   it('reads back the call’s own write after the read cache was emptied by its bound', () => {
     // 65,536 cached reads empty the context's read cache; the write made before them has not
     // reached the host yet and must still be what the call reads.

@@ -1,4 +1,5 @@
 import { encodeValue } from '../core/codec.ts';
+import { latin1Text } from './byteText.ts';
 
 /**
  * Canonical bytes of a transaction's arguments as the latin1 string the guest takes, written
@@ -163,5 +164,5 @@ export function txArgsText(stx: {
   const end = b.length - gasLength;
   const gasHead = gasLength === 1 ? b[end]! : [0, 0, 0xcc, 0xcd, 0, 0xce, 0, 0, 0, 0xcf][gasLength];
   if (p >= end || b[end] !== gasHead) return argsText(stx.tx.args);
-  return Buffer.from(b.buffer, b.byteOffset + p, end - p).toString('latin1');
+  return latin1Text(b, p, end);
 }

@@ -14,6 +14,7 @@ import {
   type SignedTransaction,
 } from '../core/types.ts';
 import { txArgsText } from './argsCodec.ts';
+import { hexText, latin1Text } from './byteText.ts';
 import { guestEvent, receiptsRoot as receiptsRootOf, rememberReturnData } from './receiptCodec.ts';
 import { compileContract, decodeArtifact, type Artifact, type CompiledContract } from './compile.ts';
 import { CompileError, ExecutorError, VmFault } from './errors.ts';
@@ -311,7 +312,7 @@ function keyBytes(k: string): Bytes {
 }
 
 function latin1(b: Bytes): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+  return latin1Text(b);
 }
 
 function truncate(s: string, n: number): string {
@@ -994,7 +995,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     if (typeof loaded === 'string') {
       throw new VmFault('ISOLATE', `stored contract ${tx.contract} failed to load: ${loaded}`, {});
     }
-    const item = encodeBatchItem({ kind, method: tx.method, sender, txHash: toHex(stx.hash), args, gas });
+    const item = encodeBatchItem({ kind, method: tx.method, sender, txHash: hexText(stx.hash), args, gas });
     return { index, stx, sender, gas, args, kind, entry, artifact, loaded, item };
   };
 

@@ -46,7 +46,7 @@ import { genesisHash, genesisValidatorSet, type Genesis } from './genesis.ts';
 import { createMempool, type Mempool, type MempoolOptions } from './mempool.ts';
 import type { StateStore } from './state/stateStore.ts';
 import type { StateStoreView } from './state/stateView.ts';
-import type { BlockStore } from './storage/blockStore.ts';
+import type { BlockStore, EventPosition } from './storage/blockStore.ts';
 import type { BatchOp, KvStore } from './storage/kv.ts';
 import { Bucket, createRepository, heightKey, type Codec } from './storage/repository.ts';
 
@@ -157,6 +157,8 @@ const epochCodec: Codec<StoredEpoch> = {
 };
 /** The event the approvals contract emits with an approved validator-set change. */
 const VALIDATOR_CHANGE_EVENT = 'ValidatorSetChanged';
+/** Events read per page when rebuilding the schedule from the event index. */
+const RECOVERY_PAGE = 1000;
 
 /** Proposal builds retried after a local VM fault before falling back to an empty block. */
 const MAX_BUILD_ATTEMPTS = 8;
@@ -228,8 +230,9 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
   await applyGenesis();
   let tip = await loadTip();
   schedule = await loadSchedule();
+  if (schedule.epochs.length === 1 && tip.height > 0) await recoverSchedule();
   {
-    // A store written before the schedule was kept holds only the pending change in state.
+    // The pending change, should the event index not hold it (nothing else writes it).
     const plan = planScheduleChange(state.view(), tip.height, []);
     if (plan !== undefined) {
       await deps.kv.batch(plan.ops);
@@ -330,11 +333,22 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     readonly fromHeight: number;
   }
 
+  /** A change as the approvals contract writes it (its state value and its event's data). */
+  function changeOf(v: unknown): { validators: Validator[]; effectiveHeight: number } {
+    const o = v as Record<string, unknown>;
+    const list = readList(o['validators'], Limits.maxValidators, 'validators');
+    return {
+      effectiveHeight: readUint(o['effectiveHeight'], 'effectiveHeight'),
+      validators: list.map((x, i) =>
+        validatorOf(readBytes((x as Record<string, unknown>)['publicKey'], `validators[${i}].publicKey`, 32)),
+      ),
+    };
+  }
+
   /**
    * The schedule after the change pending in `view` (the state once `height` is committed), or
-   * undefined when it holds no new change. A change replaces the changes scheduled at or after
-   * its own height (not yet in effect); those before it stay. `receipts` are the block's: the one
-   * whose ValidatorSetChanged event made the change is recorded with it (none at open).
+   * undefined when it holds no new change. `receipts` are the block's: the one whose
+   * ValidatorSetChanged event made the change is recorded with it (none at open).
    */
   function planScheduleChange(
     view: StateStoreView,
@@ -345,20 +359,29 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     if (raw === undefined) return undefined;
     let change: { validators: Validator[]; effectiveHeight: number };
     try {
-      const v = decodeValue(raw, 'validators:pending') as Record<string, unknown>;
-      const list = readList(v['validators'], Limits.maxValidators, 'validators');
-      change = {
-        effectiveHeight: readUint(v['effectiveHeight'], 'effectiveHeight'),
-        validators: list.map((x, i) =>
-          validatorOf(
-            readBytes((x as Record<string, unknown>)['publicKey'], `validators[${i}].publicKey`, 32),
-          ),
-        ),
-      };
+      change = changeOf(decodeValue(raw, 'validators:pending'));
     } catch (err) {
       log('error', 'BAD_VALIDATOR_CHANGE', { message: (err as Error).message });
       return undefined;
     }
+    const recordedBy = receipts.findLast(
+      (r) =>
+        r.status === 'ok' &&
+        r.events.some((e) => e.contract === GOVERNANCE_CONTRACT && e.name === VALIDATOR_CHANGE_EVENT),
+    )?.txHash;
+    return planChange(change, height, recordedBy);
+  }
+
+  /**
+   * The schedule after `change`, made at `height` by `recordedBy`, or undefined when the schedule
+   * already holds it. A change replaces the changes scheduled at or after its own height (not yet
+   * in effect); those before it stay.
+   */
+  function planChange(
+    change: { validators: Validator[]; effectiveHeight: number },
+    height: number,
+    recordedBy: Bytes | undefined,
+  ): SchedulePlan | undefined {
     const same = schedule.epochs.find((e) => e.fromHeight === change.effectiveHeight);
     if (same !== undefined && hashValidatorsOf(same.validators) === hashValidatorsOf(change.validators)) {
       return undefined;
@@ -379,11 +402,6 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     const ops: BatchOp[] = schedule.epochs
       .filter((e) => e.fromHeight >= change.effectiveHeight)
       .map((e) => epochStore.delOp(e.fromHeight));
-    const recordedBy = receipts.findLast(
-      (r) =>
-        r.status === 'ok' &&
-        r.events.some((e) => e.contract === GOVERNANCE_CONTRACT && e.name === VALIDATOR_CHANGE_EVENT),
-    )?.txHash;
     ops.push(epochStore.putOp(change.effectiveHeight, { recordedBy, validators: change.validators }));
     const epoch = {
       fromHeight: change.effectiveHeight,
@@ -395,6 +413,42 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
       ops,
       fromHeight: change.effectiveHeight,
     };
+  }
+
+  /**
+   * For a store written before changes were stored with their blocks: replays every approved
+   * change from the event index (the approvals contract's ValidatorSetChanged events, in chain
+   * order, each with the transaction that made it) and stores the schedule they build.
+   */
+  async function recoverSchedule(): Promise<void> {
+    const ops: BatchOp[] = [];
+    let after: EventPosition | undefined;
+    for (let pages = 0; pages <= MAX_VALIDATOR_EPOCHS / RECOVERY_PAGE; pages++) {
+      const page = await blocks.getEvents({
+        fromHeight: 1,
+        toHeight: tip.height,
+        contract: GOVERNANCE_CONTRACT,
+        name: VALIDATOR_CHANGE_EVENT,
+        limit: RECOVERY_PAGE,
+        ...(after === undefined ? {} : { after }),
+      });
+      for (const e of page.events) {
+        let change: { validators: Validator[]; effectiveHeight: number };
+        try {
+          change = changeOf(e.data);
+        } catch (err) {
+          log('error', 'BAD_VALIDATOR_CHANGE', { height: e.height, message: (err as Error).message });
+          continue;
+        }
+        const plan = planChange(change, e.height, e.txHash);
+        if (plan === undefined) continue;
+        ops.push(...plan.ops);
+        adoptSchedule(plan);
+      }
+      if (page.next === undefined) break;
+      after = page.next;
+    }
+    if (ops.length > 0) await deps.kv.batch(ops);
   }
 
   function adoptSchedule(plan: SchedulePlan): void {

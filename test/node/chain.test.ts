@@ -221,10 +221,9 @@ describe('chain engine', () => {
 import type { Context, Methods } from './api.ts';
 export const methods = {
   setValidators(ctx: Context, args: { keys: Uint8Array[]; at: number }) {
-    ctx.state.set('validators:pending', {
-      validators: args.keys.map((publicKey) => ({ publicKey })),
-      effectiveHeight: args.at,
-    });
+    const change = { validators: args.keys.map((publicKey) => ({ publicKey })), effectiveHeight: args.at };
+    ctx.state.set('validators:pending', change);
+    ctx.emit('ValidatorSetChanged', change);
   },
 } satisfies Methods;
 `;
@@ -272,10 +271,27 @@ export const methods = {
     const setAt = (c: Chain, h: number) => c.validatorsAt(h).map((v) => toHex(v.publicKey));
     for (let h = 1; h <= 8; h++) expect(setAt(a, h), `height ${h}`).toEqual(expected(h));
 
+    // Each change names the transaction whose receipt carries it.
+    const recorded = (c: Chain, h: number) => {
+      const by = c.validatorEpochAt(h).recordedBy;
+      return by === undefined ? undefined : toHex(by);
+    };
+    const changeTxs = [1, 4].map((h) => recorded(a, h + 3));
+    expect(changeTxs.every((x) => x !== undefined)).toBe(true);
+    expect(recorded(a, 1)).toBeUndefined();
+
     // A restart over the same store answers the same, for every height.
     const reopened = await newChain(g, kv);
     expect(reopened.tip().height).toBe(7);
     for (let h = 1; h <= 8; h++) expect(setAt(reopened, h), `reopened, height ${h}`).toEqual(expected(h));
+
+    // A store written before changes were stored (no schedule bucket) rebuilds them from its
+    // event index at open, with the same provenance.
+    for await (const [k] of kv.scan({ gte: Uint8Array.of(0x28), lt: Uint8Array.of(0x29) }))
+      await kv.batch([{ type: 'del', key: k }]);
+    const old = await newChain(g, kv);
+    for (let h = 1; h <= 8; h++) expect(setAt(old, h), `old store, height ${h}`).toEqual(expected(h));
+    expect([1, 4].map((h) => recorded(old, h + 3))).toEqual(changeTxs);
 
     // A new node replays the blocks through block sync, each certificate checked against its set.
     const b = await newChain(g);

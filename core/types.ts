@@ -380,6 +380,14 @@ export function quorumOf(n: number): number {
   return Math.floor((2 * n) / 3) + 1;
 }
 
+/**
+ * Where governance records an approved validator-set change (contracts/approvals.ts): the
+ * contract, and the event its receipt carries (`{ validators: [{ publicKey }], effectiveHeight }`).
+ * The node reads the change from there, and a light client proves it from there.
+ */
+export const GOVERNANCE_CONTRACT = 'approvals';
+export const VALIDATOR_CHANGE_EVENT = 'ValidatorSetChanged';
+
 /** Hash of an ordered validator set, carried in each header. */
 export function hashValidators(validators: readonly Validator[]): Bytes {
   return sha256(pack([Tag.validators, validators.map((v) => v.publicKey)]));

@@ -14,6 +14,8 @@ import { addressOf, keyPairFromSecret } from '../core/keys.ts';
 import { merkleRoot } from '../core/merkle.ts';
 import {
   checkCertificate,
+  GOVERNANCE_CONTRACT,
+  VALIDATOR_CHANGE_EVENT,
   decodeBlock,
   decodeCertificate,
   decodeSignedTx,
@@ -124,8 +126,7 @@ const MIN_PROPOSAL_TXS = 100;
 
 /** Transactions whose signatures were verified, by hash and signature; bounded, oldest dropped. */
 const MAX_VERIFIED_CACHE = 100_000;
-/** Where governance leaves an approved validator-set change (contracts/approvals.ts). */
-const GOVERNANCE_CONTRACT = 'approvals';
+/** Where the approvals contract keeps the approved validator-set change in its state. */
 const PENDING_VALIDATORS_KEY = utf8('validators:pending');
 /**
  * Validator-set changes the schedule holds. Each one is an executed governance proposal, so the
@@ -155,8 +156,14 @@ const epochCodec: Codec<StoredEpoch> = {
     };
   },
 };
-/** The event the approvals contract emits with an approved validator-set change. */
-const VALIDATOR_CHANGE_EVENT = 'ValidatorSetChanged';
+/** The schedule's entry for a stored change. */
+function epochOf(fromHeight: number, e: StoredEpoch): ValidatorEpoch {
+  return {
+    fromHeight,
+    validators: e.validators,
+    ...(e.recordedBy === undefined ? {} : { recordedBy: e.recordedBy }),
+  };
+}
 /** Events read per page when rebuilding the schedule from the event index. */
 const RECOVERY_PAGE = 1000;
 
@@ -317,11 +324,7 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
           fromHeight,
         });
       }
-      epochs.push({
-        fromHeight,
-        validators: stored.validators,
-        ...(stored.recordedBy === undefined ? {} : { recordedBy: stored.recordedBy }),
-      });
+      epochs.push(epochOf(fromHeight, stored));
     }
     return { epochs };
   }
@@ -402,14 +405,10 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     const ops: BatchOp[] = schedule.epochs
       .filter((e) => e.fromHeight >= change.effectiveHeight)
       .map((e) => epochStore.delOp(e.fromHeight));
-    ops.push(epochStore.putOp(change.effectiveHeight, { recordedBy, validators: change.validators }));
-    const epoch = {
-      fromHeight: change.effectiveHeight,
-      validators: change.validators,
-      ...(recordedBy === undefined ? {} : { recordedBy }),
-    };
+    const stored = { recordedBy, validators: change.validators };
+    ops.push(epochStore.putOp(change.effectiveHeight, stored));
     return {
-      schedule: { epochs: [...kept, epoch] },
+      schedule: { epochs: [...kept, epochOf(change.effectiveHeight, stored)] },
       ops,
       fromHeight: change.effectiveHeight,
     };

@@ -19,6 +19,8 @@ import {
   type SignedTransaction,
   type Validator,
   validatorOf,
+  GOVERNANCE_CONTRACT,
+  VALIDATOR_CHANGE_EVENT,
 } from '../../core/types.ts';
 import type { TrellisClient } from './client.ts';
 import { SdkError } from './errors.ts';
@@ -115,9 +117,6 @@ export interface LightClient {
 const MAX_CACHED_HEADERS = 1024;
 /** Proven validator sets kept per light client (by first height); each costs one receipt proof. */
 const MAX_CACHED_EPOCHS = 1024;
-/** The contract and event that carry an approved validator-set change (contracts/approvals.ts). */
-const GOVERNANCE_CONTRACT = 'approvals';
-const VALIDATOR_CHANGE_EVENT = 'ValidatorSetChanged';
 
 /** Creates a light client. */
 export function createLightClient(options: LightClientOptions): LightClient {

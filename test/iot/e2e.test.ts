@@ -99,7 +99,19 @@ async function provisionCrashSite(name: string, device?: string) {
     windowMs: 500,
     heartbeatMs: 600_000,
   });
-  return { id, key, dir: join(net.dir, `gateway-${name}`) };
+  const dir = join(net.dir, `gateway-${name}`);
+  /** Gateway options for an in-process gateway of this site: no MQTT, no HTTP, quick closes. */
+  const options = {
+    dir,
+    gatewayId: id,
+    key,
+    rpcUrl: net.rpcUrl,
+    mqtt: null,
+    httpPort: null,
+    closeDelayMs: 50,
+    log: () => undefined,
+  };
+  return { id, key, dir, options };
 }
 let gateway: ChildProcess;
 let gatewayDir: string;
@@ -486,20 +498,8 @@ describe('IoT end to end (one validator)', () => {
   }, 240_000);
 
   it('the proof index forgets anchored windows past its retention (their proofs stay available by seqNo) and refuses readings with OVERLOADED when unanchored windows fill it', async () => {
-    const { id, key, dir } = await provisionCrashSite('ret', 'ret-a');
-    const open = () =>
-      createGateway({
-        dir,
-        gatewayId: id,
-        key,
-        rpcUrl: net.rpcUrl,
-        mqtt: null,
-        httpPort: null,
-        closeDelayMs: 50,
-        proofRetentionMs: 0,
-        maxIndexedReadings: 5,
-        log: () => undefined,
-      });
+    const { id, dir, options } = await provisionCrashSite('ret', 'ret-a');
+    const open = () => createGateway({ ...options, proofRetentionMs: 0, maxIndexedReadings: 5 });
     let n = 0;
     let lastAccepted = 0;
     const reading = (): Reading => ({ device: 'ret-a', n: ++n, ts: Date.now(), value: 7n, sig: null });
@@ -595,18 +595,11 @@ describe('IoT end to end (one validator)', () => {
   }, 90_000);
 
   it('a window being closed counts as open until its close record is on disk: no open window and no pending anchor means every accepted reading is anchored', async () => {
-    const { id, key, dir } = await provisionCrashSite('close', 'close-a');
+    const { id, dir, options } = await provisionCrashSite('close', 'close-a');
     /** What /status would say at the instant a window's batch files are written, before its close record. */
     const atClose: Array<{ closing: number; openWindows: number; pendingAnchors: number }> = [];
     const gw = createGateway({
-      dir,
-      gatewayId: id,
-      key,
-      rpcUrl: net.rpcUrl,
-      mqtt: null,
-      httpPort: null,
-      closeDelayMs: 50,
-      log: () => undefined,
+      ...options,
       faultPoint(name) {
         if (name !== 'close:written') return;
         atClose.push({

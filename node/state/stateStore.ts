@@ -500,6 +500,12 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
                 ? s.previous
                 : (kv.getSync(key) ?? null);
         const inBase = previous !== null;
+        if (!inBase && s.inBase === true) {
+          // The tree holds the key but the flat index has no value for it.
+          throw new StateError('CORRUPT', 'state: key index and flat index disagree', {
+            contract: s.contract,
+          });
+        }
         if (s.value === null && !inBase) continue;
         undo.push({ contract: s.contract, key: s.key, previous });
         if (s.value === null) {

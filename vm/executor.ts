@@ -1,4 +1,4 @@
-import { toHex, utf8, type Bytes } from '../core/bytes.ts';
+import { bytesEqual, toHex, utf8, type Bytes } from '../core/bytes.ts';
 import { encodeValue, pack, type Value } from '../core/codec.ts';
 import { CodecError } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
@@ -268,18 +268,12 @@ function senderOf(publicKey: Bytes): { address: Bytes; hex: string } {
       ? (publicKey[0]! | (publicKey[1]! << 8) | (publicKey[2]! << 16) | (publicKey[3]! << 24)) >>> 0
       : -1 - n;
   const hit = senders.get(slot);
-  if (hit !== undefined && sameBytes(hit.key, publicKey)) return hit;
+  if (hit !== undefined && bytesEqual(hit.key, publicKey)) return hit;
   const address = addressOf(publicKey);
   const s = { key: Uint8Array.from(publicKey), address, hex: toHex(address) };
   if (hit === undefined && senders.size >= 100_000) senders.clear();
   senders.set(slot, s);
   return s;
-}
-
-function sameBytes(a: Bytes, b: Bytes): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**

@@ -25,12 +25,12 @@ import {
   createSandbox,
   decodeFlush,
   encodeBatchItem,
+  type BatchResults,
   decodeGuestText,
   decodeGuestValue,
   type GuestFlush,
   type HostHandler,
   type InvokeKindCode,
-  type InvokeResult,
   type LoadedContract,
   type Sandbox,
   type SandboxOptions,
@@ -313,6 +313,66 @@ function truncate(s: string, n: number): string {
   return s.length <= n ? s : s.slice(0, n);
 }
 
+/** Writes from the guest (an empty value deleted), checked as the guest should have made them. */
+function applyWrites(
+  state: StateView,
+  contract: string,
+  writes: ReadonlyArray<[string, Uint8Array | null]>,
+): void {
+  for (const [k, v] of writes) {
+    if (typeof k !== 'string') throw new VmFault('HOST', 'malformed write from the guest', {});
+    const key = keyBytes(k);
+    if (key.length > VmLimits.maxKeyBytes) throw new VmFault('HOST', 'oversized key from the guest', {});
+    if (v === null) state.delete(contract, key);
+    // Values from the sandbox are fresh arrays of their exact size: the state keeps them as they are.
+    else if (v instanceof Uint8Array && v.length <= VmLimits.maxValueBytes) state.set(contract, key, v);
+    else throw new VmFault('HOST', 'malformed value from the guest', {});
+  }
+}
+
+/** An event the guest emitted: its data decoded (checked canonical), its bytes kept for receipts. */
+function eventOf(contract: string, name: string, text: string): Event {
+  let value: Value;
+  try {
+    value = decodeGuestText(text);
+  } catch (err) {
+    throw new VmFault('HOST', `guest encoded a non-canonical event: ${(err as Error).message}`, {});
+  }
+  return guestEvent(contract, name, value, text);
+}
+
+/** The last event name found valid: names repeat, and the batch reader hands back the same string. */
+let validName = '';
+
+/**
+ * The receipt of a successful batched call transaction: what txReceipt(stx, fromCall(...)) gives
+ * for it, built directly. `gasUsed` includes txBase; `ret` is the canonical return value as latin1
+ * text ('' for none).
+ */
+function okReceipt(stx: SignedTransaction, gasUsed: number, ret: string, events: Event[]): Receipt {
+  let returnValue: Value = null;
+  let returnBytes: Bytes | undefined;
+  if (ret !== '' && ret !== '\xc0') {
+    try {
+      returnValue = decodeGuestText(ret);
+    } catch (err) {
+      throw new VmFault('HOST', `guest encoded a non-canonical return value: ${(err as Error).message}`, {});
+    }
+    returnBytes = Buffer.from(ret, 'latin1');
+  }
+  const r: Receipt = {
+    txHash: stx.hash,
+    status: 'ok',
+    gasUsed: Math.min(stx.tx.gasLimit, gasUsed),
+    returnValue,
+    events,
+    errorCode: '',
+    error: '',
+  };
+  if (returnBytes !== undefined && returnValue !== null) rememberReturnData(r, returnBytes);
+  return r;
+}
+
 /** A read-only StateView over a StateReader, for views. */
 function readOnlyView(reader: StateReader): StateView {
   let depth = 0;
@@ -421,16 +481,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     ) {
       throw new VmFault('HOST', 'a read-only frame sent writes', { contract: frame.contract });
     }
-    for (const [k, v] of flush.writes) {
-      if (typeof k !== 'string') throw new VmFault('HOST', 'malformed write from the guest', {});
-      const key = keyBytes(k);
-      if (key.length > VmLimits.maxKeyBytes) throw new VmFault('HOST', 'oversized key from the guest', {});
-      if (v === null) state.delete(frame.contract, key);
-      // Values from readFlush are fresh arrays of their exact size: the state keeps them as they are.
-      else if (v instanceof Uint8Array && v.length <= VmLimits.maxValueBytes)
-        state.set(frame.contract, key, v);
-      else throw new VmFault('HOST', 'malformed value from the guest', {});
-    }
+    applyWrites(state, frame.contract, flush.writes);
     for (const [name, text] of flush.events) {
       if (typeof name !== 'string' || !NAME_RE.test(name) || typeof text !== 'string') {
         throw new VmFault('HOST', 'malformed event from the guest', {});
@@ -438,13 +489,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       if (run.liveEvents >= Limits.maxEventsPerReceipt) {
         return ['TOO_MANY_EVENTS', `more than ${Limits.maxEventsPerReceipt} events in one receipt`];
       }
-      let value: Value;
-      try {
-        value = decodeGuestText(text);
-      } catch (err) {
-        throw new VmFault('HOST', `guest encoded a non-canonical event: ${(err as Error).message}`, {});
-      }
-      frame.events.push(guestEvent(frame.contract, name, value, text));
+      frame.events.push(eventOf(frame.contract, name, text));
       run.liveEvents++;
     }
     for (const [time, method, args, gas] of flush.schedules) {
@@ -996,8 +1041,11 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
   /**
    * Runs a batch of prepared transactions of one contract and writes their receipts into
    * `receipts`. Each transaction's outcome is what it would be on its own (the guest runs each
-   * with its own gas and drops a failed one's writes); a successful one's writes are applied
-   * here, in order. One the guest gives back (it needs the host mid-call) runs on its own.
+   * with its own gas and drops a failed one's writes). The successful ones' writes arrive as
+   * their net effect, each key once with its last value, and are applied here when the batch
+   * returns: nothing reads the contract's state on the host between its transactions (the guest
+   * answers their reads), so only the state after the batch can depend on them, and it is the
+   * same. One the guest gives back (it needs the host mid-call) runs on its own, after them.
    */
   const runBatch = (
     state: StateView,
@@ -1020,7 +1068,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       const previous = loaded.handler;
       // The guest asks only for reads and hashes mid-batch (anything else ends the transaction).
       loaded.handler = handlerFor(run, { contract, writable: false, events: [] });
-      let results: InvokeResult[];
+      let results: BatchResults;
       try {
         results = sandbox.invokeBatch(loaded, {
           contract,
@@ -1034,30 +1082,53 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         loaded.handler = previous;
       }
       if (run.fault !== null) throw run.fault;
-      for (let i = 0; i < results.length; i++) {
-        const r = results[i]!;
+      let wrote = false;
+      for (let i = 0; i < results.count; i++) {
+        results.next();
         const p = items[i]!;
-        if (r.status === 3) {
+        const status = results.status;
+        if (status === 3) {
           throw new VmFault(
-            r.code === 'NATIVE_STACK' ? 'NATIVE_STACK' : 'ISOLATE',
-            `local fault in ${contract}: ${r.code} ${r.message}`,
+            results.code === 'NATIVE_STACK' ? 'NATIVE_STACK' : 'ISOLATE',
+            `local fault in ${contract}: ${results.code} ${results.message}`,
             { txHash: toHex(p.stx.hash) },
           );
         }
-        const gasUsed = r.status === 2 ? p.gas : p.gas - Math.min(r.gasLeft, p.gas);
-        let o: CallOutcome;
-        if (r.status === 0) {
-          const frame: Frame = { contract, writable: p.kind === InvokeKind.method, events: [] };
-          run.liveEvents = 0;
-          // The guest's own limits keep a top-level call that made no nested calls and no
-          // schedules within what applyFlush accepts; a refusal here would mean a broken runtime.
-          if (applyFlush(run, frame, r.flush) !== null)
-            throw new VmFault('HOST', 'a batched transaction was refused after it ran', {});
-          o = { status: 'ok', gasUsed, ret: r.ret, events: frame.events, code: '', message: '' };
-        } else o = failed(r.status === 2 ? 'out-of-gas' : 'reverted', gasUsed, r.code, r.message);
-        receipts[p.index] = txReceipt(p.stx, fromCall(o, 0));
+        const gasUsed = status === 2 ? p.gas : p.gas - Math.min(results.gasLeft, p.gas);
+        if (status !== 0) {
+          receipts[p.index] = txReceipt(
+            p.stx,
+            txFailed(status === 2 ? 'out-of-gas' : 'reverted', gasUsed, results.code, results.message),
+          );
+          continue;
+        }
+        // The guest's own limits keep a top-level call that made no nested calls and no
+        // schedules within what applying it accepts; a refusal here would mean a broken runtime.
+        const n = results.eventCount;
+        if (n > 0 && p.kind !== InvokeKind.method)
+          throw new VmFault('HOST', 'a read-only frame sent writes', { contract });
+        if (n > Limits.maxEventsPerReceipt)
+          throw new VmFault('HOST', 'a batched transaction was refused after it ran', {});
+        wrote ||= p.kind === InvokeKind.method;
+        const events: Event[] = new Array<Event>(n);
+        for (let e = 0; e < n; e++) {
+          results.nextEvent();
+          const name = results.eventName;
+          if (name !== validName) {
+            if (!NAME_RE.test(name)) throw new VmFault('HOST', 'malformed event from the guest', {});
+            validName = name;
+          }
+          events[e] = eventOf(contract, name, results.eventData);
+        }
+        receipts[p.index] = okReceipt(p.stx, Gas.txBase + gasUsed, results.ret, events);
       }
-      start += results.length;
+      // The batch's writes: the net effect of its successful transactions' writes.
+      const writes = results.writes();
+      if (writes.length > 0) {
+        if (!wrote) throw new VmFault('HOST', 'a read-only frame sent writes', { contract });
+        applyWrites(state, contract, writes);
+      }
+      start += results.count;
       if (start < batch.length) {
         const p = batch[start]!;
         // Gave back: this method reaches the host mid-call (nested call, range, schedule). Later

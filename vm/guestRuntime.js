@@ -61,6 +61,8 @@ const TypedArrayProto = TypedArray.prototype;
 const taTag = getOwnPropertyDescriptor(TypedArrayProto, Symbol.toStringTag).get;
 const taLength = getOwnPropertyDescriptor(TypedArrayProto, 'length').get;
 const RealMap = Map;
+// The runtime's own iteration of its Maps: Map.prototype.forEach is replaced by a metered version.
+const mapForEach = Map.prototype.forEach;
 const RealSet = Set;
 const RealWeakMap = WeakMap;
 const RealWeakSet = WeakSet;
@@ -1705,8 +1707,7 @@ let cacheSession = -1;
 /** Caches `v` under `key`, with its decoded form when given; returns the key's entry. */
 function remember(key, v, decoded) {
   if (knownBytes > LIM.maxWriteBytesPerCall || known.size >= 65536) {
-    // Emptied at its bound. Mid-batch, the applied writes of the batch live on in `pending`.
-    if (batching) buildPending();
+    // Emptied at its bound. Mid-batch, the batch's writes live on in `pending`.
     known.clear();
     knownBytes = 0;
   }
@@ -1722,30 +1723,40 @@ function remember(key, v, decoded) {
   return e;
 }
 /**
- * Batch mode (invokeBatch): several transactions run in one entry from the host. Writes of the
- * batch's successful transactions reach the host only when the batch returns; until then the
- * read cache holds them, and `txTouched` holds the keys the running transaction wrote, to forget
- * them from the cache if it fails (its writes are dropped, the cache must not keep them). Once the
- * cache loses an applied write (it is emptied at its bound, or a failed transaction's key is
- * forgotten), `pending` (key → encoded value or null) is built from the batch's list of applied
- * writes and answers the reads the cache misses. Built only then: a Map store per write cost
- * more than appending to the list.
+ * Batch mode (invokeBatch): several transactions run in one entry from the host. Their writes go
+ * straight into `pending` (key → encoded value or null for a deletion), the batch's writes so
+ * far, which reaches the host when the batch returns and answers the reads the read cache misses
+ * meanwhile. `txTouched` and `txOld` list the keys the running transaction wrote and what
+ * `pending` held for each before (undefined: nothing), so a failed transaction's writes are
+ * undone in `pending` and forgotten from the cache. One Map store per write: keeping every
+ * write in lists until the batch ended kept each key string alive past the young generation,
+ * which cost more (measured), and a Map of the call's writes per transaction (`dirty`, as
+ * invoke uses) cost its allocation and a copy into the batch's.
  */
 let batching = false;
 const pending = new RealMap();
-let pendingBuilt = false;
-const batchKeys = [];
-const batchValues = [];
-let batchCount = 0;
-function buildPending() {
-  if (pendingBuilt) return;
-  for (let i = 0; i < batchCount; i++) pending.set(batchKeys[i], batchValues[i]);
-  pendingBuilt = true;
-}
-// An array with a count rather than a Set: emptied by resetting the count, without a call into
+// Arrays with a count rather than a Set: emptied by resetting the count, without a call into
 // V8's runtime per transaction (a key written twice is listed twice, harmlessly).
 const txTouched = [];
+const txOld = [];
 let txTouchedCount = 0;
+/** Records a write of the running transaction (batch mode). */
+function batchWrite(key, v) {
+  txOld[txTouchedCount] = pending.get(key);
+  txTouched[txTouchedCount++] = key;
+  pending.set(key, v);
+}
+/** Undoes the running transaction's writes (batch mode): in `pending`, and in the read cache. */
+function undoBatchWrites() {
+  for (let i = txTouchedCount - 1; i >= 0; i--) {
+    const k = txTouched[i];
+    const old = txOld[i];
+    if (old === undefined) pending.delete(k);
+    else pending.set(k, old);
+    known.delete(k);
+  }
+  txTouchedCount = 0;
+}
 /** Ends the running transaction of a batch: it needs the host's state now (call, range, schedule). */
 function needSolo() {
   if (batching) abort(6, 'SOLO', 'needs the host');
@@ -1790,20 +1801,12 @@ function fld(x) {
 /**
  * The pending writes, events and schedules as one envelope string (see vm/sandbox.ts
  * parseFlush); clears them. Keys travel as JavaScript strings, values as latin1 canonical bytes,
- * and an empty value field means a deletion (no canonical value is empty).
+ * and an empty value field means a deletion (no canonical value is empty). Not used in batch
+ * mode: a batch sends its writes once, when it returns (see invokeBatch).
  */
 function takeFlush() {
   let out = fld(`${dirty.size}`);
-  for (const [k, v] of dirty) {
-    out += fld(k) + fld(v === null ? '' : v);
-    if (batching) {
-      if (pendingBuilt) pending.set(k, v);
-      else {
-        batchKeys[batchCount] = k;
-        batchValues[batchCount++] = v;
-      }
-    }
-  }
+  for (const [k, v] of dirty) out += fld(k) + fld(v === null ? '' : v);
   out += fld(`${events.length}`);
   for (let i = 0; i < events.length; i++) out += events[i];
   out += fld(`${schedules.length}`);
@@ -1823,8 +1826,7 @@ const stateApi = freeze({
     if (e === undefined) {
       // Missed: the cache may have been emptied (bounded) after this call or an earlier
       // transaction of the batch wrote the key, and the host has neither write yet.
-      let r = dirty.get(key);
-      if (r === undefined && pendingBuilt) r = pending.get(key);
+      let r = batching ? pending.get(key) : dirty.get(key);
       if (r === undefined) {
         r = hostCall(1, key);
         if (typeof r === 'number') fault('STATE');
@@ -1846,8 +1848,7 @@ const stateApi = freeze({
     const kb = checkKey(key, 'state key');
     charge(GAS.stateHas + kb * GAS.statePerByte);
     const e = known.get(key);
-    let v = e === undefined ? dirty.get(key) : e.v;
-    if (v === undefined && pendingBuilt) v = pending.get(key);
+    const v = e !== undefined ? e.v : batching ? pending.get(key) : dirty.get(key);
     if (v !== undefined) return v !== null;
     const r = hostCall(2, key);
     if (typeof r !== 'boolean') fault('STATE');
@@ -1876,16 +1877,16 @@ const stateApi = freeze({
             : value;
     } else if (t === 'string' || t === 'boolean' || value === null) decoded = value;
     remember(key, v, decoded);
-    dirty.set(key, v);
-    if (batching) txTouched[txTouchedCount++] = key;
+    if (batching) batchWrite(key, v);
+    else dirty.set(key, v);
   },
   delete(key) {
     requireWritable('state.delete');
     const kb = checkKey(key, 'state key');
     charge(GAS.stateDelete + kb * GAS.statePerByte);
     remember(key, null, undefined);
-    dirty.set(key, null);
-    if (batching) txTouched[txTouchedCount++] = key;
+    if (batching) batchWrite(key, null);
+    else dirty.set(key, null);
   },
   range(prefix, limitCount, after) {
     needSolo();
@@ -2183,23 +2184,36 @@ function enter(gas, stack, session) {
   if (schedules.length > 0) schedules = [];
 }
 
+// What the last execCall ended with, besides its status: the error code and message, and the
+// return value's canonical bytes ('' for none). Module-level, so a call builds no result object.
+let resCode = '';
+let resMessage = '';
+let resRet = '';
+function ended(status, code, message) {
+  resCode = code;
+  resMessage = message;
+  resRet = '';
+  return status;
+}
+
 /**
- * Runs one call after enter(). `kind`: 0 method, 1 view, 2 init, 3 migrate. Returns the encoded
- * result (see result()).
+ * Runs one call after enter(). `kind`: 0 method, 1 view, 2 init, 3 migrate. Returns the status
+ * (0 ok, 1 reverted, 2 out of gas, 3 local fault), with resCode, resMessage and resRet set; a
+ * successful call leaves its writes, events and schedules buffered for the caller to take.
  */
 function execCall(kind, name, contract, sender, origin, txHash, height, time, scheduled, args) {
   curContract = contract;
   curTxHash = txHash;
   curWritable = kind !== 1;
-  if (!loaded) return result(3, 'NOT_LOADED', 'contract not loaded', '', '');
+  if (!loaded) return ended(3, 'NOT_LOADED', 'contract not loaded');
   let fn;
   if (kind === 0) fn = methodTable.get(name);
   else if (kind === 1) fn = viewTable.get(name);
   else if (kind === 2) fn = initFn;
   else fn = migrateFn;
   if (fn === undefined) {
-    if (kind >= 2) return result(0, '', '', '', '');
-    return result(1, 'NO_METHOD', `${contract} has no ${kind === 1 ? 'view' : 'method'} "${name}"`, '', '');
+    if (kind >= 2) return ended(0, '', '');
+    return ended(1, 'NO_METHOD', `${contract} has no ${kind === 1 ? 'view' : 'method'} "${name}"`);
   }
   let ret = '';
   try {
@@ -2227,7 +2241,7 @@ function execCall(kind, name, contract, sender, origin, txHash, height, time, sc
     if (abortKind === 0 && G.g >= 0) ret = encodeValue(r === undefined ? null : r, 'return value');
   } catch (e) {
     if (abortKind === 0 && G.g >= 0) {
-      if (isNativeStackOverflow(e)) return result(3, 'NATIVE_STACK', "V8's own stack overflowed", '', '');
+      if (isNativeStackOverflow(e)) return ended(3, 'NATIVE_STACK', "V8's own stack overflowed");
       const [code, message] = describe(e);
       let c = 'ERROR';
       if (code !== '') {
@@ -2238,13 +2252,15 @@ function execCall(kind, name, contract, sender, origin, txHash, height, time, sc
           c = 'ERROR';
         }
       }
-      return result(1, c, message, '', '');
+      return ended(1, c, message);
     }
   }
-  if (G.g < 0) return result(2, 'OUT_OF_GAS', 'out of gas', '', '');
-  if (abortKind !== 0)
-    return result(abortKind === 5 ? 3 : abortKind === 1 ? 2 : 1, abortCode, abortMessage, '', '');
-  return result(0, '', '', ret, kind === 1 ? '' : takeFlush());
+  if (G.g < 0) return ended(2, 'OUT_OF_GAS', 'out of gas');
+  if (abortKind !== 0) return ended(abortKind === 5 ? 3 : abortKind === 1 ? 2 : 1, abortCode, abortMessage);
+  resCode = '';
+  resMessage = '';
+  resRet = ret;
+  return 0;
 }
 
 /**
@@ -2262,8 +2278,9 @@ function invoke(head, args, gas, stack, session) {
   const q7 = strIndexOf.call(head, '\x01', q6 + 1);
   const q8 = strIndexOf.call(head, '\x01', q7 + 1);
   enter(gas, stack, session);
-  return execCall(
-    head.charCodeAt(0) - 48,
+  const kind = head.charCodeAt(0) - 48;
+  const status = execCall(
+    kind,
     strSlice.call(head, q1 + 1, q2),
     strSlice.call(head, q2 + 1, q3),
     strSlice.call(head, q3 + 1, q4),
@@ -2274,6 +2291,7 @@ function invoke(head, args, gas, stack, session) {
     head.charCodeAt(q8 + 1) === 49,
     args,
   );
+  return result(status, resCode, resMessage, resRet, status === 0 && kind !== 1 ? takeFlush() : '');
 }
 
 // Batch input reader: length-prefixed fields `<UTF-16 length>,<text>` (host: vm/sandbox.ts).
@@ -2321,9 +2339,17 @@ function corruptBatch() {
  * with everything it did, and the batch stops before it: the host runs it on its own. The batch
  * also stops after a local fault.
  *
- * Returns fld(count of results) and then the results (see result(); each is self-delimiting) of
- * the transactions run, in order; fewer results than transactions means the next one must run on
- * its own.
+ * Returns `<count of results>,`, the results of the transactions run, in order (fewer results
+ * than transactions means the next one must run on its own), then the batch's writes. A result
+ * is: status digit (0 ok, 1 reverted, 2 out of gas, 3 local fault), `<gasLeft>,`, then fields
+ * (`<UTF-16 length>,<text>`) return value (latin1 canonical bytes, '' for none), error code,
+ * error message, `<count of events>,` and per event its name and data fields. The writes are
+ * the net effect of the successful transactions' writes, in the order each key was first
+ * written: `<count>,` then per key its key and value fields (an empty value deletes). Only the
+ * state after the batch depends on them (nothing reads the host's state between the batch's
+ * transactions: the guest answers their reads), so each key is sent once, with its last value,
+ * however many transactions wrote it. Parts are collected in an array and joined once: building
+ * the envelope by concatenation cost more than a transaction's own work (measured).
  */
 function invokeBatch(input, stack, session) {
   bsrc = input;
@@ -2332,18 +2358,14 @@ function invokeBatch(input, stack, session) {
   const height = bnumber();
   const time = bnumber();
   const count = bnumber();
-  let out = '';
+  const out = [''];
   let done = 0;
   if (session !== cacheSession) {
     known.clear();
     knownBytes = 0;
     cacheSession = session;
   }
-  if (pendingBuilt) {
-    pending.clear();
-    pendingBuilt = false;
-  }
-  batchCount = 0;
+  if (pending.size !== 0) pending.clear();
   txTouchedCount = 0;
   batching = true;
   try {
@@ -2355,38 +2377,51 @@ function invokeBatch(input, stack, session) {
       const args = bfield();
       const gas = bnumber();
       enter(gas, stack, session);
-      const r = execCall(kind, name, contract, sender, sender, txHash, height, time, false, args);
-      if (r.charCodeAt(0) !== 48 || abortKind === 6) {
-        // Failed or abandoned: forget what it wrote (the cache must hold only applied values;
-        // an earlier transaction's applied write of the same key is then read from `pending`).
-        if (txTouchedCount > 0) buildPending();
-        for (let i = 0; i < txTouchedCount; i++) known.delete(txTouched[i]);
-      }
+      const status = execCall(kind, name, contract, sender, sender, txHash, height, time, false, args);
+      // Failed or abandoned: its writes are undone and forgotten (the cache must hold only
+      // applied values; an earlier transaction's write of the same key is read from `pending`).
+      if (status !== 0 || abortKind === 6) undoBatchWrites();
       txTouchedCount = 0;
       if (abortKind === 6) break;
-      out += r;
-      if (r.charCodeAt(0) === 51) {
+      const g = G.g < 0 ? 0 : G.g;
+      if (status === 0) {
+        const n = events.length;
+        out.push(resRet === '\xc0' ? `0${g},1,\xc00,0,${n},` : `0${g},${resRet.length},${resRet}0,0,${n},`);
+        for (let i = 0; i < n; i++) out.push(events[i]);
+      } else {
+        out.push(
+          `${status}${g},${resRet.length},${resRet}${resCode.length},${resCode}${resMessage.length},${resMessage}0,`,
+        );
+      }
+      if (status === 3) {
         done++;
         break;
       }
     }
+    out[0] = `${done},`;
+    // The batch's writes: `pending` holds each key's last value.
+    out.push(`${pending.size},`);
+    apply(mapForEach, pending, [sendWrite]);
+    for (let i = 0; i < sendCount; i++) out.push(sendParts[i]);
   } finally {
     batching = false;
-    if (pendingBuilt) {
-      pending.clear();
-      pendingBuilt = false;
-    }
     // Not kept until the next batch: they may hold megabytes of values.
-    if (batchCount > 0) {
-      batchKeys.length = 0;
-      batchValues.length = 0;
-      batchCount = 0;
+    if (pending.size !== 0) pending.clear();
+    if (sendCount > 0) {
+      sendParts.length = 0;
+      sendCount = 0;
     }
     txTouched.length = 0;
+    txOld.length = 0;
     txTouchedCount = 0;
     bsrc = '';
   }
-  return fld(`${done}`) + out;
+  return apply(origJoin, out, ['']);
+}
+const sendParts = [];
+let sendCount = 0;
+function sendWrite(v, k) {
+  sendParts[sendCount++] = v === null ? `${k.length},${k}0,` : `${k.length},${k}${v.length},${v}`;
 }
 
 return freeze({ load, invoke, invokeBatch });

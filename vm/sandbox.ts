@@ -156,11 +156,11 @@ export interface Sandbox {
   /**
    * Runs a batch of top-level transactions in one entry (vm/guestRuntime.js invokeBatch), under
    * one wall-clock backstop: the caller bounds the batch's total gas by one transaction's maximum.
-   * Returns the results of the transactions that ran, in order: fewer than requested means the
-   * next one needs the host mid-call and must run on its own (a result with status 3, a local
-   * fault, is always the last).
+   * Returns the results of the transactions that ran, in order, to be read through the returned
+   * reader: fewer than requested means the next one needs the host mid-call and must run on its
+   * own (a result with status 3, a local fault, is always the last). Then the batch's writes.
    */
-  invokeBatch(contract: LoadedContract, request: BatchRequest): InvokeResult[];
+  invokeBatch(contract: LoadedContract, request: BatchRequest): BatchResults;
   /** Contexts currently warm. */
   readonly size: number;
   /** Drops every context and the isolate; the next load starts afresh. */
@@ -348,18 +348,13 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     };
   };
 
-  const invokeBatch = (contract: LoadedContract, r: BatchRequest): InvokeResult[] => {
+  const invokeBatch = (contract: LoadedContract, r: BatchRequest): BatchResults => {
     const slot = contract as Slot;
     // One string in, one string out: copying across the boundary costs per call, not per byte.
     let input = fld(r.contract) + fld(`${r.height}`) + fld(`${r.time}`) + fld(`${r.items.length}`);
     for (let i = 0; i < r.items.length; i++) input += r.items[i]!;
     const raw = enter(slot.batch, [input, r.stackUnits, r.cacheSession], { timeout: callTimeoutMs });
-    const reader = new EnvelopeReader(raw, 0);
-    const n = reader.count(r.items.length);
-    const out: InvokeResult[] = [];
-    for (let i = 0; i < n; i++) out.push(parseResult(reader));
-    if (!reader.done) return fail(new VmFault('ISOLATE', 'malformed batch result from the guest', {}));
-    return out;
+    return new BatchResults(raw, r.items.length);
   };
 
   return {
@@ -591,6 +586,119 @@ function readFlush(r: EnvelopeReader): GuestFlush {
     schedules.push([time, method, args, Number(r.field())]);
   }
   return { writes, events, schedules };
+}
+
+/**
+ * Reads a batch's envelope (see invokeBatch in vm/guestRuntime.js) in place: one result at a time
+ * into this object's fields, then the batch's writes. Nothing is built per result but the strings
+ * the caller keeps (event data, error texts): a result object, a flush object and arrays per
+ * transaction cost more than the host's own work on a transfer (measured). Anything malformed is
+ * a local fault (VmFault ISOLATE), never a contract's failure.
+ */
+export class BatchResults {
+  /** Number of results. */
+  readonly count: number;
+  /** The current result (after {@link next}): 0 ok, 1 reverted, 2 out of gas, 3 local fault. */
+  status: 0 | 1 | 2 | 3 = 0;
+  gasLeft = 0;
+  /** Canonical return value bytes as latin1 text ('' for none). */
+  ret = '';
+  code = '';
+  message = '';
+  /** Events of the current result; read each with {@link nextEvent}. */
+  eventCount = 0;
+  /** The current event's name (the same string object as the previous event's, when equal). */
+  eventName = '';
+  /** The current event's canonical data bytes as latin1 text. */
+  eventData = '';
+  private readonly text: string;
+  private pos = 0;
+  private read = 0;
+  private eventsLeft = 0;
+  constructor(text: string, max: number) {
+    this.text = text;
+    this.count = this.number();
+    if (this.count > max) malformed();
+  }
+  /** Decimal digits up to the next comma, and past it. */
+  private number(): number {
+    const { text } = this;
+    const comma = text.indexOf(',', this.pos);
+    if (comma <= this.pos || comma - this.pos > 15) malformed();
+    let n = 0;
+    for (let i = this.pos; i < comma; i++) {
+      const c = text.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) malformed();
+      n = n * 10 + c;
+    }
+    this.pos = comma + 1;
+    return n;
+  }
+  /** A length-prefixed field's bounds: returns its start, leaves `pos` at its end. */
+  private span(): number {
+    const n = this.number();
+    const start = this.pos;
+    if (start + n > this.text.length) malformed();
+    this.pos = start + n;
+    return start;
+  }
+  private field(): string {
+    const start = this.span();
+    return this.text.slice(start, this.pos);
+  }
+  /** Reads the next result's status, gas, return value, error and event count. */
+  next(): void {
+    if (this.read >= this.count || this.eventsLeft !== 0) malformed();
+    this.read++;
+    const status = this.text.charCodeAt(this.pos++) - 48;
+    if (!(status >= 0 && status <= 3)) malformed();
+    this.status = status as 0 | 1 | 2 | 3;
+    this.gasLeft = this.number();
+    const { text } = this;
+    const retStart = this.span();
+    // Most calls return nothing: canonical null, one byte, compared rather than sliced.
+    this.ret =
+      this.pos - retStart === 1 && text.charCodeAt(retStart) === 0xc0
+        ? '\xc0'
+        : text.slice(retStart, this.pos);
+    if (text.charCodeAt(this.pos) === 48 && text.charCodeAt(this.pos + 1) === 44) {
+      this.pos += 2;
+      this.code = '';
+    } else this.code = this.field();
+    if (text.charCodeAt(this.pos) === 48 && text.charCodeAt(this.pos + 1) === 44) {
+      this.pos += 2;
+      this.message = '';
+    } else this.message = this.field();
+    this.eventCount = this.eventsLeft = this.number();
+    if (this.eventCount > 1024) malformed();
+  }
+  /** Reads the current result's next event into eventName and eventData. */
+  nextEvent(): void {
+    if (this.eventsLeft === 0) malformed();
+    this.eventsLeft--;
+    const start = this.span();
+    const n = this.pos - start;
+    const last = this.eventName;
+    if (!(n === last.length && n > 0 && this.text.startsWith(last, start)))
+      this.eventName = this.text.slice(start, this.pos);
+    this.eventData = this.field();
+  }
+  /** The batch's writes, after the last result (an empty value is a deletion); checks the end. */
+  writes(): Array<[string, Uint8Array | null]> {
+    if (this.read !== this.count || this.eventsLeft !== 0) malformed();
+    const out: Array<[string, Uint8Array | null]> = [];
+    for (let n = this.number(); n > 0; n--) {
+      const key = this.field();
+      const value = this.field();
+      out.push([key, value === '' ? null : bytesOf(value)]);
+    }
+    if (this.pos !== this.text.length) malformed();
+    return out;
+  }
+}
+
+function malformed(): never {
+  throw new VmFault('ISOLATE', 'malformed batch result from the guest', {});
 }
 
 /** Decodes a flush string a guest sent with a nested call or range scan. */

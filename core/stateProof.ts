@@ -56,6 +56,7 @@ export type StateErrorCode =
   | 'BAD_LIMIT'
   | 'BAD_VERSION'
   | 'BAD_OPTIONS'
+  | 'HASH_THREAD'
   | 'VERSION_PRUNED'
   | 'VERSION_MISSING'
   | 'STALE_VIEW'

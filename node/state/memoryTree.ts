@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import type { Bytes } from '../../core/bytes.ts';
 import { HASH_BYTES } from '../../core/hash.ts';
 import { EMPTY_STATE_ROOT, StateError, nibbleAt, type StateProofLevel } from '../../core/stateProof.ts';
+import { HashLink } from './hashThread.ts';
 
 /**
  * The state tree in memory: the sparse Merkle tree of core/stateProof.ts, its nodes and leaves held
@@ -106,19 +107,25 @@ class Pool {
   }
 
   // Chunk references change only here: callers fetch chunks after allocating, never across it.
+  // Chunks are shared memory, so the hashing thread (treeHashWorker.ts) reads and hashes the same
+  // records.
   private grow(c: number): void {
     if (c < this.i32.length) {
       const old = this.i32[c]!;
-      const words = new Int32Array(Math.min(CHUNK * this.ints, 2 * old.length));
+      const words = sharedWords(Math.min(CHUNK * this.ints, 2 * old.length));
       words.set(old);
       this.i32[c] = words;
       this.u8[c] = Buffer.from(words.buffer);
     } else {
-      const words = new Int32Array((c === 0 ? FIRST_CHUNK : CHUNK) * this.ints);
+      const words = sharedWords((c === 0 ? FIRST_CHUNK : CHUNK) * this.ints);
       this.i32.push(words);
       this.u8.push(Buffer.from(words.buffer));
     }
   }
+}
+
+function sharedWords(n: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(n * 4));
 }
 
 // Hash inputs are assembled in scratch buffers laid out so that every 32-byte hash in them starts
@@ -138,6 +145,55 @@ const emptyWords = new Int32Array(Uint8Array.from(EMPTY_STATE_ROOT).buffer);
 // string copies the 32 bytes where they belong. 'binary' is node's alias of 'latin1'.
 function digestInto(input: Bytes, to: Buffer, at: number): void {
   to.write(hash('sha256', input, 'binary'), at, 'latin1');
+}
+
+/** The record chunks of one kind, as the hashing code reads them (a Pool, or the worker's copy). */
+export interface RecordChunks {
+  readonly i32: readonly Int32Array[];
+  readonly u8: readonly Buffer[];
+}
+
+/**
+ * Makes node `x`'s hash valid, hashing its changed internal children first. Runs on the main
+ * thread and, for part of a large tree, on the hashing thread (treeHashWorker.ts), which shares
+ * the chunks: the two never work on the same subtree at once.
+ */
+export function rehashRecords(N: RecordChunks, L: RecordChunks, x: number): void {
+  const words = N.i32[x >>> CHUNK_BITS]!;
+  const b = (x & MASK) * NODE_INTS;
+  if (words[b + VALID] !== 0) return;
+  for (let k = 0; k < 16; k++) {
+    const c = words[b + KIDS + k]!;
+    if (c > 0 && N.i32[c >>> CHUNK_BITS]![(c & MASK) * NODE_INTS + VALID] === 0) rehashRecords(N, L, c);
+  }
+  // Children are hashed first: the shared scratch is filled only once they all are.
+  // Touching each child's record first lets the CPU fetch all of them at once (they lie far apart
+  // in the arena); copying child by child waited on each in turn.
+  let touch = 0;
+  for (let k = 0; k < 16; k++) {
+    const c = words[b + KIDS + k]!;
+    if (c > 0) touch ^= N.i32[c >>> CHUNK_BITS]![(c & MASK) * NODE_INTS]!;
+    else if (c < 0) touch ^= L.i32[-c >>> CHUNK_BITS]![(-c & MASK) * LEAF_INTS]!;
+  }
+  internalWords[1 + 16 * 8] = touch;
+  for (let k = 0, t = 1; k < 16; k++, t += 8) {
+    const c = words[b + KIDS + k]!;
+    let from: Int32Array;
+    let f: number;
+    if (c === 0) {
+      from = emptyWords;
+      f = 0;
+    } else if (c > 0) {
+      from = N.i32[c >>> CHUNK_BITS]!;
+      f = (c & MASK) * NODE_INTS;
+    } else {
+      from = L.i32[-c >>> CHUNK_BITS]!;
+      f = (-c & MASK) * LEAF_INTS;
+    }
+    for (let j = 0; j < 8; j++) internalWords[t + j] = from[f + j]!;
+  }
+  digestInto(internalInput, N.u8[x >>> CHUNK_BITS]!, b * 4);
+  words[b + VALID] = 1;
 }
 
 function popcount16(x: number): number {
@@ -211,9 +267,19 @@ export interface TreeArena {
   stats(): ArenaStats;
 }
 
+/**
+ * Whether a root is hashed on two threads (see hashThread.ts): 'auto' for large trees only (at
+ * least {@link PARALLEL_MIN_LEAVES} leaves, and at least 4 changed subtrees under the root),
+ * 'always' whenever the root has 2 changed subtrees (for tests), 'off' never.
+ */
+export type ParallelHashing = 'auto' | 'always' | 'off';
+
+/** Leaves a tree needs before 'auto' hashes its root on two threads (below, a job's ~40 µs of handing over is not worth it). */
+export const PARALLEL_MIN_LEAVES = 65_536;
+
 /** A new, empty arena. */
-export function createTreeArena(): TreeArena {
-  return new Arena();
+export function createTreeArena(options: { readonly parallelHashing?: ParallelHashing } = {}): TreeArena {
+  return new Arena(options.parallelHashing ?? 'auto');
 }
 
 class Arena implements TreeArena {
@@ -226,6 +292,16 @@ class Arena implements TreeArena {
   // long time) gives its tree's records back once the tree is garbage, not only at the next adopt.
   readonly collected = new FinalizationRegistry<Records>((rec) => this.dropRecords(rec));
   lastId = 0;
+  readonly parallel: ParallelHashing;
+  // The link to the hashing thread, made when the arena first uses it.
+  link: HashLink | null = null;
+
+  constructor(parallel: ParallelHashing) {
+    if (parallel !== 'auto' && parallel !== 'always' && parallel !== 'off') {
+      throw new StateError('BAD_OPTIONS', `parallelHashing: expected auto, always or off`, {});
+    }
+    this.parallel = parallel;
+  }
 
   // Ids are never reused (a reused id would make a new tree the owner of an old tree's records):
   // 2^31 - 1 trees is decades of blocks.
@@ -248,43 +324,42 @@ class Arena implements TreeArena {
 
   // Makes node `x`'s hash valid, hashing its changed internal children first.
   rehash(x: number): void {
+    rehashRecords(this.nodes, this.leaves, x);
+  }
+
+  // Rehashes node `x` (a root), its changed subtrees split between this thread and the hashing
+  // thread when that pays (see ParallelHashing).
+  rehashTop(x: number): void {
     const N = this.nodes;
     const words = N.i32[x >>> CHUNK_BITS]!;
     const b = (x & MASK) * NODE_INTS;
-    if (words[b + VALID] !== 0) return;
+    if (
+      words[b + VALID] !== 0 ||
+      this.parallel === 'off' ||
+      (this.parallel === 'auto' && this.leaves.live < PARALLEL_MIN_LEAVES)
+    ) {
+      this.rehash(x);
+      return;
+    }
+    const changed: number[] = [];
     for (let k = 0; k < 16; k++) {
       const c = words[b + KIDS + k]!;
-      if (c > 0 && N.i32[c >>> CHUNK_BITS]![(c & MASK) * NODE_INTS + VALID] === 0) this.rehash(c);
+      if (c > 0 && N.i32[c >>> CHUNK_BITS]![(c & MASK) * NODE_INTS + VALID] === 0) changed.push(c);
     }
-    // Children are hashed first: the shared scratch is filled only once they all are.
-    const L = this.leaves;
-    // Touching each child's record first lets the CPU fetch all of them at once (they lie far apart
-    // in the arena); copying child by child waited on each in turn.
-    let touch = 0;
-    for (let k = 0; k < 16; k++) {
-      const c = words[b + KIDS + k]!;
-      if (c > 0) touch ^= N.i32[c >>> CHUNK_BITS]![(c & MASK) * NODE_INTS]!;
-      else if (c < 0) touch ^= L.i32[-c >>> CHUNK_BITS]![(-c & MASK) * LEAF_INTS]!;
+    if (changed.length < (this.parallel === 'auto' ? 4 : 2)) {
+      this.rehash(x);
+      return;
     }
-    internalWords[1 + 16 * 8] = touch;
-    for (let k = 0, t = 1; k < 16; k++, t += 8) {
-      const c = words[b + KIDS + k]!;
-      let from: Int32Array;
-      let f: number;
-      if (c === 0) {
-        from = emptyWords;
-        f = 0;
-      } else if (c > 0) {
-        from = N.i32[c >>> CHUNK_BITS]!;
-        f = (c & MASK) * NODE_INTS;
-      } else {
-        from = L.i32[-c >>> CHUNK_BITS]!;
-        f = (-c & MASK) * LEAF_INTS;
-      }
-      for (let j = 0; j < 8; j++) internalWords[t + j] = from[f + j]!;
-    }
-    digestInto(internalInput, N.u8[x >>> CHUNK_BITS]!, b * 4);
-    words[b + VALID] = 1;
+    // Alternate subtrees to each side: with hashed keys, subtrees of one level are alike in size.
+    const mine = changed.filter((_, i) => i % 2 === 0);
+    const theirs = changed.filter((_, i) => i % 2 === 1);
+    this.link ??= new HashLink(this);
+    const ok = this.link.run(this.nodes, this.leaves, theirs, () => {
+      for (const c of mine) this.rehash(c);
+    });
+    // Failed on the thread (it has stopped by now): what it did not finish is hashed here.
+    if (!ok) for (const c of theirs) this.rehash(c);
+    this.rehash(x);
   }
 
   // Computes the leaf hash of leaf `l` from its key and value hashes.
@@ -365,7 +440,7 @@ class Arena implements TreeArena {
       const at = (-root & MASK) * LEAF_INTS * 4;
       return Buffer.from(this.leaves.u8[-root >>> CHUNK_BITS]!.subarray(at, at + HASH_BYTES));
     }
-    this.rehash(root);
+    this.rehashTop(root);
     const at = (root & MASK) * NODE_INTS * 4;
     return Buffer.from(this.nodes.u8[root >>> CHUNK_BITS]!.subarray(at, at + HASH_BYTES));
   }

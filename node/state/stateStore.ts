@@ -14,7 +14,13 @@ import {
   type StateProofLevel,
 } from '../../core/stateProof.ts';
 import type { BatchOp, KvStore } from '../storage/kv.ts';
-import { createTreeArena, type ArenaStats, type TreeRoot, type WorkingTree } from './memoryTree.ts';
+import {
+  createTreeArena,
+  type ArenaStats,
+  type ParallelHashing,
+  type TreeRoot,
+  type WorkingTree,
+} from './memoryTree.ts';
 import { SortedKeySet } from './sortedKeySet.ts';
 import {
   FLAT_ENCODED_AT,
@@ -100,6 +106,11 @@ export interface StateStoreOptions {
    * Off, `commitOps` reads them one by one on the main thread; the batches are the same either way.
    */
   readonly prefetch?: boolean;
+  /**
+   * Whether a block's root is hashed on two threads (memoryTree.ts ParallelHashing): by default
+   * 'auto', for trees of at least 65,536 keys.
+   */
+  readonly parallelHashing?: ParallelHashing;
 }
 
 /** The writes of one committed version. */
@@ -266,7 +277,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
   }
 
   // Every tree's records: the versions in memory, the views' working trees, rebuilt trees.
-  const arena = createTreeArena();
+  const arena = createTreeArena({ parallelHashing: options.parallelHashing ?? 'auto' });
   // Root nodes of the versions whose trees are in memory: memoryOldest to the latest.
   const trees = new Map<number, TreeRoot>();
   // Records each version in memory replaced from the version before it: freed when that one

@@ -1,0 +1,167 @@
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { StateError } from '../../core/stateProof.ts';
+import type { RecordChunks } from './memoryTree.ts';
+
+/**
+ * A second thread for hashing the state tree. A block's root on a large tree rehashes a few
+ * thousand nodes (~2,700 for 1,000 keys written into a million), in subtrees that do not depend on
+ * one another until the top: the main thread hashes half of the root's changed subtrees while this
+ * thread hashes the other half, in the same records (the arena's chunks are shared memory).
+ *
+ * One thread per process, shared by every arena, started when first needed. The main thread blocks
+ * on the control words (Atomics.wait) until the thread reports, so a root stays one synchronous
+ * call. The hashes are the same whichever thread computes them: the tree's bytes never depend on
+ * this thread (test/state/hashThread.test.ts compares roots with and without it).
+ *
+ * The two never touch the same record at once: each hashes records of its own subtrees (the nodes
+ * a working tree changed; committed nodes are never written) and reads finished hashes below them.
+ * Atomics.store/notify on the main side and Atomics.wait/load on this side (and back) order the
+ * plain reads and writes of the records between the threads.
+ */
+
+/** Words of the control array shared with the thread. */
+export const Control = {
+  /** Job number, increased by the main thread per job. */
+  job: 0,
+  /** Job number the thread last finished. */
+  done: 1,
+  /** 0: every subtree hashed; 1: the thread failed (the main thread hashes what is left). */
+  result: 2,
+  arena: 3,
+  count: 4,
+  /** The roots of the subtrees to hash (at most {@link MAX_JOB_REFS}). */
+  refs: 5,
+} as const;
+const MAX_JOB_REFS = 16;
+
+/** New or replaced record chunks of an arena, or an arena gone. */
+export type ChunkMessage =
+  | { kind: 'nodes' | 'leaves'; arena: number; index: number; buffer: SharedArrayBuffer }
+  | { kind: 'drop'; arena: number };
+
+/** What the thread starts with. */
+export interface HashWorkerData {
+  readonly control: SharedArrayBuffer;
+  readonly port: MessagePort;
+}
+
+/** How long the main thread waits for a job before it gives the thread up (it never should). */
+const JOB_TIMEOUT_MS = 60_000;
+
+interface Thread {
+  readonly worker: Worker;
+  readonly port: MessagePort;
+  readonly control: Int32Array;
+  dead: boolean;
+}
+let thread: Thread | null = null;
+// Ids for arenas, unique in the process (the thread keeps their chunks by id).
+let lastArena = 0;
+
+function start(): Thread {
+  const control = new Int32Array(new SharedArrayBuffer((Control.refs + MAX_JOB_REFS) * 4));
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(new URL('./treeHashWorker.ts', import.meta.url), {
+    workerData: { control: control.buffer, port: port2 } satisfies HashWorkerData,
+    transferList: [port2],
+  });
+  // Neither keeps the process alive: the thread only ever waits for the main thread.
+  worker.unref();
+  port1.unref();
+  const t: Thread = { worker, port: port1, control, dead: false };
+  worker.on('error', () => {
+    t.dead = true;
+  });
+  worker.on('exit', () => {
+    t.dead = true;
+  });
+  return t;
+}
+
+/** Jobs the hashing thread has finished in this process (for tests and diagnostics). */
+let jobsDone = 0;
+export function hashThreadJobs(): number {
+  return jobsDone;
+}
+
+const dropped = new FinalizationRegistry<number>((arena) => {
+  if (thread !== null && !thread.dead)
+    thread.port.postMessage({ kind: 'drop', arena } satisfies ChunkMessage);
+});
+
+/**
+ * An arena's link to the hashing thread: which of its chunks the thread has, and the jobs.
+ */
+export class HashLink {
+  readonly arena: number;
+  private readonly sentNodes: Int32Array[] = [];
+  private readonly sentLeaves: Int32Array[] = [];
+
+  constructor(owner: object) {
+    this.arena = ++lastArena;
+    dropped.register(owner, this.arena);
+  }
+
+  private send(t: Thread, kind: 'nodes' | 'leaves', chunks: RecordChunks, sent: Int32Array[]): void {
+    for (let i = 0; i < chunks.i32.length; i++) {
+      const words = chunks.i32[i]!;
+      if (sent[i] === words) continue;
+      sent[i] = words;
+      t.port.postMessage({
+        kind,
+        arena: this.arena,
+        index: i,
+        buffer: words.buffer as SharedArrayBuffer,
+      } satisfies ChunkMessage);
+    }
+  }
+
+  /**
+   * Hashes the subtrees `theirs` on the thread while `mine()` runs here; returns once both are
+   * done. False when the thread is unavailable or failed: the caller hashes `theirs` itself (the
+   * thread has finished by then, so nothing races).
+   */
+  run(nodes: RecordChunks, leaves: RecordChunks, theirs: readonly number[], mine: () => void): boolean {
+    if (theirs.length > MAX_JOB_REFS)
+      throw new StateError('HASH_THREAD', `hash thread: more than ${MAX_JOB_REFS} subtrees in one job`, {});
+    if (thread === null || thread.dead) {
+      if (thread?.dead === true) {
+        mine();
+        return false;
+      }
+      thread = start();
+    }
+    const t = thread;
+    this.send(t, 'nodes', nodes, this.sentNodes);
+    this.send(t, 'leaves', leaves, this.sentLeaves);
+    const c = t.control;
+    const job = (Atomics.load(c, Control.job) + 1) | 0;
+    c[Control.arena] = this.arena;
+    c[Control.count] = theirs.length;
+    for (let i = 0; i < theirs.length; i++) c[Control.refs + i] = theirs[i]!;
+    Atomics.store(c, Control.job, job);
+    Atomics.notify(c, Control.job);
+    mine();
+    const deadline = performance.now() + JOB_TIMEOUT_MS;
+    for (;;) {
+      const done = Atomics.load(c, Control.done);
+      if (done === job) break;
+      const left = deadline - performance.now();
+      if (left <= 0 || t.dead) {
+        // The thread never answered: it can no longer be trusted not to write these records.
+        t.dead = true;
+        throw new StateError(
+          'HASH_THREAD',
+          `state tree: the hashing thread did not answer in ${JOB_TIMEOUT_MS / 1000} s`,
+          {
+            job,
+          },
+        );
+      }
+      Atomics.wait(c, Control.done, done, Math.min(left, 1000));
+    }
+    if (Atomics.load(c, Control.result) !== 0) return false;
+    jobsDone++;
+    return true;
+  }
+}

@@ -839,24 +839,30 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
    * every transaction that is not rejected). Returns the receipt when that ends it, or the
    * sender and the gas left for the transaction itself.
    */
-  const admit = (
-    state: StateView,
-    header: ExecutionHeader,
-    stx: SignedTransaction,
-  ): Receipt | { readonly sender: string; readonly gas: number } => {
+  /** A rejected transaction's receipt. */
+  const rejected = (stx: SignedTransaction, code: string, message: string): Receipt =>
+    toReceipt(stx.hash, txFailed('rejected', 0, code, message));
+
+  /** The 0x-hex sender of the transaction {@link admit} admitted last. */
+  let admittedSender = '';
+
+  /**
+   * What every transaction goes through before it runs: chain, gas limit and nonce (consumed by
+   * every transaction that is not rejected). Returns the receipt when that ends it, or the gas
+   * left for the transaction itself, with its sender in `admittedSender` (no object per call).
+   */
+  const admit = (state: StateView, header: ExecutionHeader, stx: SignedTransaction): Receipt | number => {
     const { tx } = stx;
-    const reject = (code: string, message: string): Receipt =>
-      toReceipt(stx.hash, txFailed('rejected', 0, code, message));
     if (tx.chainId !== header.chainId)
-      return reject('WRONG_CHAIN', `chainId "${tx.chainId}", block is "${header.chainId}"`);
+      return rejected(stx, 'WRONG_CHAIN', `chainId "${tx.chainId}", block is "${header.chainId}"`);
     if (!Number.isSafeInteger(tx.gasLimit) || tx.gasLimit > VmLimits.maxTxGas) {
-      return reject('GAS_LIMIT', `gasLimit above the maximum of ${VmLimits.maxTxGas}`);
+      return rejected(stx, 'GAS_LIMIT', `gasLimit above the maximum of ${VmLimits.maxTxGas}`);
     }
-    const { address, hex: sender } = senderOf(tx.from);
-    const expected = readNonce(state, address);
-    if (tx.nonce !== expected) return reject('BAD_NONCE', `nonce ${tx.nonce}, expected ${expected}`);
+    const from = senderOf(tx.from);
+    const expected = readNonce(state, from.address);
+    if (tx.nonce !== expected) return rejected(stx, 'BAD_NONCE', `nonce ${tx.nonce}, expected ${expected}`);
     // The nonce is consumed by every transaction that is not rejected, whatever its outcome.
-    writeNonce(state, address, expected + 1);
+    writeNonce(state, from.address, expected + 1);
     if (tx.gasLimit < Gas.txBase) {
       return toReceipt(
         stx.hash,
@@ -868,12 +874,17 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
         ),
       );
     }
-    return { sender, gas: tx.gasLimit - Gas.txBase };
+    admittedSender = from.hex;
+    return tx.gasLimit - Gas.txBase;
   };
 
   /** The receipt of an admitted transaction whose own part used `o.gasUsed` (txBase added here). */
   const txReceipt = (stx: SignedTransaction, o: TxOutcome): Receipt =>
     toReceipt(stx.hash, o, Math.min(stx.tx.gasLimit, Gas.txBase + o.gasUsed));
+
+  /** The receipt of an admitted transaction refused before it ran. */
+  const refused = (stx: SignedTransaction, code: string, message: string): Receipt =>
+    txReceipt(stx, txFailed('reverted', 0, code, message));
 
   const badArgs = (err: unknown): TxOutcome => {
     if (!(err instanceof CodecError)) throw err;
@@ -936,9 +947,9 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     policy: LifecyclePolicy,
   ): Receipt => {
     const { tx } = stx;
-    const admitted = admit(state, header, stx);
-    if (!('gas' in admitted)) return admitted;
-    const { sender, gas } = admitted;
+    const gas = admit(state, header, stx);
+    if (typeof gas !== 'number') return gas;
+    const sender = admittedSender;
     if (tx.kind === 'call') {
       let args: string;
       try {
@@ -1003,9 +1014,9 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     index: number,
     previous: Prepared | undefined,
   ): Receipt | Prepared => {
-    const admitted = admit(state, header, stx);
-    if (!('gas' in admitted)) return admitted;
-    const { sender, gas } = admitted;
+    const gas = admit(state, header, stx);
+    if (typeof gas !== 'number') return gas;
+    const sender = admittedSender;
     const { tx } = stx;
     let args: string;
     try {
@@ -1013,8 +1024,6 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     } catch (err) {
       return txReceipt(stx, badArgs(err));
     }
-    const refuse = (code: string, message: string): Receipt =>
-      txReceipt(stx, txFailed('reverted', 0, code, message));
     // The same contract as the batch's previous transaction: the same registry entry (nothing
     // between the two writes the registry, see above), artifact and context, not read again.
     const same = previous !== undefined && previous.stx.tx.contract === tx.contract;
@@ -1023,13 +1032,13 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       : NAME_RE.test(tx.contract)
         ? readCodeEntry(state, tx.contract)
         : undefined;
-    if (entry === undefined) return refuse('NO_CONTRACT', `no contract named "${tx.contract}"`);
-    if (entry.frozen) return refuse('FROZEN', `${tx.contract} is frozen`);
+    if (entry === undefined) return refused(stx, 'NO_CONTRACT', `no contract named "${tx.contract}"`);
+    if (entry.frozen) return refused(stx, 'FROZEN', `${tx.contract} is frozen`);
     const artifact = same ? previous.artifact : artifactOf(state, entry.artifactHash);
     let kind: 0 | 1;
     if (artifact.views.includes(tx.method)) kind = InvokeKind.view;
     else if (artifact.methods.includes(tx.method)) kind = InvokeKind.method;
-    else return refuse('NO_METHOD', `${tx.contract} has no method or view "${tx.method}"`);
+    else return refused(stx, 'NO_METHOD', `${tx.contract} has no method or view "${tx.method}"`);
     const loaded = same ? previous.loaded : loadContract(tx.contract, entry.artifactHash, artifact);
     if (typeof loaded === 'string') {
       throw new VmFault('ISOLATE', `stored contract ${tx.contract} failed to load: ${loaded}`, {});

@@ -35,22 +35,31 @@ function leafOf(e: Entry): string {
 }
 
 /**
- * The last id made for each key object, with its contract. Callers (the executor's key and
- * address caches) pass the same key objects again and again, and a string that has been hashed
- * once is cheap to look up again, whereas hashing a freshly built id costs ~0.4 us each time
- * (measured). Keys are checked byte by byte against the remembered id, so a key object changed
- * in between is never looked up under its old id.
+ * The last id made for each key object, with its contract and a private copy of the key. Callers
+ * (the executor's key and address caches) pass the same key objects again and again, and a string
+ * that has been hashed once is cheap to look up again, whereas hashing a freshly built id costs
+ * ~0.4 us each time (measured); the copy is what entries keep, made once per key object rather
+ * than on every write. Keys are checked byte by byte against the remembered id, so a key object
+ * changed in between is never looked up under its old id (nor stored as its old copy).
  */
-const ids = new WeakMap<Bytes, { contract: string; id: string }>();
+interface Id {
+  readonly contract: string;
+  readonly id: string;
+  readonly copy: Bytes;
+}
+const ids = new WeakMap<Bytes, Id>();
+
+function idOf(contract: string, key: Bytes): Id {
+  const hit = ids.get(key);
+  if (hit !== undefined && hit.contract === contract && sameKey(hit.id, contract.length + 1, key)) return hit;
+  const b = Buffer.isBuffer(key) ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+  const made = { contract, id: `${contract}\u0000${b.toString('latin1')}`, copy: Uint8Array.from(key) };
+  ids.set(key, made);
+  return made;
+}
 
 function id(contract: string, key: Bytes): string {
-  const hit = ids.get(key);
-  if (hit !== undefined && hit.contract === contract && sameKey(hit.id, contract.length + 1, key))
-    return hit.id;
-  const b = Buffer.isBuffer(key) ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength);
-  const made = `${contract}\u0000${b.toString('latin1')}`;
-  ids.set(key, { contract, id: made });
-  return made;
+  return idOf(contract, key).id;
 }
 
 /** True when `s` from `at` on is exactly the latin1 text of `key`. */
@@ -116,7 +125,10 @@ export function createMemoryState(entries: Iterable<[string, Bytes, Bytes]> = []
       }
       return out;
     },
-    set: (contract, key, value) => write(id(contract, key), [contract, new Uint8Array(key), value]),
+    set(contract, key, value) {
+      const k = idOf(contract, key);
+      write(k.id, [contract, k.copy, value]);
+    },
     delete: (contract, key) => write(id(contract, key), null),
     checkpoint: () => void layers.push(new Map()),
     commit() {

@@ -74,6 +74,7 @@ const strSliceArray = ArrayProto.slice;
 const strIsWellFormed = StringProto.isWellFormed;
 const strSlice = StringProto.slice;
 const strIndexOf = StringProto.indexOf;
+const strStartsWith = StringProto.startsWith;
 const SymIterator = Symbol.iterator;
 const SymConcatSpreadable = Symbol.isConcatSpreadable;
 const SymReplace = Symbol.replace;
@@ -1929,9 +1930,14 @@ const stateApi = freeze({
   },
 });
 
+/** The last event name found valid: a contract emits the same few names over and over. */
+let validEventName = '';
 function emit(name, data) {
   requireWritable('emit');
-  checkName(name, 'event name');
+  if (name !== validEventName) {
+    checkName(name, 'event name');
+    validEventName = name;
+  }
   const v = encodeValue(data === undefined ? null : data, 'event data');
   charge(GAS.emit + v.length * GAS.emitPerByte);
   if (events.length >= 1024) limit('more than 1024 events in one call');
@@ -2297,7 +2303,8 @@ function invoke(head, args, gas, stack, session) {
 // Batch input reader: length-prefixed fields `<UTF-16 length>,<text>` (host: vm/sandbox.ts).
 let bsrc = '';
 let bpos = 0;
-function bfield() {
+/** The next field's length; leaves `bpos` at its text. */
+function blength() {
   const comma = strIndexOf.call(bsrc, ',', bpos);
   if (comma <= bpos || comma - bpos > 15) corruptBatch();
   // The decimal length read by hand: Number() of a slice goes through V8's runtime.
@@ -2308,21 +2315,41 @@ function bfield() {
     n = n * 10 + d;
   }
   if (comma + 1 + n > bsrc.length) corruptBatch();
-  bpos = comma + 1 + n;
-  return strSlice.call(bsrc, comma + 1, bpos);
-}
-/** A field holding a non-negative decimal integer. */
-function bnumber() {
-  const s = bfield();
-  if (s.length === 0 || s.length > 16) corruptBatch();
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const d = s.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) corruptBatch();
-    n = n * 10 + d;
-  }
-  if (!isSafeInteger(n)) corruptBatch();
+  bpos = comma + 1;
   return n;
+}
+function bfield() {
+  const n = blength();
+  const start = bpos;
+  bpos += n;
+  return strSlice.call(bsrc, start, bpos);
+}
+/** A field holding a non-negative decimal integer, read in place. */
+function bnumber() {
+  const n = blength();
+  if (n === 0 || n > 16) corruptBatch();
+  let v = 0;
+  for (let i = bpos; i < bpos + n; i++) {
+    const d = bsrc.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) corruptBatch();
+    v = v * 10 + d;
+  }
+  if (!isSafeInteger(v)) corruptBatch();
+  bpos += n;
+  return v;
+}
+/**
+ * A method name field: the previous name's string when it is the same (batches call the same
+ * method over and over, and looking up the same string again skips hashing a new one).
+ */
+let lastName = '';
+function bname() {
+  const n = blength();
+  const start = bpos;
+  bpos += n;
+  if (n !== lastName.length || !strStartsWith.call(bsrc, lastName, start))
+    lastName = strSlice.call(bsrc, start, bpos);
+  return lastName;
 }
 function corruptBatch() {
   throw new TypeErrorC('malformed batch from the host');
@@ -2371,7 +2398,7 @@ function invokeBatch(input, stack, session) {
   try {
     for (; done < count; done++) {
       const kind = bnumber();
-      const name = bfield();
+      const name = bname();
       const sender = bfield();
       const txHash = bfield();
       const args = bfield();

@@ -1,7 +1,7 @@
 import type { Bytes } from '../core/bytes.ts';
 import { encodeValue, type Value } from '../core/codec.ts';
 import { encodeReceipt, type Event, type Receipt } from '../core/types.ts';
-import { foldMerkle, hashLeafBuffer, leafBuffer, leafDigest } from './merkleFold.ts';
+import { foldMerkle, hashLeafBuffer, latin1Into, leafBuffer, leafDigest } from './merkleFold.ts';
 
 /**
  * Canonical receipt bytes without re-encoding what the guest already encoded.
@@ -93,7 +93,8 @@ class Writer {
       for (let i = 0; i < n; i++) buf[this.pos++] = t.charCodeAt(i);
       return;
     }
-    this.pos += this.buf.write(t, this.pos, n, 'latin1');
+    latin1Into(this.buf, t, this.pos);
+    this.pos += n;
   }
   /** Shortest unsigned form of an integer below 2^32. */
   uint(n: number): void {

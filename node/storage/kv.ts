@@ -48,11 +48,21 @@ export interface LevelStoreOptions {
   /** LevelDB block cache in bytes. */
   readonly cacheSizeBytes?: number;
   /**
-   * LevelDB memtable size in bytes (LevelDB's default is 4 MiB). Larger means fewer, larger level-0
-   * files and less compaction work under a heavy write load, at the cost of memory and replay time.
+   * LevelDB memtable size in bytes; default {@link DEFAULT_WRITE_BUFFER_BYTES}. Larger means fewer,
+   * larger level-0 files and less compaction work under a heavy write load, at the cost of memory
+   * (at most two memtables) and of replaying the log at open.
    */
   readonly writeBufferSizeBytes?: number;
 }
+
+/**
+ * The node's LevelDB memtable size: 32 MiB rather than LevelDB's 4 MiB. A block of 1,000 state
+ * updates writes ~100 KiB, and with 4 MiB memtables LevelDB flushed every ~40 blocks and compacted
+ * level 0 every ~160. Over 2,000 such blocks on a million-key state the whole process spent 52 ms
+ * of CPU per block with 4 MiB, 37 with 16 MiB and 35 with 32 MiB, the main thread's share
+ * unchanged (~15-17 ms). The cost: up to 64 MiB of memory and a longer log replay at open.
+ */
+export const DEFAULT_WRITE_BUFFER_BYTES = 32 * 1024 * 1024;
 
 /** Opens (creating if missing) a LevelDB store in `location`. */
 export async function openLevelStore(location: string, options: LevelStoreOptions = {}): Promise<KvStore> {
@@ -60,7 +70,7 @@ export async function openLevelStore(location: string, options: LevelStoreOption
     keyEncoding: 'view',
     valueEncoding: 'view',
     cacheSize: options.cacheSizeBytes ?? 64 * 1024 * 1024,
-    ...(options.writeBufferSizeBytes === undefined ? {} : { writeBufferSize: options.writeBufferSizeBytes }),
+    writeBufferSize: options.writeBufferSizeBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
   });
   await db.open();
   const sync = options.syncWrites ?? true;

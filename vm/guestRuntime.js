@@ -1766,6 +1766,7 @@ function needSolo() {
 // Replaced rather than cleared when emptied: a fresh Map costs less than Map#clear (measured).
 let dirty = new RealMap();
 let dirtyBytes = 0;
+/** Events of the call: name and encoded data, two entries per event. */
 let events = [];
 let schedules = [];
 
@@ -1808,8 +1809,8 @@ function fld(x) {
 function takeFlush() {
   let out = fld(`${dirty.size}`);
   for (const [k, v] of dirty) out += fld(k) + fld(v === null ? '' : v);
-  out += fld(`${events.length}`);
-  for (let i = 0; i < events.length; i++) out += events[i];
+  out += fld(`${events.length >> 1}`);
+  for (let i = 0; i < events.length; i += 2) out += fld(events[i]) + fld(events[i + 1]);
   out += fld(`${schedules.length}`);
   for (let i = 0; i < schedules.length; i++) out += schedules[i];
   if (dirty.size !== 0) dirty = new RealMap();
@@ -1940,8 +1941,8 @@ function emit(name, data) {
   }
   const v = encodeValue(data === undefined ? null : data, 'event data');
   charge(GAS.emit + v.length * GAS.emitPerByte);
-  if (events.length >= 1024) limit('more than 1024 events in one call');
-  events.push(fld(name) + fld(v));
+  if (events.length >= 2048) limit('more than 1024 events in one call');
+  events.push(name, v);
 }
 function callContract(contract, methodName, args, options) {
   needSolo();
@@ -2324,7 +2325,7 @@ function bfield() {
   bpos += n;
   return strSlice.call(bsrc, start, bpos);
 }
-/** A field holding a non-negative decimal integer, read in place. */
+/** A field holding a non-negative decimal integer, read in place (the batch's header). */
 function bnumber() {
   const n = blength();
   if (n === 0 || n > 16) corruptBatch();
@@ -2338,18 +2339,58 @@ function bnumber() {
   bpos += n;
   return v;
 }
+// A batch item (see encodeBatchItem in vm/sandbox.ts): kind ('0' or '1'), gas as 4 bytes
+// (big-endian, one char each), then method name, sender, txHash and args, each a short field:
+// its length as one char below 240 (or \xff, decimal digits and a comma), then its text. Read
+// with a char or two per field: parsing decimal lengths cost a third of a no-op transaction.
+/** A short field's length as the batch formats write it (see ilength). */
+function shortLength(n) {
+  return n < 240 ? fromCharCode(n) : `\xff${n},`;
+}
+/** A short field's length; leaves `bpos` at its text. */
+function ilength() {
+  const c = bsrc.charCodeAt(bpos++);
+  let n = c;
+  if (!(c < 240)) {
+    if (c !== 255) corruptBatch();
+    n = 0;
+    for (let d = bsrc.charCodeAt(bpos++) - 48; d !== -4; d = bsrc.charCodeAt(bpos++) - 48) {
+      if (!(d >= 0 && d <= 9) || n > 1e15) corruptBatch();
+      n = n * 10 + d;
+    }
+  }
+  if (bpos + n > bsrc.length) corruptBatch();
+  return n;
+}
+function ifield() {
+  const n = ilength();
+  const start = bpos;
+  bpos += n;
+  return strSlice.call(bsrc, start, bpos);
+}
 /**
  * A method name field: the previous name's string when it is the same (batches call the same
  * method over and over, and looking up the same string again skips hashing a new one).
  */
 let lastName = '';
-function bname() {
-  const n = blength();
+function iname() {
+  const n = ilength();
   const start = bpos;
   bpos += n;
   if (n !== lastName.length || !strStartsWith.call(bsrc, lastName, start))
     lastName = strSlice.call(bsrc, start, bpos);
   return lastName;
+}
+/** Four chars, each a byte: a big-endian unsigned 32-bit number. */
+function iuint32() {
+  if (bpos + 4 > bsrc.length) corruptBatch();
+  const a = bsrc.charCodeAt(bpos);
+  const b = bsrc.charCodeAt(bpos + 1);
+  const c = bsrc.charCodeAt(bpos + 2);
+  const d = bsrc.charCodeAt(bpos + 3);
+  if ((a | b | c | d) > 255) corruptBatch();
+  bpos += 4;
+  return a * 16777216 + ((b << 16) | (c << 8) | d);
 }
 function corruptBatch() {
   throw new TypeErrorC('malformed batch from the host');
@@ -2358,25 +2399,27 @@ function corruptBatch() {
 /**
  * Runs consecutive top-level transactions of this contract in one entry from the host: the
  * host's per-entry cost is paid once per batch instead of once per transaction. `input` holds
- * the fields contract, height, time, count, then per transaction kind (0 method, 1 view), name,
- * sender (also the origin), txHash, args and gas. Each transaction runs exactly as invoke() would
- * run it, with the full stack budget `stack`: its own gas, and its writes applied only if it
- * succeeds (they are kept in `pending` for the later transactions of the batch). A transaction
+ * the fields contract, height, time, count, then per transaction an item (see ilength): kind
+ * (0 method, 1 view), gas, name, sender (also the origin), txHash and args. Each transaction
+ * runs exactly as invoke() would run it, with the full stack budget `stack`: its own gas, and
+ * its writes applied only if it succeeds (they are kept in `pending` for the later transactions
+ * of the batch). A transaction
  * that needs the host's state mid-call (ctx.call, ctx.state.range, ctx.schedule) is abandoned
  * with everything it did, and the batch stops before it: the host runs it on its own. The batch
  * also stops after a local fault.
  *
  * Returns `<count of results>,`, the results of the transactions run, in order (fewer results
  * than transactions means the next one must run on its own), then the batch's writes. A result
- * is: status digit (0 ok, 1 reverted, 2 out of gas, 3 local fault), `<gasLeft>,`, then fields
- * (`<UTF-16 length>,<text>`) return value (latin1 canonical bytes, '' for none), error code,
- * error message, `<count of events>,` and per event its name and data fields. The writes are
- * the net effect of the successful transactions' writes, in the order each key was first
- * written: `<count>,` then per key its key and value fields (an empty value deletes). Only the
- * state after the batch depends on them (nothing reads the host's state between the batch's
- * transactions: the guest answers their reads), so each key is sent once, with its last value,
- * however many transactions wrote it. Parts are collected in an array and joined once: building
- * the envelope by concatenation cost more than a transaction's own work (measured).
+ * is: status digit (0 ok, 1 reverted, 2 out of gas, 3 local fault), gasLeft as four chars of one
+ * byte each (big-endian), then short fields (see ilength) return value (latin1 canonical bytes,
+ * empty for none), error code and error message, the count of events as a short length, and
+ * per event its name and data as short fields. The writes are the net effect of the successful
+ * transactions' writes: `<count>,` then per key its key and value fields (`<UTF-16 length>,<text>`,
+ * an empty value deletes). Only the state after the batch depends on them (nothing reads the
+ * host's state between the batch's transactions: the guest answers their reads), so each key is
+ * sent once, with its last value, however many transactions wrote it. Parts are collected in an
+ * array and joined once: building the envelope by concatenation cost more than a transaction's
+ * own work (measured).
  */
 function invokeBatch(input, stack, session) {
   bsrc = input;
@@ -2397,12 +2440,13 @@ function invokeBatch(input, stack, session) {
   batching = true;
   try {
     for (; done < count; done++) {
-      const kind = bnumber();
-      const name = bname();
-      const sender = bfield();
-      const txHash = bfield();
-      const args = bfield();
-      const gas = bnumber();
+      const kind = bsrc.charCodeAt(bpos++) - 48;
+      if (kind !== 0 && kind !== 1) corruptBatch();
+      const gas = iuint32();
+      const name = iname();
+      const sender = ifield();
+      const txHash = ifield();
+      const args = ifield();
       enter(gas, stack, session);
       const status = execCall(kind, name, contract, sender, sender, txHash, height, time, false, args);
       // Failed or abandoned: its writes are undone and forgotten (the cache must hold only
@@ -2411,13 +2455,22 @@ function invokeBatch(input, stack, session) {
       txTouchedCount = 0;
       if (abortKind === 6) break;
       const g = G.g < 0 ? 0 : G.g;
+      const gas4 = fromCharCode(g >>> 24, (g >>> 16) & 255, (g >>> 8) & 255, g & 255);
       if (status === 0) {
         const n = events.length;
-        out.push(resRet === '\xc0' ? `0${g},1,\xc00,0,${n},` : `0${g},${resRet.length},${resRet}0,0,${n},`);
-        for (let i = 0; i < n; i++) out.push(events[i]);
+        out.push(
+          resRet === '\xc0'
+            ? `0${gas4}\x01\xc0\x00\x00${shortLength(n >> 1)}`
+            : `0${gas4}${shortLength(resRet.length)}${resRet}\x00\x00${shortLength(n >> 1)}`,
+        );
+        for (let i = 0; i < n; i += 2) {
+          const name = events[i];
+          const v = events[i + 1];
+          out.push(`${shortLength(name.length)}${name}${shortLength(v.length)}${v}`);
+        }
       } else {
         out.push(
-          `${status}${g},${resRet.length},${resRet}${resCode.length},${resCode}${resMessage.length},${resMessage}0,`,
+          `${status}${gas4}\x00${shortLength(resCode.length)}${resCode}${shortLength(resMessage.length)}${resMessage}\x00`,
         );
       }
       if (status === 3) {

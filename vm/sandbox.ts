@@ -103,15 +103,23 @@ export interface BatchItem {
 }
 
 /**
- * A batch item in the form the guest reads (see invokeBatch in vm/guestRuntime.js). The executor
- * encodes each transaction once, when it prepares it, so a batch's input is one concatenation of
- * these and no item object is built per transaction.
+ * A batch item in the form the guest reads (see ilength and invokeBatch in vm/guestRuntime.js):
+ * kind ('0' or '1'), gas as four chars of one byte each (big-endian), then method, sender, txHash
+ * and args, each as its length in one char (below 240; else \xff, decimal digits and a comma) and
+ * its text. The executor encodes each transaction once, when it prepares it, so a batch's input
+ * is one join of these and no item object is built per transaction.
  */
 export function encodeBatchItem(item: BatchItem): string {
-  // One template: each fld() call built strings of its own to be concatenated again (measured).
-  const { method, sender, txHash, args } = item;
-  const gas = `${item.gas}`;
-  return `1,${item.kind}${method.length},${method}${sender.length},${sender}${txHash.length},${txHash}${args.length},${args}${gas.length},${gas}`;
+  const { method, sender, txHash, args, gas } = item;
+  if (!Number.isSafeInteger(gas) || gas < 0 || gas > 0xffffffff)
+    throw new VmFault('HOST', `batch item gas ${gas} out of range`, {});
+  // One template: separate strings per field would be concatenated again (measured).
+  return `${item.kind}${String.fromCharCode(gas >>> 24, (gas >>> 16) & 255, (gas >>> 8) & 255, gas & 255)}${shortLength(method.length)}${method}${shortLength(sender.length)}${sender}${shortLength(txHash.length)}${txHash}${shortLength(args.length)}${args}`;
+}
+
+/** A field length as the guest's batch reader takes it (ilength in vm/guestRuntime.js). */
+function shortLength(n: number): string {
+  return n < 240 ? String.fromCharCode(n) : `\xff${n},`;
 }
 
 /** Consecutive top-level transactions of one contract, run in one entry into its context. */
@@ -640,7 +648,7 @@ export class BatchResults {
     this.pos = comma + 1;
     return n;
   }
-  /** A length-prefixed field's bounds: returns its start, leaves `pos` at its end. */
+  /** A length-prefixed field's bounds (decimal length): returns its start, leaves `pos` at its end. */
   private span(): number {
     const n = this.number();
     const start = this.pos;
@@ -652,42 +660,64 @@ export class BatchResults {
     const start = this.span();
     return this.text.slice(start, this.pos);
   }
+  /** A short length (one char below 240, or \xff, decimal digits and a comma); checks room for it. */
+  private shortLength(): number {
+    const c = this.text.charCodeAt(this.pos++);
+    const n = c < 240 ? c : c === 255 ? this.number() : malformed();
+    if (this.pos + n > this.text.length) malformed();
+    return n;
+  }
+  /** A short field's bounds: returns its start, leaves `pos` at its end. */
+  private shortSpan(): number {
+    const n = this.shortLength();
+    const start = this.pos;
+    this.pos = start + n;
+    return start;
+  }
+  /** A short field's text ('' without a slice when empty). */
+  private shortField(): string {
+    const start = this.shortSpan();
+    return this.pos === start ? '' : this.text.slice(start, this.pos);
+  }
   /** Reads the next result's status, gas, return value, error and event count. */
   next(): void {
     if (this.read >= this.count || this.eventsLeft !== 0) malformed();
     this.read++;
-    const status = this.text.charCodeAt(this.pos++) - 48;
-    if (!(status >= 0 && status <= 3)) malformed();
-    this.status = status as 0 | 1 | 2 | 3;
-    this.gasLeft = this.number();
     const { text } = this;
-    const retStart = this.span();
+    const status = text.charCodeAt(this.pos) - 48;
+    if (!(status >= 0 && status <= 3) || this.pos + 5 > text.length) malformed();
+    this.status = status as 0 | 1 | 2 | 3;
+    // gasLeft: four chars of one byte each, big-endian.
+    const p = this.pos + 1;
+    const a = text.charCodeAt(p);
+    const b = text.charCodeAt(p + 1);
+    const c = text.charCodeAt(p + 2);
+    const d = text.charCodeAt(p + 3);
+    if ((a | b | c | d) > 255) malformed();
+    this.gasLeft = a * 16777216 + ((b << 16) | (c << 8) | d);
+    this.pos = p + 4;
+    const retStart = this.shortSpan();
     // Most calls return nothing: canonical null, one byte, compared rather than sliced.
     this.ret =
       this.pos - retStart === 1 && text.charCodeAt(retStart) === 0xc0
         ? '\xc0'
         : text.slice(retStart, this.pos);
-    if (text.charCodeAt(this.pos) === 48 && text.charCodeAt(this.pos + 1) === 44) {
-      this.pos += 2;
-      this.code = '';
-    } else this.code = this.field();
-    if (text.charCodeAt(this.pos) === 48 && text.charCodeAt(this.pos + 1) === 44) {
-      this.pos += 2;
-      this.message = '';
-    } else this.message = this.field();
-    this.eventCount = this.eventsLeft = this.number();
+    this.code = this.shortField();
+    this.message = this.shortField();
+    this.eventCount = this.eventsLeft = this.shortLength();
     if (this.eventCount > 1024) malformed();
   }
   /** Reads the current result's next event into eventName and eventData. */
   nextEvent(): void {
     if (this.eventsLeft === 0) malformed();
     this.eventsLeft--;
-    const start = this.span();
+    const start = this.shortSpan();
     const n = this.pos - start;
     const last = this.eventName;
     if (!(n === last.length && n > 0 && this.text.startsWith(last, start)))
       this.eventName = this.text.slice(start, this.pos);
-    this.eventData = this.field();
+    const dataStart = this.shortSpan();
+    this.eventData = this.text.slice(dataStart, this.pos);
   }
   /** The batch's writes, after the last result (an empty value is a deletion); checks the end. */
   writes(): Array<[string, Uint8Array | null]> {

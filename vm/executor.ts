@@ -843,6 +843,16 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
   const rejected = (stx: SignedTransaction, code: string, message: string): Receipt =>
     toReceipt(stx.hash, txFailed('rejected', 0, code, message));
 
+  /**
+   * Next nonces written in the block being applied, by sender address object (senderOf hands out
+   * one object per key): a sender's later transactions in the block skip reading back what its
+   * earlier one wrote. Only admit writes nonces, and nothing reverts them while a block is
+   * applied (transaction checkpoints open after admission), so a remembered nonce is the one in
+   * state; emptied whenever applyBlock starts (a fault reruns the block from the reverted state).
+   * Bounded by the block's transactions.
+   */
+  const blockNonces = new Map<Bytes, number>();
+
   /** The 0x-hex sender of the transaction {@link admit} admitted last. */
   let admittedSender = '';
 
@@ -859,10 +869,11 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       return rejected(stx, 'GAS_LIMIT', `gasLimit above the maximum of ${VmLimits.maxTxGas}`);
     }
     const from = senderOf(tx.from);
-    const expected = readNonce(state, from.address);
+    const expected = blockNonces.get(from.address) ?? readNonce(state, from.address);
     if (tx.nonce !== expected) return rejected(stx, 'BAD_NONCE', `nonce ${tx.nonce}, expected ${expected}`);
     // The nonce is consumed by every transaction that is not rejected, whatever its outcome.
     writeNonce(state, from.address, expected + 1);
+    if (blockNonces.size < Limits.maxBlockTxs) blockNonces.set(from.address, expected + 1);
     if (tx.gasLimit < Gas.txBase) {
       return toReceipt(
         stx.hash,
@@ -1169,6 +1180,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     batched: boolean,
     onTx: (hash: Bytes | null) => void,
   ): { receipts: Receipt[]; scheduled: number } => {
+    blockNonces.clear();
     const receipts = executeScheduled(state, header);
     const scheduled = receipts.length;
     let batch: Prepared[] = [];

@@ -46,6 +46,55 @@ describe('transactions and nonces', () => {
     expect(wrongChain.receipts[0]!.errorCode).toBe('WRONG_CHAIN');
   });
 
+  it("one sender's transactions in one block see each other's nonces, batched or not", () => {
+    // The executor remembers the nonces it wrote during a block; a gap, a replay, a failed call
+    // and a lifecycle transaction in between must give what one block at a time gives.
+    const run = (batchTransactions: boolean): string[] => {
+      const c = createTestChain({ executor: { batchTransactions } });
+      try {
+        c.deploy('counter', example('counter'));
+        const tx = (args: Value) => c.sign({ contract: 'counter', method: 'increment', args });
+        const n0 = tx({ name: 'a' });
+        const n1 = tx({ name: 'a', by: -5 }); // reverts, still consumes its nonce
+        const n2 = c.sign({ kind: 'freeze', contract: 'counter' });
+        const n3 = c.sign({ kind: 'unfreeze', contract: 'counter' });
+        const n4 = tx({ name: 'a' });
+        tx({ name: 'a' }); // n5: never sent, a gap
+        const n6 = tx({ name: 'a' });
+        const r = c.executor.executeBlock({
+          state: c.state,
+          header: { chainId: 'trellis-test', height: 50, timestamp: c.time },
+          txs: [n0, n1, n0, n2, n3, n4, n6, n4],
+        });
+        const again = c.executor.executeBlock({
+          state: c.state,
+          header: { chainId: 'trellis-test', height: 51, timestamp: c.time + 1 },
+          txs: [n6],
+        });
+        return [
+          ...r.receipts.map((x) => `${x.status}:${x.errorCode}`),
+          toHex(r.stateRoot),
+          `${again.receipts[0]!.status}:${again.receipts[0]!.errorCode}`,
+        ];
+      } finally {
+        c.close();
+      }
+    };
+    const batched = run(true);
+    expect(batched.slice(0, 8)).toEqual([
+      'ok:',
+      'reverted:BAD_STEP',
+      'rejected:BAD_NONCE',
+      'ok:',
+      'ok:',
+      'ok:',
+      'rejected:BAD_NONCE',
+      'rejected:BAD_NONCE',
+    ]);
+    expect(batched[9]).toBe('rejected:BAD_NONCE');
+    expect(batched).toEqual(run(false));
+  });
+
   it('a failing transaction undoes its writes and emits nothing', () => {
     chain = createTestChain();
     chain.deploy('counter', example('counter'));

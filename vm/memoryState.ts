@@ -78,7 +78,12 @@ function startsWith(key: Bytes, prefix: Bytes): boolean {
 /** Creates an empty in-memory state, or one holding `entries`. */
 export function createMemoryState(entries: Iterable<[string, Bytes, Bytes]> = []): MemoryState {
   const base = new Map<string, Entry>();
-  for (const [c, k, v] of entries) base.set(id(c, k), [c, Uint8Array.from(k), Uint8Array.from(v)]);
+  /** Whether a contract name with a NUL was ever written (its ids would not sort as its entries). */
+  let nulContract = false;
+  for (const [c, k, v] of entries) {
+    if (c.includes('\u0000')) nulContract = true;
+    base.set(id(c, k), [c, Uint8Array.from(k), Uint8Array.from(v)]);
+  }
   /** Open checkpoints, innermost last: id → entry, or null for a deletion. */
   const layers: Array<Map<string, Entry | null>> = [];
 
@@ -105,8 +110,14 @@ export function createMemoryState(entries: Iterable<[string, Bytes, Bytes]> = []
     }
     return out;
   };
-  const sorted = (): Entry[] =>
-    [...visible().values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : compareBytes(a[1], b[1])));
+  const sorted = (): Entry[] => {
+    const all = visible();
+    // Ids (contract, NUL, the key's bytes as latin1) sort by code unit exactly as their entries
+    // do, by contract then key bytes, unless a contract name holds a NUL: sorting the strings
+    // natively costs a fraction of comparing the entries' keys byte by byte (every root sorts).
+    if (!nulContract) return [...all.keys()].sort().map((id) => all.get(id)!);
+    return [...all.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : compareBytes(a[1], b[1])));
+  };
 
   const state: MemoryState = {
     get: (contract, key) => lookup(id(contract, key))?.[2],
@@ -126,6 +137,7 @@ export function createMemoryState(entries: Iterable<[string, Bytes, Bytes]> = []
       return out;
     },
     set(contract, key, value) {
+      if (contract.includes('\u0000')) nulContract = true;
       const k = idOf(contract, key);
       write(k.id, [contract, k.copy, value]);
     },

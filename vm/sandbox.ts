@@ -110,12 +110,23 @@ export interface BatchItem {
  * is one join of these and no item object is built per transaction.
  */
 export function encodeBatchItem(item: BatchItem): string {
-  const { method, sender, txHash, args, gas } = item;
-  if (!Number.isSafeInteger(gas) || gas < 0 || gas > 0xffffffff)
-    throw new VmFault('HOST', `batch item gas ${gas} out of range`, {});
+  const { kind, method, sender, txHash, args, gas } = item;
+  // Kind, gas and method repeat from item to item: their text is made once for a run of them.
+  if (kind !== lastKind || gas !== lastGas || method !== lastMethod) {
+    if (!Number.isSafeInteger(gas) || gas < 0 || gas > 0xffffffff)
+      throw new VmFault('HOST', `batch item gas ${gas} out of range`, {});
+    lastKind = kind;
+    lastGas = gas;
+    lastMethod = method;
+    lastHead = `${kind}${String.fromCharCode(gas >>> 24, (gas >>> 16) & 255, (gas >>> 8) & 255, gas & 255)}${shortLength(method.length)}${method}`;
+  }
   // One template: separate strings per field would be concatenated again (measured).
-  return `${item.kind}${String.fromCharCode(gas >>> 24, (gas >>> 16) & 255, (gas >>> 8) & 255, gas & 255)}${shortLength(method.length)}${method}${shortLength(sender.length)}${sender}${shortLength(txHash.length)}${txHash}${shortLength(args.length)}${args}`;
+  return `${lastHead}${shortLength(sender.length)}${sender}${shortLength(txHash.length)}${txHash}${shortLength(args.length)}${args}`;
 }
+let lastKind = -1;
+let lastGas = -1;
+let lastMethod = '';
+let lastHead = '';
 
 /** A field length as the guest's batch reader takes it (ilength in vm/guestRuntime.js). */
 function shortLength(n: number): string {

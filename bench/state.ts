@@ -227,7 +227,8 @@ for (const syncWrites of [false, true]) {
         `${(openMs / 1000).toFixed(2)} s, ${(openCpu / 1000).toFixed(2)} s main-thread CPU; then heap ` +
           `${(openMem.heapUsed / 2 ** 20).toFixed(0)} MiB + buffers ${(openMem.external / 2 ** 20).toFixed(0)} MiB, ` +
           `after a full GC ${(liveMem.heapUsed / 2 ** 20).toFixed(0)} MiB + ${(liveMem.external / 2 ** 20).toFixed(0)} MiB ` +
-          `(tree: ${fmt(records.nodes)} nodes, ${fmt(records.leaves)} leaves)`,
+          `+ the tree's records ${(records.bytes / 2 ** 20).toFixed(0)} MiB of shared memory ` +
+          `(${fmt(records.nodes)} nodes, ${fmt(records.leaves)} leaves)`,
       ),
     );
   }
@@ -238,16 +239,22 @@ for (const syncWrites of [false, true]) {
       for (let j = 0; j < BLOCK_KEYS; j++) set(keyOf(Math.floor(Math.random() * KEYS)), randomBytes(32));
     });
   }
-  const values = Array.from({ length: blocks * BLOCK_KEYS }, () => randomBytes(32));
-  const keys = Array.from({ length: blocks * BLOCK_KEYS }, () => keyOf(Math.floor(Math.random() * KEYS)));
+  // Each block's keys and values are made before its timing starts (made all at once, 2,000
+  // blocks' worth would be ~600 MiB of buffers).
+  const keys: Uint8Array[] = [];
+  const values: Uint8Array[] = [];
   // With STATE_BENCH_COMPARE, odd blocks run without the fetch (same rounds, alternating).
   const sums = [zeroTimes(), zeroTimes()];
   const counts = [0, 0];
   for (let blk = 0; blk < blocks; blk++) {
     const mode = COMPARE ? blk % 2 : 0;
     skv.fetchOff = mode === 1;
+    for (let j = 0; j < BLOCK_KEYS; j++) {
+      keys[j] = keyOf(Math.floor(Math.random() * KEYS));
+      values[j] = randomBytes(32);
+    }
     const r = await commitBlock(kv, store, (set) => {
-      for (let j = blk * BLOCK_KEYS; j < (blk + 1) * BLOCK_KEYS; j++) set(keys[j]!, values[j]!);
+      for (let j = 0; j < BLOCK_KEYS; j++) set(keys[j]!, values[j]!);
     });
     skv.fetchOff = false;
     const sum = sums[mode]!;

@@ -223,6 +223,11 @@ export interface ArenaStats {
   readonly nodes: number;
   readonly leaves: number;
   readonly openTrees: number;
+  /**
+   * Bytes of the record chunks (shared memory, which process.memoryUsage() counts in neither the
+   * heap nor the buffers).
+   */
+  readonly bytes: number;
 }
 
 /**
@@ -269,8 +274,8 @@ export interface TreeArena {
 
 /**
  * Whether a root is hashed on two threads (see hashThread.ts): 'auto' for large trees only (at
- * least {@link PARALLEL_MIN_LEAVES} leaves, and at least 4 changed subtrees under the root),
- * 'always' whenever the root has 2 changed subtrees (for tests), 'off' never.
+ * least {@link PARALLEL_MIN_LEAVES} leaves, and at least 16 changed subtrees two levels down),
+ * 'always' whenever there are 2 such subtrees (for tests), 'off' never.
  */
 export type ParallelHashing = 'auto' | 'always' | 'off';
 
@@ -330,8 +335,7 @@ class Arena implements TreeArena {
   // Rehashes node `x` (a root), its changed subtrees split between this thread and the hashing
   // thread when that pays (see ParallelHashing).
   rehashTop(x: number): void {
-    const N = this.nodes;
-    const words = N.i32[x >>> CHUNK_BITS]!;
+    const words = this.nodes.i32[x >>> CHUNK_BITS]!;
     const b = (x & MASK) * NODE_INTS;
     if (
       words[b + VALID] !== 0 ||
@@ -341,25 +345,34 @@ class Arena implements TreeArena {
       this.rehash(x);
       return;
     }
-    const changed: number[] = [];
-    for (let k = 0; k < 16; k++) {
-      const c = words[b + KIDS + k]!;
-      if (c > 0 && N.i32[c >>> CHUNK_BITS]![(c & MASK) * NODE_INTS + VALID] === 0) changed.push(c);
-    }
-    if (changed.length < (this.parallel === 'auto' ? 4 : 2)) {
+    // The changed subtrees two levels down (up to 256, ~10 nodes each for 1,000 keys in a
+    // million): small pieces, so that when the other thread is slow to get a core the main thread
+    // takes nearly all of them and waits at most for the one piece that thread holds.
+    const changed = this.changedKids(x);
+    const pieces: number[] = [];
+    for (const c of changed) pieces.push(...this.changedKids(c));
+    if (pieces.length < (this.parallel === 'auto' ? 16 : 2)) {
       this.rehash(x);
       return;
     }
-    // Alternate subtrees to each side: with hashed keys, subtrees of one level are alike in size.
-    const mine = changed.filter((_, i) => i % 2 === 0);
-    const theirs = changed.filter((_, i) => i % 2 === 1);
     this.link ??= new HashLink(this);
-    const ok = this.link.run(this.nodes, this.leaves, theirs, () => {
-      for (const c of mine) this.rehash(c);
-    });
-    // Failed on the thread (it has stopped by now): what it did not finish is hashed here.
-    if (!ok) for (const c of theirs) this.rehash(c);
+    // Failed on the thread (it has stopped by now): what is not done yet is hashed here.
+    if (!this.link.run(this.nodes, this.leaves, pieces)) for (const c of pieces) this.rehash(c);
+    for (const c of changed) this.rehash(c);
     this.rehash(x);
+  }
+
+  // The children of node `x` that are internal nodes with no valid hash.
+  changedKids(x: number): number[] {
+    const N = this.nodes;
+    const words = N.i32[x >>> CHUNK_BITS]!;
+    const b = (x & MASK) * NODE_INTS;
+    const out: number[] = [];
+    for (let k = 0; k < 16; k++) {
+      const c = words[b + KIDS + k]!;
+      if (c > 0 && N.i32[c >>> CHUNK_BITS]![(c & MASK) * NODE_INTS + VALID] === 0) out.push(c);
+    }
+    return out;
   }
 
   // Computes the leaf hash of leaf `l` from its key and value hashes.
@@ -544,7 +557,10 @@ class Arena implements TreeArena {
   }
 
   stats(): ArenaStats {
-    return { nodes: this.nodes.live, leaves: this.leaves.live, openTrees: this.opened.size };
+    let bytes = 0;
+    for (const c of this.nodes.i32) bytes += c.byteLength;
+    for (const c of this.leaves.i32) bytes += c.byteLength;
+    return { nodes: this.nodes.live, leaves: this.leaves.live, openTrees: this.opened.size, bytes };
   }
 }
 

@@ -22,7 +22,7 @@ import { flatKey } from './stateLayout.ts';
  * The commit needs the committed value of every key the block overwrote (for the undo record).
  * Read one by one on the main thread they cost ~5 µs each, ~5 ms per 1,000-key block; so `root()`
  * starts one asynchronous multi-get of them (LevelDB reads them on a thread-pool thread, from a
- * snapshot taken at the call) before it hashes, and the commit awaits it
+ * snapshot taken at the call) before it updates the tree and hashes, and the commit awaits it
  * ({@link ViewInternals.fetched}). The values are the base version's: the view is live when the
  * fetch starts (no other version committed), and a view is refused once another version commits.
  */
@@ -208,7 +208,20 @@ export function createStateView(committed: CommittedState): StateStoreView {
   const sync = (fetch: boolean): { tree: WorkingTree; root: Bytes } => {
     tree ??= committed.workingTree();
     if (rootCache !== undefined && dirty.size === 0) return { tree, root: rootCache };
-    const toFetch: Slot[] = [];
+    // Started before the tree's work, which is most of the work here: LevelDB reads on its thread
+    // pool while this thread updates the tree, and is mostly done before the root is hashed on two
+    // threads (memoryTree.ts). Whether a key is new is known only once the tree has it, so a key
+    // not known yet is fetched too (a new key's read finds nothing, which is its committed value).
+    // A key known to be new has no committed value, and one read before it was written has it.
+    if (fetch) {
+      const toFetch: Slot[] = [];
+      for (const slot of dirty) {
+        if (slot.inBase !== false && !slot.fetching && slot.value !== undefined) {
+          if (reads.get(slot.contract)?.get(slot.keyStr) === undefined) toFetch.push(slot);
+        }
+      }
+      fetchPrevious(toFetch);
+    }
     for (const slot of dirty) {
       slot.keyHash ??= stateKeyHash(slot.contract, slot.key);
       let value = slot.value;
@@ -216,14 +229,8 @@ export function createStateView(committed: CommittedState): StateStoreView {
       if (value === undefined) value = committed.read(slot.contract, slot.key) ?? null;
       const had = value === null ? tree.delete(slot.keyHash) : tree.put(slot.keyHash, value);
       slot.inBase ??= had;
-      // A new key has no committed value, and one read before it was written has it already.
-      if (fetch && slot.inBase && !slot.fetching && slot.value !== undefined) {
-        if (reads.get(slot.contract)?.get(slot.keyStr) === undefined) toFetch.push(slot);
-      }
     }
     dirty.clear();
-    // Before hashing, which is most of the work here: LevelDB reads while the tree hashes.
-    fetchPrevious(toFetch);
     rootCache = tree.rootHash();
     return { tree, root: rootCache };
   };

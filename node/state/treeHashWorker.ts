@@ -46,7 +46,9 @@ for (;;) {
     const nodes: RecordChunks = a.nodes;
     const leaves: RecordChunks = a.leaves;
     const n = control[Control.count]!;
-    for (let i = 0; i < n; i++) rehashRecords(nodes, leaves, control[Control.refs + i]!);
+    for (let i = Atomics.add(control, Control.next, 1); i < n; i = Atomics.add(control, Control.next, 1)) {
+      rehashRecords(nodes, leaves, control[Control.refs + i]!);
+    }
   } catch {
     // The main thread hashes what is left itself.
     result = 1;

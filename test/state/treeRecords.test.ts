@@ -59,7 +59,8 @@ describe('tree records', () => {
       for (let i = 0; i < memoryVersions + 1; i++) await commit(kv, store, store.view(), version++);
       const fresh = await openStateStore(kv, { retainVersions: 8, memoryVersions });
       expect(Buffer.from(fresh.root).equals(model.root())).toBe(true);
-      expect(store.treeRecords).toEqual({ ...fresh.treeRecords, openTrees: 0 });
+      // (Chunks never shrink, so the bytes they take are not compared.)
+      expect({ ...store.treeRecords, bytes: 0 }).toEqual({ ...fresh.treeRecords, openTrees: 0, bytes: 0 });
       expect(store.treeRecords.leaves).toBe(model.entries.size);
       expect(model.entries.size).toBeGreaterThan(60);
     },
@@ -87,6 +88,6 @@ describe('tree records', () => {
       collectGarbage();
       await new Promise((r) => setTimeout(r, 10));
     }
-    expect(store.treeRecords).toEqual(committed);
+    expect({ ...store.treeRecords, bytes: 0 }).toEqual({ ...committed, bytes: 0 });
   });
 });

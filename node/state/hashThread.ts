@@ -1,6 +1,7 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { StateError } from '../../core/stateProof.ts';
-import { rehashRecords, type RecordChunks } from './memoryTree.ts';
+import type { Bytes } from '../../core/bytes.ts';
+import { fillLeafRecord, rehashRecords, type RecordChunks } from './memoryTree.ts';
 
 /**
  * A second thread for hashing the state tree. A block's root on a large tree rehashes a few
@@ -32,17 +33,31 @@ export const Control = {
   result: 2,
   arena: 3,
   count: 4,
-  /** Next subtree to take: each thread takes one at a time (Atomics.add) until none is left. */
+  /** Next piece to take: each thread takes one at a time (Atomics.add) until none is left. */
   next: 5,
+  /** What to do: {@link JobKind}. */
+  kind: 6,
   /** The roots of the subtrees to hash (at most {@link MAX_JOB_REFS}). */
-  refs: 6,
+  refs: 7,
 } as const;
+
+/** Jobs: hash subtrees (pieces are subtrees), or fill leaves (pieces are runs of staged leaves). */
+export const JobKind = { subtrees: 0, leaves: 1 } as const;
+
+/**
+ * Leaves to fill, staged in shared memory: per leaf five words of the index (leaf id, offset and
+ * length of its key encoding, offset and length of its value, in the bytes), taken
+ * {@link LEAVES_PER_PIECE} at a time.
+ */
+export const STAGE_WORDS = 5;
+export const LEAVES_PER_PIECE = 16;
 const MAX_JOB_REFS = 256;
 
 /** New or replaced record chunks of an arena, or an arena gone. */
 export type ChunkMessage =
   | { kind: 'nodes' | 'leaves'; arena: number; index: number; buffer: SharedArrayBuffer }
-  | { kind: 'drop'; arena: number };
+  | { kind: 'drop'; arena: number }
+  | { kind: 'stage'; index: SharedArrayBuffer; bytes: SharedArrayBuffer };
 
 /** What the thread starts with. */
 export interface HashWorkerData {
@@ -82,6 +97,12 @@ function start(): Thread {
   });
   return t;
 }
+
+// The staging area (one per process: jobs run one at a time), grown by doubling; the thread is
+// sent each new one. Bounded by the largest block's writes.
+let stageIndex: Int32Array = new Int32Array(new SharedArrayBuffer(STAGE_WORDS * 4 * 1024));
+let stageBytes: Buffer = Buffer.from(new SharedArrayBuffer(64 * 1024));
+let stageSent = false;
 
 /** Jobs the hashing thread has finished in this process (for tests and diagnostics). */
 let jobsDone = 0;
@@ -131,22 +152,98 @@ export class HashLink {
     if (refs.length > MAX_JOB_REFS) {
       throw new StateError('HASH_THREAD', `hash thread: more than ${MAX_JOB_REFS} subtrees in one job`, {});
     }
-    if (thread?.dead === true) return false;
+    const t = this.thread(nodes, leaves);
+    if (t === null) return false;
+    const c = t.control;
+    for (let i = 0; i < refs.length; i++) c[Control.refs + i] = refs[i]!;
+    return this.job(t, JobKind.subtrees, refs.length, () => {
+      for (let i = Atomics.add(c, Control.next, 1); i < refs.length; i = Atomics.add(c, Control.next, 1)) {
+        rehashRecords(nodes, leaves, refs[i]!);
+      }
+    });
+  }
+
+  /**
+   * Fills the leaves `ids` (fillLeafRecord) on this thread and the hashing thread together. False
+   * when the thread is unavailable or failed: the caller then fills them all itself.
+   */
+  fillLeaves(
+    leaves: RecordChunks,
+    ids: readonly number[],
+    encodedKeys: readonly Bytes[],
+    values: readonly Bytes[],
+  ): boolean {
+    const t = this.thread(null, leaves);
+    if (t === null) return false;
+    const n = ids.length;
+    let size = 0;
+    for (let i = 0; i < n; i++) size += encodedKeys[i]!.length + values[i]!.length;
+    if (n * STAGE_WORDS > stageIndex.length) {
+      stageIndex = new Int32Array(
+        new SharedArrayBuffer(Math.max(2 * stageIndex.byteLength, n * STAGE_WORDS * 4)),
+      );
+      stageSent = false;
+    }
+    if (size > stageBytes.length) {
+      stageBytes = Buffer.from(new SharedArrayBuffer(Math.max(2 * stageBytes.length, size)));
+      stageSent = false;
+    }
+    if (!stageSent) {
+      t.port.postMessage({
+        kind: 'stage',
+        index: stageIndex.buffer as SharedArrayBuffer,
+        bytes: stageBytes.buffer as SharedArrayBuffer,
+      } satisfies ChunkMessage);
+      stageSent = true;
+    }
+    const index = stageIndex;
+    const bytes = stageBytes;
+    for (let i = 0, at = 0, o = 0; i < n; i++, o += STAGE_WORDS) {
+      const k = encodedKeys[i]!;
+      const v = values[i]!;
+      index[o] = ids[i]!;
+      index[o + 1] = at;
+      index[o + 2] = k.length;
+      bytes.set(k, at);
+      at += k.length;
+      index[o + 3] = at;
+      index[o + 4] = v.length;
+      bytes.set(v, at);
+      at += v.length;
+    }
+    const pieces = Math.ceil(n / LEAVES_PER_PIECE);
+    const c = t.control;
+    return this.job(t, JobKind.leaves, n, () => {
+      for (let p = Atomics.add(c, Control.next, 1); p < pieces; p = Atomics.add(c, Control.next, 1)) {
+        const end = Math.min(n, (p + 1) * LEAVES_PER_PIECE);
+        // Straight from the caller's arrays here: the staged copies are for the other thread.
+        for (let i = p * LEAVES_PER_PIECE; i < end; i++)
+          fillLeafRecord(leaves, ids[i]!, encodedKeys[i]!, values[i]!);
+      }
+    });
+  }
+
+  // The running thread with this arena's current chunks, or null when it has failed before.
+  private thread(nodes: RecordChunks | null, leaves: RecordChunks): Thread | null {
+    if (thread?.dead === true) return null;
     thread ??= start();
-    const t = thread;
-    this.send(t, 'nodes', nodes, this.sentNodes);
-    this.send(t, 'leaves', leaves, this.sentLeaves);
+    if (nodes !== null) this.send(thread, 'nodes', nodes, this.sentNodes);
+    this.send(thread, 'leaves', leaves, this.sentLeaves);
+    return thread;
+  }
+
+  // Starts a job of `count` items on the thread, runs `mine` (this thread's share, taking pieces
+  // from the counter) and waits for the thread; true when it finished without failing.
+  private job(t: Thread, kind: number, count: number, mine: () => void): boolean {
     const c = t.control;
     const job = (Atomics.load(c, Control.job) + 1) | 0;
     c[Control.arena] = this.arena;
-    c[Control.count] = refs.length;
-    for (let i = 0; i < refs.length; i++) c[Control.refs + i] = refs[i]!;
+    c[Control.count] = count;
+    c[Control.kind] = kind;
     Atomics.store(c, Control.next, 0);
     Atomics.store(c, Control.job, job);
     Atomics.notify(c, Control.job);
-    for (let i = Atomics.add(c, Control.next, 1); i < refs.length; i = Atomics.add(c, Control.next, 1)) {
-      rehashRecords(nodes, leaves, refs[i]!);
-    }
+    mine();
     const deadline = performance.now() + JOB_TIMEOUT_MS;
     for (;;) {
       const done = Atomics.load(c, Control.done);

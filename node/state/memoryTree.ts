@@ -1,7 +1,13 @@
 import { hash } from 'node:crypto';
 import type { Bytes } from '../../core/bytes.ts';
 import { HASH_BYTES } from '../../core/hash.ts';
-import { EMPTY_STATE_ROOT, StateError, nibbleAt, type StateProofLevel } from '../../core/stateProof.ts';
+import {
+  EMPTY_STATE_ROOT,
+  StateError,
+  nibbleAt,
+  writeStateKeyHash,
+  type StateProofLevel,
+} from '../../core/stateProof.ts';
 import { HashLink } from './hashThread.ts';
 
 /**
@@ -196,6 +202,27 @@ export function rehashRecords(N: RecordChunks, L: RecordChunks, x: number): void
   words[b + VALID] = 1;
 }
 
+/** Computes the leaf hash of leaf `l` from its key and value hashes. */
+export function hashLeafRecord(L: RecordChunks, l: number): void {
+  const words = L.i32[l >>> CHUNK_BITS]!;
+  const b = (l & MASK) * LEAF_INTS;
+  for (let j = 0; j < 16; j++) leafWords[1 + j] = words[b + KEY_INTS + j]!;
+  digestInto(leafInput, L.u8[l >>> CHUNK_BITS]!, b * 4);
+}
+
+/**
+ * Fills leaf `l` for a put: its key hash (from the (contract, key) encoding that
+ * writeStateKeyHash takes), the hash of `value`, and its leaf hash. Runs on either thread (see
+ * {@link TreeArena} and hashThread.ts); each leaf is filled by one of them.
+ */
+export function fillLeafRecord(L: RecordChunks, l: number, encodedKey: Bytes, value: Bytes): void {
+  const u8 = L.u8[l >>> CHUNK_BITS]!;
+  const at = (l & MASK) * LEAF_INTS * 4;
+  writeStateKeyHash(encodedKey, u8, at + KEY_INTS * 4);
+  digestInto(value, u8, at + VALUE_INTS * 4);
+  hashLeafRecord(L, l);
+}
+
 function popcount16(x: number): number {
   let v = x - ((x >> 1) & 0x5555);
   v = (v & 0x3333) + ((v >> 2) & 0x3333);
@@ -207,6 +234,13 @@ function popcount16(x: number): number {
 export interface WorkingTree {
   /** Sets the leaf of `keyHash` to the hash of `value`; true when the key was there before. */
   put(keyHash: Bytes, value: Bytes): boolean;
+  /**
+   * Sets many leaves at once: key i is given by its (contract, key) encoding (what
+   * writeStateKeyHash takes) and gets the hash of `values[i]`; the hashing is shared with the
+   * hashing thread when there are many. Returns, per key, whether it was there before. The keys
+   * must be distinct.
+   */
+  putMany(encodedKeys: readonly Bytes[], values: readonly Bytes[]): boolean[];
   /** Removes the leaf of `keyHash` (nothing happens when it is absent); true when it was there. */
   delete(keyHash: Bytes): boolean;
   /** The root hash, rehashing only the paths changed since the last call. */
@@ -278,6 +312,9 @@ export interface TreeArena {
  * 'always' whenever there are 2 such subtrees (for tests), 'off' never.
  */
 export type ParallelHashing = 'auto' | 'always' | 'off';
+
+/** Puts one root must fold in before 'auto' fills their leaves on two threads. */
+export const PARALLEL_MIN_PUTS = 128;
 
 /** Leaves a tree needs before 'auto' hashes its root on two threads (below, a job's ~40 µs of handing over is not worth it). */
 export const PARALLEL_MIN_LEAVES = 65_536;
@@ -377,10 +414,25 @@ class Arena implements TreeArena {
 
   // Computes the leaf hash of leaf `l` from its key and value hashes.
   hashLeaf(l: number): void {
-    const words = this.leaves.i32[l >>> CHUNK_BITS]!;
-    const b = (l & MASK) * LEAF_INTS;
-    for (let j = 0; j < 16; j++) leafWords[1 + j] = words[b + KEY_INTS + j]!;
-    digestInto(leafInput, this.leaves.u8[l >>> CHUNK_BITS]!, b * 4);
+    hashLeafRecord(this.leaves, l);
+  }
+
+  // Fills the leaves `ids` for puts (see fillLeafRecord), on both threads when there are many.
+  fillLeaves(ids: readonly number[], encodedKeys: readonly Bytes[], values: readonly Bytes[]): void {
+    const n = ids.length;
+    if (
+      this.parallel === 'off' ||
+      n < (this.parallel === 'auto' ? PARALLEL_MIN_PUTS : 2) ||
+      (this.parallel === 'auto' && this.leaves.live < PARALLEL_MIN_LEAVES)
+    ) {
+      for (let i = 0; i < n; i++) fillLeafRecord(this.leaves, ids[i]!, encodedKeys[i]!, values[i]!);
+      return;
+    }
+    this.link ??= new HashLink(this);
+    // Failed on the thread (it has stopped by now): every leaf is filled here (filling is idempotent).
+    if (!this.link.fillLeaves(this.leaves, ids, encodedKeys, values)) {
+      for (let i = 0; i < n; i++) fillLeafRecord(this.leaves, ids[i]!, encodedKeys[i]!, values[i]!);
+    }
   }
 
   // Frees a reference's record.
@@ -778,7 +830,28 @@ class Tree implements WorkingTree {
 
   put(keyHash: Bytes, value: Bytes): boolean {
     this.check();
-    const leaf = this.newLeaf(keyHash, value);
+    return this.putLeaf(this.newLeaf(keyHash, value));
+  }
+
+  putMany(encodedKeys: readonly Bytes[], values: readonly Bytes[]): boolean[] {
+    this.check();
+    const n = encodedKeys.length;
+    if (values.length !== n) throw new StateError('BAD_OPTIONS', 'putMany: one value per key', {});
+    const L = this.arena.leaves;
+    const ids = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const l = L.alloc(this.id);
+      this.rec.allocs.push(-l);
+      ids[i] = l;
+    }
+    this.arena.fillLeaves(ids, encodedKeys, values);
+    const had = new Array<boolean>(n);
+    for (let i = 0; i < n; i++) had[i] = this.putLeaf(ids[i]!);
+    return had;
+  }
+
+  // Puts leaf `leaf` (this tree's, filled) in its key's place; true when the key was there before.
+  private putLeaf(leaf: number): boolean {
     const r = this.root;
     this.found = false;
     if (r === 0) this.root = -leaf;

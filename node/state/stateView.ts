@@ -10,7 +10,7 @@ import {
 import type { StateView } from '../../core/stateView.ts';
 import type { KeyCursor } from './sortedKeySet.ts';
 import type { WorkingTree } from './memoryTree.ts';
-import { flatKey } from './stateLayout.ts';
+import { FLAT_ENCODED_AT, flatKey } from './stateLayout.ts';
 
 /**
  * The state view one block executes against: an overlay of buffered writes over the committed
@@ -222,15 +222,29 @@ export function createStateView(committed: CommittedState): StateStoreView {
       }
       fetchPrevious(toFetch);
     }
+    // Deletes one by one; puts together, so their leaves are hashed on two threads when there are
+    // many (memoryTree.ts). The keys are distinct, and a tree's root depends only on the keys and
+    // values it holds, not on the order they went in.
+    const puts: Slot[] = [];
+    const encodedKeys: Bytes[] = [];
+    const values: Bytes[] = [];
     for (const slot of dirty) {
-      slot.keyHash ??= stateKeyHash(slot.contract, slot.key);
       let value = slot.value;
       // Reverted back to no write: the tree must hold the committed value again.
       if (value === undefined) value = committed.read(slot.contract, slot.key) ?? null;
-      const had = value === null ? tree.delete(slot.keyHash) : tree.put(slot.keyHash, value);
-      slot.inBase ??= had;
+      if (value === null) {
+        slot.keyHash ??= stateKeyHash(slot.contract, slot.key);
+        const had = tree.delete(slot.keyHash);
+        slot.inBase ??= had;
+      } else {
+        puts.push(slot);
+        encodedKeys.push((slot.flat ??= flatKey(slot.contract, slot.key)).subarray(FLAT_ENCODED_AT));
+        values.push(value);
+      }
     }
     dirty.clear();
+    const had = tree.putMany(encodedKeys, values);
+    for (let i = 0; i < puts.length; i++) puts[i]!.inBase ??= had[i]!;
     rootCache = tree.rootHash();
     return { tree, root: rootCache };
   };

@@ -1,6 +1,13 @@
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { rehashRecords, type RecordChunks } from './memoryTree.ts';
-import { Control, type ChunkMessage, type HashWorkerData } from './hashThread.ts';
+import { fillLeafRecord, rehashRecords, type RecordChunks } from './memoryTree.ts';
+import {
+  Control,
+  JobKind,
+  LEAVES_PER_PIECE,
+  STAGE_WORDS,
+  type ChunkMessage,
+  type HashWorkerData,
+} from './hashThread.ts';
 
 /**
  * The state tree's hashing thread (see hashThread.ts): hashes the subtrees the main thread hands it,
@@ -18,7 +25,16 @@ interface Chunks {
 // Arena id → its node and leaf chunks as last sent (shared memory: the records themselves).
 const arenas = new Map<number, { nodes: Chunks; leaves: Chunks }>();
 
+// The leaves to fill, staged by the main thread (see fillLeaves in hashThread.ts).
+let stageIndex: Int32Array = new Int32Array(0);
+let stageBytes: Buffer = Buffer.alloc(0);
+
 function apply(m: ChunkMessage): void {
+  if (m.kind === 'stage') {
+    stageIndex = new Int32Array(m.index);
+    stageBytes = Buffer.from(m.bytes);
+    return;
+  }
   if (m.kind === 'drop') {
     arenas.delete(m.arena);
     return;
@@ -46,8 +62,29 @@ for (;;) {
     const nodes: RecordChunks = a.nodes;
     const leaves: RecordChunks = a.leaves;
     const n = control[Control.count]!;
-    for (let i = Atomics.add(control, Control.next, 1); i < n; i = Atomics.add(control, Control.next, 1)) {
-      rehashRecords(nodes, leaves, control[Control.refs + i]!);
+    if (control[Control.kind] === JobKind.subtrees) {
+      for (let i = Atomics.add(control, Control.next, 1); i < n; i = Atomics.add(control, Control.next, 1)) {
+        rehashRecords(nodes, leaves, control[Control.refs + i]!);
+      }
+    } else {
+      const pieces = Math.ceil(n / LEAVES_PER_PIECE);
+      for (
+        let p = Atomics.add(control, Control.next, 1);
+        p < pieces;
+        p = Atomics.add(control, Control.next, 1)
+      ) {
+        const end = Math.min(n, (p + 1) * LEAVES_PER_PIECE);
+        for (let i = p * LEAVES_PER_PIECE, o = i * STAGE_WORDS; i < end; i++, o += STAGE_WORDS) {
+          const k = stageIndex[o + 1]!;
+          const v = stageIndex[o + 3]!;
+          fillLeafRecord(
+            leaves,
+            stageIndex[o]!,
+            stageBytes.subarray(k, k + stageIndex[o + 2]!),
+            stageBytes.subarray(v, v + stageIndex[o + 4]!),
+          );
+        }
+      }
     }
   } catch {
     // The main thread hashes what is left itself.

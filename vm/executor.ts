@@ -848,10 +848,24 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
    * one object per key): a sender's later transactions in the block skip reading back what its
    * earlier one wrote. Only admit writes nonces, and nothing reverts them while a block is
    * applied (transaction checkpoints open after admission), so a remembered nonce is the one in
-   * state; emptied whenever applyBlock starts (a fault reruns the block from the reverted state).
-   * Bounded by the block's transactions.
+   * state (or about to be: see unwrittenNonces); emptied whenever applyBlock starts (a fault reruns
+   * the block from the reverted state). Bounded: one entry per sender of the block, whose
+   * transactions executeBlock bounds by Limits.maxBlockTxs.
    */
   const blockNonces = new Map<Bytes, number>();
+  /**
+   * Next nonces of batched transactions not yet written to state, by sender address object: a
+   * batch's transactions are admitted before it runs, and nothing reads a nonce from state
+   * until the batch is flushed (admission reads `blockNonces`; contracts cannot read the nonce
+   * namespace), so each sender's nonce is written once per batch, with its last value, when the
+   * batch is flushed, before anything else runs. Bounded like `blockNonces`.
+   */
+  const unwrittenNonces = new Map<Bytes, number>();
+  const writeNonces = (state: StateView): void => {
+    if (unwrittenNonces.size === 0) return;
+    for (const [address, next] of unwrittenNonces) writeNonce(state, address, next);
+    unwrittenNonces.clear();
+  };
 
   /** The 0x-hex sender of the transaction {@link admit} admitted last. */
   let admittedSender = '';
@@ -861,7 +875,12 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
    * every transaction that is not rejected). Returns the receipt when that ends it, or the gas
    * left for the transaction itself, with its sender in `admittedSender` (no object per call).
    */
-  const admit = (state: StateView, header: ExecutionHeader, stx: SignedTransaction): Receipt | number => {
+  const admit = (
+    state: StateView,
+    header: ExecutionHeader,
+    stx: SignedTransaction,
+    deferNonce = false,
+  ): Receipt | number => {
     const { tx } = stx;
     if (tx.chainId !== header.chainId)
       return rejected(stx, 'WRONG_CHAIN', `chainId "${tx.chainId}", block is "${header.chainId}"`);
@@ -872,8 +891,13 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     const expected = blockNonces.get(from.address) ?? readNonce(state, from.address);
     if (tx.nonce !== expected) return rejected(stx, 'BAD_NONCE', `nonce ${tx.nonce}, expected ${expected}`);
     // The nonce is consumed by every transaction that is not rejected, whatever its outcome.
-    writeNonce(state, from.address, expected + 1);
-    if (blockNonces.size < Limits.maxBlockTxs) blockNonces.set(from.address, expected + 1);
+    // A batched transaction's is written when its batch is flushed (see unwrittenNonces).
+    if (deferNonce) unwrittenNonces.set(from.address, expected + 1);
+    else {
+      unwrittenNonces.delete(from.address);
+      writeNonce(state, from.address, expected + 1);
+    }
+    blockNonces.set(from.address, expected + 1);
     if (tx.gasLimit < Gas.txBase) {
       return toReceipt(
         stx.hash,
@@ -1025,7 +1049,7 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     index: number,
     previous: Prepared | undefined,
   ): Receipt | Prepared => {
-    const gas = admit(state, header, stx);
+    const gas = admit(state, header, stx, true);
     if (typeof gas !== 'number') return gas;
     const sender = admittedSender;
     const { tx } = stx;
@@ -1181,11 +1205,14 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     onTx: (hash: Bytes | null) => void,
   ): { receipts: Receipt[]; scheduled: number } => {
     blockNonces.clear();
+    unwrittenNonces.clear();
     const receipts = executeScheduled(state, header);
     const scheduled = receipts.length;
     let batch: Prepared[] = [];
     let batchGas = 0;
     const flush = (): void => {
+      // First the admitted transactions' nonces: what runs next may read state.
+      writeNonces(state);
       if (batch.length > 0) runBatch(state, header, batch, receipts);
       batch = [];
       batchGas = 0;

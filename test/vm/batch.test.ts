@@ -65,6 +65,15 @@ export const methods = {
     ctx.state.delete(a.k);
     return ctx.state.has(a.k);
   },
+  echo(ctx: any, a: any) {
+    ctx.state.set('c:long', a.s);
+    ctx.emit('Echo', { s: a.s });
+    return a.s;
+  },
+  echoFail(ctx: any, a: any) {
+    ctx.state.set('c:long', 0);
+    ctx.revert('LONG', a.s);
+  },
   hashIt(ctx: any, a: any) {
     ctx.state.set('c:h', ctx.sha256(a.k));
     return ctx.random('x');
@@ -143,6 +152,14 @@ const BLOCKS: TxSpec[][] = [
   ],
   // The callback scheduled above runs first; then the read cache starts a new block.
   [call('peek', { k: 'c:a' }), call('inc', { k: 'c:a', by: 1 }), call('inc', { k: 'c:s', by: 1 }, 'bob')],
+  // Fields longer than a one-char length (arguments, event data, return value, error message),
+  // with characters beyond latin1 in them.
+  [
+    call('echo', { s: 'x'.repeat(300) }),
+    call('echoFail', { s: `€ ${'y'.repeat(600)}` }, 'bob'),
+    call('echo', { s: `ü€ ${'z'.repeat(250)}` }),
+    call('echo', { s: 'short' }, 'bob'),
+  ],
   // Long runs of one contract (more than one batch) with failures inside.
   Array.from({ length: 300 }, (_, i) =>
     i % 37 === 5
@@ -166,7 +183,7 @@ describe('batched execution', () => {
     // The block exercised every outcome.
     const first = batched.block([]);
     expect(first.receipts).toEqual([]);
-    for (const k of ['c:a', 'c:b', 'c:s', 'c:0', 'c:1', 'c:2']) {
+    for (const k of ['c:a', 'c:b', 'c:s', 'c:0', 'c:1', 'c:2', 'c:long']) {
       expect(batched.view('mix', 'peek', { k })).toEqual(single.view('mix', 'peek', { k }));
     }
   });
@@ -185,6 +202,22 @@ describe('batched execution', () => {
     // A failed transaction's write is never seen by the next one in the same batch.
     const incs = r.receipts.filter((x) => x.status === 'ok' && x.events[0]?.name === 'Inc');
     expect(incs.slice(0, 3).map((x) => x.returnValue)).toEqual([1, 3, 6]);
+  });
+
+  it('carries fields longer than a one-char length through a batch', () => {
+    const c = chain(true);
+    const r = c.block(BLOCKS[2]!);
+    expect(r.receipts.map((x) => `${x.status}:${x.errorCode}`)).toEqual([
+      'ok:',
+      'reverted:LONG',
+      'ok:',
+      'ok:',
+    ]);
+    expect(r.receipts[0]!.returnValue).toBe('x'.repeat(300));
+    expect(r.receipts[0]!.events[0]!.data).toEqual({ s: 'x'.repeat(300) });
+    expect(r.receipts[1]!.error).toBe(`€ ${'y'.repeat(600)}`.slice(0, 512)); // revert keeps 512 characters
+    expect(r.receipts[2]!.returnValue).toBe(`ü€ ${'z'.repeat(250)}`);
+    expect(c.view('mix', 'peek', { k: 'c:long' }).returnValue).toEqual(['short', true]);
   });
 
   it('sees a freeze and an unfreeze between calls of one contract in the same block', () => {

@@ -4,21 +4,23 @@ import type { Bytes } from '../../core/bytes.ts';
 import { fillLeafRecord, rehashRecords, type RecordChunks } from './memoryTree.ts';
 
 /**
- * A second thread for hashing the state tree. A block's root on a large tree rehashes a few
- * thousand nodes (~2,700 for 1,000 keys written into a million), in subtrees that do not depend on
- * one another until the top: the main thread and this thread take the changed subtrees two levels
- * below the root one at a time from a shared counter until none is left, and hash them in the same records (the
- * arena's chunks are shared memory). Taking rather than splitting in halves keeps the main thread
- * from waiting when this one runs slower (it shares its core with LevelDB's threads): measured
- * with halves, the main thread waited ~3 ms per block.
+ * A second thread for hashing the state tree. A 1,000-key block on a million-key tree makes ~3,000
+ * SHA-256 for its new leaves (key hash, value hash, leaf hash) and rehashes ~2,700 nodes, and
+ * neither depends on the order: the main thread and this thread take pieces of the work one at a
+ * time from a shared counter until none is left (first runs of 16 leaves, staged in shared
+ * memory; then the changed subtrees two levels below the root), writing the hashes into the same
+ * records (the arena's chunks are shared memory). Taking rather than splitting in halves keeps the
+ * main thread from waiting when this one runs slower (it shares its core with LevelDB's threads):
+ * measured with halves, the main thread waited ~3 ms per block.
  *
  * One thread per process, shared by every arena, started when first needed. The main thread blocks
  * on the control words (Atomics.wait) until the thread reports, so a root stays one synchronous
  * call. The hashes are the same whichever thread computes them: the tree's bytes never depend on
  * this thread (test/state/hashThread.test.ts compares roots with and without it).
  *
- * The two never touch the same record at once: each hashes records of its own subtrees (the nodes
- * a working tree changed; committed nodes are never written) and reads finished hashes below them.
+ * The two never write the same record: each writes only the records of the pieces it took (new
+ * leaves of a working tree; nodes the working tree changed, never committed ones) and reads
+ * finished hashes below them.
  * Atomics.store/notify on the main side and Atomics.wait/load on this side (and back) order the
  * plain reads and writes of the records between the threads.
  */
@@ -29,7 +31,7 @@ export const Control = {
   job: 0,
   /** Job number the thread last finished. */
   done: 1,
-  /** 0: every subtree hashed; 1: the thread failed (the main thread hashes what is left). */
+  /** 0: the thread's share is done; 1: the thread failed (the main thread does the job again). */
   result: 2,
   arena: 3,
   count: 4,
@@ -37,8 +39,13 @@ export const Control = {
   next: 5,
   /** What to do: {@link JobKind}. */
   kind: 6,
+  /**
+   * Set to 1 by the thread once it runs: until then the main thread does every job alone, so a
+   * thread that never starts costs nothing but the attempt.
+   */
+  ready: 7,
   /** The roots of the subtrees to hash (at most {@link MAX_JOB_REFS}). */
-  refs: 7,
+  refs: 8,
 } as const;
 
 /** Jobs: hash subtrees (pieces are subtrees), or fill leaves (pieces are runs of staged leaves). */
@@ -53,7 +60,10 @@ export const STAGE_WORDS = 5;
 export const LEAVES_PER_PIECE = 16;
 const MAX_JOB_REFS = 256;
 
-/** New or replaced record chunks of an arena, or an arena gone. */
+/**
+ * New or replaced record chunks of an arena, an arena gone, or a new staging area. The thread reads
+ * them when its next job starts (it holds a dropped arena's chunks until then).
+ */
 export type ChunkMessage =
   | { kind: 'nodes' | 'leaves'; arena: number; index: number; buffer: SharedArrayBuffer }
   | { kind: 'drop'; arena: number }
@@ -103,6 +113,22 @@ function start(): Thread {
 let stageIndex: Int32Array = new Int32Array(new SharedArrayBuffer(STAGE_WORDS * 4 * 1024));
 let stageBytes: Buffer = Buffer.from(new SharedArrayBuffer(64 * 1024));
 let stageSent = false;
+
+/** Starts the hashing thread if it is not running (it takes a moment to load). */
+export function startHashThread(): void {
+  thread ??= start();
+}
+
+/** Resolves true once the hashing thread runs, false if it failed or did not start in time. */
+export async function hashThreadReady(timeoutMs = 10_000): Promise<boolean> {
+  startHashThread();
+  const t = thread!;
+  for (const end = Date.now() + timeoutMs; Date.now() < end && !t.dead;) {
+    if (Atomics.load(t.control, Control.ready) === 1) return true;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return Atomics.load(t.control, Control.ready) === 1 && !t.dead;
+}
 
 /** Jobs the hashing thread has finished in this process (for tests and diagnostics). */
 let jobsDone = 0;
@@ -223,10 +249,12 @@ export class HashLink {
     });
   }
 
-  // The running thread with this arena's current chunks, or null when it has failed before.
+  // The running thread with this arena's current chunks, or null when it is not running (not yet
+  // started, or failed).
   private thread(nodes: RecordChunks | null, leaves: RecordChunks): Thread | null {
     if (thread?.dead === true) return null;
     thread ??= start();
+    if (Atomics.load(thread.control, Control.ready) !== 1) return null;
     if (nodes !== null) this.send(thread, 'nodes', nodes, this.sentNodes);
     this.send(thread, 'leaves', leaves, this.sentLeaves);
     return thread;

@@ -8,7 +8,7 @@ import {
   writeStateKeyHash,
   type StateProofLevel,
 } from '../../core/stateProof.ts';
-import { HashLink } from './hashThread.ts';
+import { HashLink, startHashThread } from './hashThread.ts';
 
 /**
  * The state tree in memory: the sparse Merkle tree of core/stateProof.ts, its nodes and leaves held
@@ -343,6 +343,7 @@ class Arena implements TreeArena {
       throw new StateError('BAD_OPTIONS', `parallelHashing: expected auto, always or off`, {});
     }
     this.parallel = parallel;
+    if (parallel === 'always') startHashThread();
   }
 
   // Ids are never reused (a reused id would make a new tree the owner of an old tree's records):
@@ -496,7 +497,10 @@ class Arena implements TreeArena {
       this.rehash(x);
       return x;
     };
-    return build(0, count, 0);
+    const root = build(0, count, 0);
+    // A tree this large will use the hashing thread: it starts loading now, not at the first block.
+    if (this.parallel === 'auto' && this.leaves.live >= PARALLEL_MIN_LEAVES) startHashThread();
+    return root;
   }
 
   hashOf(root: TreeRoot): Bytes {

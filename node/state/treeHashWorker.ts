@@ -47,6 +47,7 @@ function apply(m: ChunkMessage): void {
 }
 
 let seen = 0;
+Atomics.store(control, Control.ready, 1);
 for (;;) {
   Atomics.wait(control, Control.job, seen);
   const job = Atomics.load(control, Control.job);

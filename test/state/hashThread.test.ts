@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { verifyStateProof } from '../../core/stateProof.ts';
 import { createMemoryStore } from '../../node/storage/kv.ts';
-import { hashThreadJobs } from '../../node/state/hashThread.ts';
+import { hashThreadJobs, hashThreadReady } from '../../node/state/hashThread.ts';
 import { createTreeArena } from '../../node/state/memoryTree.ts';
 import { openStateStore } from '../../node/state/stateStore.ts';
 import { seededRandom } from '../seededRandom.ts';
@@ -25,6 +25,8 @@ describe('hashing on two threads', () => {
     const models: ReferenceModel[] = [];
     const random = seededRandom(11);
     const rnd = (n: number): number => Math.floor(random() * n);
+    // Until the thread runs, the main thread does every job alone.
+    expect(await hashThreadReady()).toBe(true);
     const jobs0 = hashThreadJobs();
     for (let version = 0; version < 60; version++) {
       if (version === 30)
@@ -63,7 +65,8 @@ describe('hashing on two threads', () => {
     expect(hashThreadJobs() - jobs0).toBeGreaterThanOrEqual(100);
   });
 
-  it('builds and rehashes a large tree to the same root with the thread on and off', () => {
+  it('builds and rehashes a large tree to the same root with the thread on and off', async () => {
+    expect(await hashThreadReady()).toBe(true);
     const n = 70_000;
     const keyHashes = Buffer.alloc(n * 32);
     const valueHashes = Buffer.alloc(n * 32);

@@ -316,7 +316,10 @@ export type ParallelHashing = 'auto' | 'always' | 'off';
 /** Puts one root must fold in before 'auto' fills their leaves on two threads. */
 export const PARALLEL_MIN_PUTS = 128;
 
-/** Leaves a tree needs before 'auto' hashes its root on two threads (below, a job's ~40 µs of handing over is not worth it). */
+/**
+ * Leaves a tree needs before 'auto' uses the hashing thread (on smaller trees a job's ~40 µs of
+ * handing over is not worth it).
+ */
 export const PARALLEL_MIN_LEAVES = 65_536;
 
 /** A new, empty arena. */

@@ -844,26 +844,29 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     toReceipt(stx.hash, txFailed('rejected', 0, code, message));
 
   /**
-   * Next nonces written in the block being applied, by sender address object (senderOf hands out
-   * one object per key): a sender's later transactions in the block skip reading back what its
-   * earlier one wrote. Only admit writes nonces, and nothing reverts them while a block is
+   * Next nonces written in the block being applied, by sender address (hex): a sender's later
+   * transactions in the block skip reading back what its earlier one wrote. Keyed by content, not
+   * by the address object: senderOf's cache may hand out a new object for the same key (a slot
+   * taken by another key in between, or the cache emptied at its bound), and which it does
+   * depends on the node's history, so an object key could miss on one node and hit on another. Only admit writes nonces, and nothing reverts them while a block is
    * applied (transaction checkpoints open after admission), so a remembered nonce is the one in
    * state (or about to be: see unwrittenNonces); emptied whenever applyBlock starts (a fault reruns
    * the block from the reverted state). Bounded: one entry per sender of the block, whose
    * transactions executeBlock bounds by Limits.maxBlockTxs.
    */
-  const blockNonces = new Map<Bytes, number>();
+  const blockNonces = new Map<string, number>();
   /**
-   * Next nonces of batched transactions not yet written to state, by sender address object: a
+   * Next nonces of batched transactions not yet written to state, by sender address (hex, as
+   * `blockNonces`), with the address bytes to write them under: a
    * batch's transactions are admitted before it runs, and nothing reads a nonce from state
    * until the batch is flushed (admission reads `blockNonces`; contracts cannot read the nonce
    * namespace), so each sender's nonce is written once per batch, with its last value, when the
    * batch is flushed, before anything else runs. Bounded like `blockNonces`.
    */
-  const unwrittenNonces = new Map<Bytes, number>();
+  const unwrittenNonces = new Map<string, { address: Bytes; next: number }>();
   const writeNonces = (state: StateView): void => {
     if (unwrittenNonces.size === 0) return;
-    for (const [address, next] of unwrittenNonces) writeNonce(state, address, next);
+    for (const { address, next } of unwrittenNonces.values()) writeNonce(state, address, next);
     unwrittenNonces.clear();
   };
 
@@ -888,16 +891,16 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
       return rejected(stx, 'GAS_LIMIT', `gasLimit above the maximum of ${VmLimits.maxTxGas}`);
     }
     const from = senderOf(tx.from);
-    const expected = blockNonces.get(from.address) ?? readNonce(state, from.address);
+    const expected = blockNonces.get(from.hex) ?? readNonce(state, from.address);
     if (tx.nonce !== expected) return rejected(stx, 'BAD_NONCE', `nonce ${tx.nonce}, expected ${expected}`);
     // The nonce is consumed by every transaction that is not rejected, whatever its outcome.
     // A batched transaction's is written when its batch is flushed (see unwrittenNonces).
-    if (deferNonce) unwrittenNonces.set(from.address, expected + 1);
+    if (deferNonce) unwrittenNonces.set(from.hex, { address: from.address, next: expected + 1 });
     else {
-      unwrittenNonces.delete(from.address);
+      unwrittenNonces.delete(from.hex);
       writeNonce(state, from.address, expected + 1);
     }
-    blockNonces.set(from.address, expected + 1);
+    blockNonces.set(from.hex, expected + 1);
     if (tx.gasLimit < Gas.txBase) {
       return toReceipt(
         stx.hash,

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { toHex } from '../../core/bytes.ts';
 import type { Value } from '../../core/codec.ts';
 import { merkleRoot } from '../../core/merkle.ts';
-import { Limits, encodeReceipt } from '../../core/types.ts';
+import { Limits, encodeReceipt, signTx } from '../../core/types.ts';
 import { createExecutor } from '../../vm/executor.ts';
 import { createMemoryState } from '../../vm/memoryState.ts';
 import { readCodeEntry } from '../../vm/systemState.ts';
@@ -92,6 +92,46 @@ describe('transactions and nonces', () => {
       'rejected:BAD_NONCE',
     ]);
     expect(batched[9]).toBe('rejected:BAD_NONCE');
+    expect(batched).toEqual(run(false));
+  });
+
+  it('two senders whose keys share a sender-cache slot keep their own nonces within a block', () => {
+    // The executor's sender cache holds one key per slot (the key's first four bytes): A and B
+    // below evict each other, so A's later transactions get a new address object. A batched
+    // transaction's nonce is written when its batch ends, so a nonce remembered by object would
+    // miss and read A's stale nonce from state: A's second transaction would be refused, and one
+    // reusing its first nonce accepted, depending on the cache's history (another node's differs).
+    // executeBlock does not check signatures (the chain does, before), so keys can be chosen.
+    chain = createTestChain();
+    chain.deploy('counter', example('counter'));
+    // A gas limit well below the maximum, so the six transactions run as one batch.
+    const template = chain.sign({
+      contract: 'counter',
+      method: 'increment',
+      args: { name: 'a' },
+      gasLimit: 100_000,
+    });
+    const keyA = new Uint8Array(32).fill(7);
+    const keyB = new Uint8Array(32).fill(7);
+    keyB[31] = 8;
+    const tx = (from: Uint8Array, nonce: number) =>
+      signTx({ ...template.tx, from, nonce }, new Uint8Array(32).fill(1));
+    const run = (batchTransactions: boolean): string[] => {
+      const c = createTestChain({ executor: { batchTransactions } });
+      try {
+        c.deploy('counter', example('counter'));
+        const r = c.executor.executeBlock({
+          state: c.state,
+          header: { chainId: 'trellis-test', height: 50, timestamp: c.time },
+          txs: [tx(keyA, 0), tx(keyB, 0), tx(keyA, 1), tx(keyB, 1), tx(keyA, 1), tx(keyA, 2)],
+        });
+        return [...r.receipts.map((x) => `${x.status}:${x.errorCode}`), toHex(r.stateRoot)];
+      } finally {
+        c.close();
+      }
+    };
+    const batched = run(true);
+    expect(batched.slice(0, 6)).toEqual(['ok:', 'ok:', 'ok:', 'ok:', 'rejected:BAD_NONCE', 'ok:']);
     expect(batched).toEqual(run(false));
   });
 

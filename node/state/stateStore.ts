@@ -71,7 +71,8 @@ import { createStateView, viewInternals, type CommittedState, type StateStoreVie
  *
  * The undo record needs the value each written key had, which the view knows only for keys it read
  * first. The others are fetched with one `KvStore.getMany` when the view's root is computed (at the
- * end of execution), on LevelDB's thread pool while the main thread hashes; `prepareCommit` awaits
+ * end of execution), on LevelDB's thread pool while the tree is updated and hashed (on a large tree
+ * by two threads: memoryTree.ts, hashThread.ts); `prepareCommit` awaits
  * them, so `commitOps` reads none of them on the main thread (one by one they cost ~5 µs each).
  * The fetch reads from a snapshot taken while the view is current, so the values are those of its
  * base version; a view that another commit made stale is refused as before.

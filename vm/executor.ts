@@ -834,11 +834,6 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
     return { status: 'ok', gasUsed: cost + o.gasUsed, returnValue, events: o.events, code: '', message: '' };
   };
 
-  /**
-   * What every transaction goes through before it runs: chain, gas limit and nonce (consumed by
-   * every transaction that is not rejected). Returns the receipt when that ends it, or the
-   * sender and the gas left for the transaction itself.
-   */
   /** A rejected transaction's receipt. */
   const rejected = (stx: SignedTransaction, code: string, message: string): Receipt =>
     toReceipt(stx.hash, txFailed('rejected', 0, code, message));
@@ -848,20 +843,21 @@ export function createExecutor(options: ExecutorOptions = {}): Executor {
    * transactions in the block skip reading back what its earlier one wrote. Keyed by content, not
    * by the address object: senderOf's cache may hand out a new object for the same key (a slot
    * taken by another key in between, or the cache emptied at its bound), and which it does
-   * depends on the node's history, so an object key could miss on one node and hit on another. Only admit writes nonces, and nothing reverts them while a block is
-   * applied (transaction checkpoints open after admission), so a remembered nonce is the one in
-   * state (or about to be: see unwrittenNonces); emptied whenever applyBlock starts (a fault reruns
-   * the block from the reverted state). Bounded: one entry per sender of the block, whose
-   * transactions executeBlock bounds by Limits.maxBlockTxs.
+   * depends on the node's history, so an object key could miss on one node and hit on another.
+   * Only admit writes nonces, and nothing reverts them while a block is applied (transaction
+   * checkpoints open after admission), so a remembered nonce is the one in state (or about to be:
+   * see unwrittenNonces); emptied whenever applyBlock starts (a fault reruns the block from the
+   * reverted state). Bounded: one entry per sender of the block, whose transactions executeBlock
+   * bounds by Limits.maxBlockTxs.
    */
   const blockNonces = new Map<string, number>();
   /**
    * Next nonces of batched transactions not yet written to state, by sender address (hex, as
-   * `blockNonces`), with the address bytes to write them under: a
-   * batch's transactions are admitted before it runs, and nothing reads a nonce from state
-   * until the batch is flushed (admission reads `blockNonces`; contracts cannot read the nonce
-   * namespace), so each sender's nonce is written once per batch, with its last value, when the
-   * batch is flushed, before anything else runs. Bounded like `blockNonces`.
+   * `blockNonces`), with the address bytes to write them under: a batch's transactions are
+   * admitted before it runs, and nothing reads a nonce from state until the batch is flushed
+   * (admission reads `blockNonces`; contracts cannot read the nonce namespace), so each sender's
+   * nonce is written once per batch, with its last value, when the batch is flushed, before
+   * anything else runs. Bounded like `blockNonces`.
    */
   const unwrittenNonces = new Map<string, { address: Bytes; next: number }>();
   const writeNonces = (state: StateView): void => {

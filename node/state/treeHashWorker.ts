@@ -10,8 +10,9 @@ import {
 } from './hashThread.ts';
 
 /**
- * The state tree's hashing thread (see hashThread.ts): hashes the subtrees the main thread hands it,
- * in the shared record chunks of the arenas, and reports back through the control words.
+ * The state tree's hashing thread (see hashThread.ts): takes pieces of the main thread's jobs (new
+ * leaves to fill, changed subtrees to hash) from the shared counter, writes the hashes into the
+ * shared record chunks of the arenas, and reports back through the control words.
  */
 
 const data = workerData as HashWorkerData;
@@ -88,7 +89,7 @@ for (;;) {
       }
     }
   } catch {
-    // The main thread hashes what is left itself.
+    // Reported: the main thread then does the whole job again (filling and hashing are idempotent).
     result = 1;
   }
   Atomics.store(control, Control.result, result);

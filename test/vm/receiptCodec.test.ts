@@ -8,7 +8,8 @@ import { encodeReceipt, type Event, type Receipt } from '../../core/types.ts';
 import { guestEvent, receiptBytes, receiptsRoot, rememberReturnData } from '../../vm/receiptCodec.ts';
 import { argsText, txArgsText } from '../../vm/argsCodec.ts';
 import { generateKeyPair } from '../../core/keys.ts';
-import { decodeSignedTx, signTx } from '../../core/types.ts';
+import { decodeSignedTx } from '../../core/types.ts';
+import { makeTx } from '../rpc/testNode.ts';
 import { foldMerkle, leafDigest } from '../../vm/merkleFold.ts';
 import { createMemoryState } from '../../vm/memoryState.ts';
 import { SystemContract, encodeUint, readNonce, writeNonce } from '../../vm/systemState.ts';
@@ -189,19 +190,7 @@ describe('transaction arguments from the signed body', () => {
         fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 2 ** 40 })),
         fc.oneof(fc.integer({ min: 0, max: 70_000 }), fc.integer({ min: 0, max: 2 ** 36 })),
         (args, contract, method, nonce, gasLimit) => {
-          const stx = signTx(
-            {
-              chainId: 'trellis-test',
-              from: key.publicKey,
-              nonce,
-              kind: 'call',
-              contract,
-              method,
-              args,
-              gasLimit,
-            },
-            key.secretKey,
-          );
+          const stx = makeTx(key, nonce, contract, method, args, { gasLimit });
           expect(txArgsText(stx)).toBe(argsText(stx.tx.args));
           expect(txArgsText(decodeSignedTx(stx.bytes))).toBe(argsText(stx.tx.args));
         },

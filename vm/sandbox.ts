@@ -526,22 +526,10 @@ class EnvelopeReader {
     this.text = text;
     this.pos = start;
   }
-  /** Reads decimal digits up to `stop` (exclusive of it); -1 when there are none or too many. */
-  private digits(from: number, stop: number): number {
-    const { text } = this;
-    if (stop <= from || stop - from > 15) return -1;
-    let n = 0;
-    for (let i = from; i < stop; i++) {
-      const c = text.charCodeAt(i) - 48;
-      if (c < 0 || c > 9) return -1;
-      n = n * 10 + c;
-    }
-    return n;
-  }
   field(): string {
     const { text } = this;
     const comma = text.indexOf(',', this.pos);
-    const length = comma < 0 ? -1 : this.digits(this.pos, comma);
+    const length = comma < 0 ? -1 : decimalAt(text, this.pos, comma);
     const end = comma + 1 + length;
     if (length < 0 || end > text.length) {
       throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
@@ -553,7 +541,7 @@ class EnvelopeReader {
   number(): number {
     const start = this.pos;
     this.field();
-    const n = this.digits(this.text.indexOf(',', start) + 1, this.pos);
+    const n = decimalAt(this.text, this.text.indexOf(',', start) + 1, this.pos);
     if (n < 0) throw new VmFault('ISOLATE', 'malformed envelope from the guest', {});
     return n;
   }
@@ -647,15 +635,9 @@ export class BatchResults {
   }
   /** Decimal digits up to the next comma, and past it. */
   private number(): number {
-    const { text } = this;
-    const comma = text.indexOf(',', this.pos);
-    if (comma <= this.pos || comma - this.pos > 15) malformed();
-    let n = 0;
-    for (let i = this.pos; i < comma; i++) {
-      const c = text.charCodeAt(i) - 48;
-      if (c < 0 || c > 9) malformed();
-      n = n * 10 + c;
-    }
+    const comma = this.text.indexOf(',', this.pos);
+    const n = comma < 0 ? -1 : decimalAt(this.text, this.pos, comma);
+    if (n < 0) malformed();
     this.pos = comma + 1;
     return n;
   }
@@ -742,6 +724,21 @@ export class BatchResults {
     if (this.pos !== this.text.length) malformed();
     return out;
   }
+}
+
+/**
+ * The decimal number written in `text[from, stop)` (the guest's envelopes), or -1 when that is
+ * empty, longer than 15 digits or holds anything but digits.
+ */
+function decimalAt(text: string, from: number, stop: number): number {
+  if (stop <= from || stop - from > 15) return -1;
+  let n = 0;
+  for (let i = from; i < stop; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
 }
 
 function malformed(): never {

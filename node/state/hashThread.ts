@@ -48,6 +48,13 @@ export const Control = {
   refs: 8,
 } as const;
 
+/** Calls `work(p)` for each piece p of `count` this thread takes from the shared counter. */
+export function takePieces(control: Int32Array, count: number, work: (piece: number) => void): void {
+  for (let p = Atomics.add(control, Control.next, 1); p < count; p = Atomics.add(control, Control.next, 1)) {
+    work(p);
+  }
+}
+
 /** Jobs: hash subtrees (pieces are subtrees), or fill leaves (pieces are runs of staged leaves). */
 export const JobKind = { subtrees: 0, leaves: 1 } as const;
 
@@ -183,9 +190,7 @@ export class HashLink {
     const c = t.control;
     for (let i = 0; i < refs.length; i++) c[Control.refs + i] = refs[i]!;
     return this.job(t, JobKind.subtrees, refs.length, () => {
-      for (let i = Atomics.add(c, Control.next, 1); i < refs.length; i = Atomics.add(c, Control.next, 1)) {
-        rehashRecords(nodes, leaves, refs[i]!);
-      }
+      takePieces(c, refs.length, (i) => rehashRecords(nodes, leaves, refs[i]!));
     });
   }
 
@@ -240,12 +245,12 @@ export class HashLink {
     const pieces = Math.ceil(n / LEAVES_PER_PIECE);
     const c = t.control;
     return this.job(t, JobKind.leaves, n, () => {
-      for (let p = Atomics.add(c, Control.next, 1); p < pieces; p = Atomics.add(c, Control.next, 1)) {
+      takePieces(c, pieces, (p) => {
         const end = Math.min(n, (p + 1) * LEAVES_PER_PIECE);
         // Straight from the caller's arrays here: the staged copies are for the other thread.
         for (let i = p * LEAVES_PER_PIECE; i < end; i++)
           fillLeafRecord(leaves, ids[i]!, encodedKeys[i]!, values[i]!);
-      }
+      });
     });
   }
 

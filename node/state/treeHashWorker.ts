@@ -5,6 +5,7 @@ import {
   JobKind,
   LEAVES_PER_PIECE,
   STAGE_WORDS,
+  takePieces,
   type ChunkMessage,
   type HashWorkerData,
 } from './hashThread.ts';
@@ -65,16 +66,9 @@ for (;;) {
     const leaves: RecordChunks = a.leaves;
     const n = control[Control.count]!;
     if (control[Control.kind] === JobKind.subtrees) {
-      for (let i = Atomics.add(control, Control.next, 1); i < n; i = Atomics.add(control, Control.next, 1)) {
-        rehashRecords(nodes, leaves, control[Control.refs + i]!);
-      }
+      takePieces(control, n, (i) => rehashRecords(nodes, leaves, control[Control.refs + i]!));
     } else {
-      const pieces = Math.ceil(n / LEAVES_PER_PIECE);
-      for (
-        let p = Atomics.add(control, Control.next, 1);
-        p < pieces;
-        p = Atomics.add(control, Control.next, 1)
-      ) {
+      takePieces(control, Math.ceil(n / LEAVES_PER_PIECE), (p) => {
         const end = Math.min(n, (p + 1) * LEAVES_PER_PIECE);
         for (let i = p * LEAVES_PER_PIECE, o = i * STAGE_WORDS; i < end; i++, o += STAGE_WORDS) {
           const k = stageIndex[o + 1]!;
@@ -86,7 +80,7 @@ for (;;) {
             stageBytes.subarray(v, v + stageIndex[o + 4]!),
           );
         }
-      }
+      });
     }
   } catch {
     // Reported: the main thread then does the whole job again (filling and hashing are idempotent).

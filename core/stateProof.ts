@@ -63,6 +63,8 @@ export type StateErrorCode =
   | 'VIEW_CLOSED'
   | 'OPEN_CHECKPOINT'
   | 'NO_CHECKPOINT'
+  | 'WRITE_PENDING'
+  | 'WRITE_FAILED'
   | 'CORRUPT';
 
 /** Raised by the state tree, its views and its key rules. */

@@ -63,8 +63,6 @@ export type StateErrorCode =
   | 'VIEW_CLOSED'
   | 'OPEN_CHECKPOINT'
   | 'NO_CHECKPOINT'
-  | 'WRITE_PENDING'
-  | 'WRITE_FAILED'
   | 'CORRUPT';
 
 /** Raised by the state tree, its views and its key rules. */

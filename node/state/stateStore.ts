@@ -36,14 +36,7 @@ import {
   type UndoEntry,
   type UndoRecord,
 } from './stateLayout.ts';
-import {
-  createStateView,
-  viewInternals,
-  type CommittedState,
-  type Slot,
-  type StateStoreView,
-  type ViewInternals,
-} from './stateView.ts';
+import { createStateView, viewInternals, type CommittedState, type StateStoreView } from './stateView.ts';
 
 /**
  * The authenticated state store: a versioned Jellyfish-style Merkle tree of every contract's
@@ -136,21 +129,6 @@ export interface StateCommit {
   finalize(): void;
 }
 
-/**
- * A version committed by {@link StateStore.commitPipelined}: in memory at once, in the database
- * once `written` resolves.
- */
-export interface PipelinedCommit {
-  readonly version: number;
-  /** The state root of the version: the header's stateRoot. */
-  readonly root: Bytes;
-  /**
-   * Resolves once the version's batch is written; rejects with WRITE_FAILED if it could not be
-   * built or written (the store then refuses every call: reopen it). The caller must handle it.
-   */
-  readonly written: Promise<void>;
-}
-
 /** A value and its proof against the root of a version. */
 export interface StateProofResult {
   readonly version: number;
@@ -170,11 +148,6 @@ export interface StateStore {
   readonly oldestVersion: number | undefined;
   /** Number of keys in the latest version. */
   readonly keyCount: number;
-  /**
-   * The version {@link StateStore.commitPipelined} committed whose batch is still being written,
-   * if any: it is the latest version in memory, but not yet in the database.
-   */
-  readonly writing: number | undefined;
   /**
    * Tree records in memory (nodes and leaves of every version in memory, of working trees and of
    * rebuilt old versions; ~100 bytes each) and the working trees holding some.
@@ -196,20 +169,6 @@ export interface StateStore {
    * have no open checkpoint. Writes nothing.
    */
   commitOps(view: StateStoreView, version: number): StateCommit;
-  /**
-   * Commits the view's writes as `version` in memory at once, and has `write` write the version's
-   * batch once the values it overwrote are fetched, so the next block can execute on this version
-   * while its batch is built and written (a pipelined commit; `commitOps` is the sequential one).
-   * Until `written` resolves, reads of this version and of older ones take the values it wrote and
-   * overwrote from memory, and no other version can be committed (WRITE_PENDING): at most one
-   * version is ever ahead of the database. A crash meanwhile leaves the version before it, whole.
-   * Same checks as `commitOps`; writes nothing itself.
-   */
-  commitPipelined(
-    view: StateStoreView,
-    version: number,
-    write: (ops: readonly BatchOp[]) => Promise<void>,
-  ): PipelinedCommit;
   /** The root of a retained version. */
   rootAt(version: number): Bytes;
   /** The value of (contract, key) at a retained version. */
@@ -227,22 +186,6 @@ export const DEFAULT_MEMORY_VERSIONS = 16;
 // rebuilt from leaves memory; each costs the records that differ from the trees in memory.
 const MAX_REBUILT_TREES = 4;
 const META_FORMAT = 2;
-
-/** A commit decided up to the values it overwrites (see openStateStore's prepare). */
-interface Prepared {
-  readonly version: number;
-  /** The view's writes, in key order. */
-  readonly writes: Slot[];
-  readonly tree: WorkingTree;
-  readonly built: { readonly root: Bytes; readonly node: TreeRoot };
-  /** The oldest version kept once this one is committed. */
-  readonly oldest: number;
-  /** Deletes of the undo records of the versions it prunes. */
-  readonly pruned: BatchOp[];
-  /** The root of the version before, for its undo record; undefined when it has none. */
-  readonly previousRoot: Bytes | undefined;
-  readonly meta: Meta;
-}
 
 interface Meta {
   readonly latest: number;
@@ -276,21 +219,6 @@ function checkVersionNumber(version: unknown, what: string): asserts version is 
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0 || version > MAX_VERSION) {
     throw new StateError('BAD_VERSION', `${what}: expected an integer in 0..${MAX_VERSION}`, { version });
   }
-}
-
-/** A version committed in memory whose batch is not written yet (see commitPipelined). */
-interface Pending {
-  readonly version: number;
-  /** Flat-index key (latin1) → the value the version wrote there, null for a delete. */
-  readonly values: Map<string, Bytes | null>;
-  /** Root of the version before. */
-  readonly previousRoot: Bytes;
-  /** Its undo record, once built. */
-  undo: UndoRecord | undefined;
-}
-
-function latin1(b: Bytes): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 }
 
 function checkCount(value: number, what: string): void {
@@ -388,59 +316,15 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
   // Bumped on every finalised commit, so a StateCommit can only be finalised on the state it was built on.
   let generation = 0;
 
-  // The version commitPipelined committed whose batch is not written yet (at most one), and the
-  // error that ended the store when such a batch failed (memory is then ahead of the database).
-  let pending: Pending | undefined;
-  let broken: Error | undefined;
-  const usable = (): void => {
-    if (broken !== undefined) {
-      throw new StateError(
-        'WRITE_FAILED',
-        `state: a pipelined commit's batch failed (${broken.message}); reopen the store`,
-        {},
-      );
-    }
-  };
-  // The latest value at a flat-index key: the pending version's write, or the database's.
-  const readLatest = (flat: Bytes): Bytes | undefined => {
-    if (pending !== undefined) {
-      const v = pending.values.get(latin1(flat));
-      if (v !== undefined) return v ?? undefined;
-    }
-    return kv.getSync(flat);
-  };
-
   const committed: CommittedState = {
     get version() {
       return meta?.latest;
     },
-    fetch:
-      options.prefetch === false
-        ? undefined
-        : (keys) => {
-            usable();
-            const layer = pending?.values;
-            const values = kv.getMany(keys);
-            if (layer === undefined) return values;
-            // The snapshot may be older than the pending version's batch: its writes decide.
-            return values.then((vs) => {
-              for (let i = 0; i < keys.length; i++) {
-                const v = layer.get(latin1(keys[i]!));
-                if (v !== undefined) vs[i] = v ?? undefined;
-              }
-              return vs;
-            });
-          },
-    read: (contract, key) => {
-      usable();
-      return readLatest(flatKey(contract, key));
-    },
+    fetch: options.prefetch === false ? undefined : (keys) => kv.getMany(keys),
+    read: (contract, key) => kv.getSync(flatKey(contract, key)),
     has: (contract, keyStr) => index.get(contract)?.has(keyStr) ?? false,
     cursor: (contract, start, exclusive) => index.get(contract)?.seek(start, exclusive),
-    workingTree: () => {
-      usable();
-      return arena.open(rootNode);
-    },
+    workingTree: () => arena.open(rootNode),
   };
 
   const checkRetained = (version: unknown): number => {
@@ -469,7 +353,6 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
   const undoCache = new Map<number, UndoRecord>();
   const MAX_UNDO_CACHE = 32;
   const undoAt = (version: number): UndoRecord => {
-    if (pending?.version === version) return pendingUndo(pending);
     let rec = undoCache.get(version);
     if (rec === undefined) {
       const bytes = kv.getSync(undoKey(version));
@@ -485,23 +368,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     return rec;
   };
 
-  // The undo record of the pending version. Until the commit builds it, its batch is not handed to
-  // be written either, so the database still holds the values the version overwrote.
-  const pendingUndo = (p: Pending): UndoRecord => {
-    if (p.undo === undefined) {
-      const values = new Map<string, Bytes | null>();
-      for (const flat of p.values.keys()) {
-        const k = Buffer.from(flat, 'latin1');
-        const { contract, keyStr } = parseFlatKey(k);
-        values.set(contract + '\0' + keyStr, kv.getSync(k) ?? null);
-      }
-      p.undo = { previousRoot: p.previousRoot, values };
-    }
-    return p.undo;
-  };
-
   const rootAt = (version: number): Bytes => {
-    usable();
     checkRetained(version);
     let r = roots.get(version);
     if (r === undefined) {
@@ -549,176 +416,12 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
   // The value of (contract, key) at a retained version: the latest one unless a later version
   // wrote the key, in which case the first such version's undo record holds it.
   const valueAt = (version: number, contract: string, key: Bytes): Bytes | undefined => {
-    if (version === meta!.latest) return readLatest(flatKey(contract, key));
-    const id = contract + '\0' + latin1(key);
+    if (version === meta!.latest) return kv.getSync(flatKey(contract, key));
+    const id = contract + '\0' + Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
     let value: Bytes | null | undefined;
     for (let u = version + 1; u <= meta!.latest && value === undefined; u++) value = undoAt(u).values.get(id);
-    if (value === undefined) return readLatest(flatKey(contract, key));
+    if (value === undefined) return kv.getSync(flatKey(contract, key));
     return value ?? undefined;
-  };
-
-  // The checks of every commit; returns the view's internals.
-  const checkCommit = (view: StateStoreView, version: number, what: string): ViewInternals => {
-    usable();
-    const internals = viewInternals(view);
-    if (internals === undefined || internals.committed !== committed) {
-      throw new StateError('BAD_OPTIONS', `${what}: the view was not made by this state store`, {});
-    }
-    if (pending !== undefined) {
-      throw new StateError(
-        'WRITE_PENDING',
-        `${what}: version ${pending.version} is still being written; commit once it is`,
-        { writing: pending.version },
-      );
-    }
-    if (view.depth !== 0) {
-      throw new StateError('OPEN_CHECKPOINT', `${what}: the view has ${view.depth} open checkpoint(s)`, {
-        depth: view.depth,
-      });
-    }
-    checkVersionNumber(version, `${what} version`);
-    if (meta !== undefined && version !== meta.latest + 1) {
-      throw new StateError('BAD_VERSION', `${what}: expected version ${meta.latest + 1}, got ${version}`, {
-        version,
-        expected: meta.latest + 1,
-      });
-    }
-    return internals;
-  };
-
-  // What a commit decides before it knows the values it overwrites: its writes in key order (the
-  // view closes), its tree and root, the versions it prunes and its metadata.
-  const prepare = (internals: ViewInternals, version: number): Prepared => {
-    const { tree } = internals.sync();
-    // In key order: the previous values are then read from LevelDB in order (warmer blocks), and
-    // the batch lists the flat index writes in one deterministic order.
-    const writes = internals
-      .writes()
-      .sort((a, b) =>
-        a.contract !== b.contract
-          ? a.contract < b.contract
-            ? -1
-            : 1
-          : a.keyStr < b.keyStr
-            ? -1
-            : a.keyStr > b.keyStr
-              ? 1
-              : 0,
-      );
-    // A view commits once: its working tree becomes this version's nodes.
-    internals.close();
-    const built = tree.finish();
-    // Pruning: every version below `version - retain + 1` leaves the window, and with it the
-    // undo record that led to it from the version before.
-    const oldest0 = meta?.oldest ?? version;
-    const target = Math.max(oldest0, version - retain + 1);
-    let oldest = oldest0;
-    let ownPruned = false;
-    const pruned: BatchOp[] = [];
-    for (let s = oldest0 + 1; s <= target && s <= oldest0 + MAX_PRUNED_VERSIONS_PER_COMMIT; s++) {
-      if (s === version) ownPruned = true;
-      else pruned.push({ type: 'del', key: undoKey(s) });
-      oldest = s;
-    }
-    return {
-      version,
-      writes,
-      tree,
-      built,
-      oldest,
-      pruned,
-      // No undo record for the first version, nor for one pruned at once.
-      previousRoot: meta === undefined || ownPruned ? undefined : meta.root,
-      meta: { latest: version, oldest, root: built.root },
-    };
-  };
-
-  // The batch of a prepared commit: the flat index writes, the undo record (the values the version
-  // overwrote, for reading older versions), pruning and metadata; and the key-index changes to
-  // apply once it is written. Reads the previous values the view has neither read nor fetched.
-  const buildOps = (
-    internals: ViewInternals,
-    p: Prepared,
-  ): {
-    ops: BatchOp[];
-    undo: UndoEntry[];
-    added: Array<[string, string]>;
-    removed: Array<[string, string]>;
-  } => {
-    const ops: BatchOp[] = [];
-    const added: Array<[string, string]> = [];
-    const removed: Array<[string, string]> = [];
-    const undo: UndoEntry[] = [];
-    for (const s of p.writes) {
-      // The previous value, which also says whether the key was there: the one the block read,
-      // none when the tree found no such key, the one fetched ahead (prepareCommit), or else one
-      // flat-index read.
-      const read = internals.readValue(s.contract, s.keyStr);
-      const key = s.flat ?? flatKey(s.contract, s.key);
-      const previous =
-        read !== undefined
-          ? read
-          : s.inBase === false
-            ? null
-            : s.previous !== undefined
-              ? s.previous
-              : (kv.getSync(key) ?? null);
-      const inBase = previous !== null;
-      if (!inBase && s.inBase === true) {
-        // The tree holds the key but the flat index has no value for it.
-        throw new StateError('CORRUPT', 'state: key index and flat index disagree', {
-          contract: s.contract,
-        });
-      }
-      if (s.value === null && !inBase) continue;
-      undo.push({ contract: s.contract, key: s.key, previous });
-      if (s.value === null) {
-        ops.push({ type: 'del', key });
-        removed.push([s.contract, s.keyStr]);
-      } else if (s.value !== undefined) {
-        ops.push({ type: 'put', key, value: s.value });
-        if (!inBase) added.push([s.contract, s.keyStr]);
-      }
-    }
-    for (const op of p.pruned) ops.push(op);
-    if (p.previousRoot !== undefined) {
-      ops.push({ type: 'put', key: undoKey(p.version), value: encodeUndo(p.previousRoot, undo) });
-    }
-    ops.push({ type: 'put', key: META_KEY, value: encodeMeta(p.meta) });
-    return { ops, undo, added, removed };
-  };
-
-  // Moves the in-memory state (version, root, tree, key index) to a prepared commit.
-  const advance = (p: Prepared, added: Array<[string, string]>, removed: Array<[string, string]>): void => {
-    const { version, oldest } = p;
-    generation++;
-    meta = p.meta;
-    root = p.built.root;
-    rootNode = p.built.node;
-    trees.set(version, rootNode);
-    // Every other working tree is stale now (its view refuses every call): its records go.
-    retiredBy.set(version, arena.adopt(p.tree));
-    // Trees leaving memory: the records only they held are freed, and so are the trees
-    // rebuilt from them (which share their records).
-    const keep = Math.max(oldest, version - Math.min(memoryVersions, retain) + 1);
-    for (; memoryOldest < keep; memoryOldest++) {
-      trees.delete(memoryOldest);
-      const retired = retiredBy.get(memoryOldest + 1);
-      if (retired !== undefined) arena.release(retired);
-      retiredBy.delete(memoryOldest + 1);
-    }
-    for (const [r, t] of rebuilt) if (r < oldest || t.from < memoryOldest) dropRebuilt(r);
-    for (const r of roots.keys()) if (r < oldest) roots.delete(r);
-    for (const u of undoCache.keys()) if (u <= oldest) undoCache.delete(u);
-    roots.set(version, root);
-    for (const [contract, keyStr] of removed) {
-      if (index.get(contract)?.delete(keyStr) === true) keyCount--;
-    }
-    for (const [contract, keyStr] of added) {
-      let set = index.get(contract);
-      if (set === undefined) index.set(contract, (set = new SortedKeySet()));
-      if (set.add(keyStr)) keyCount++;
-    }
   };
 
   const store: StateStore = {
@@ -737,16 +440,9 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     get treeRecords() {
       return arena.stats();
     },
-    get writing() {
-      return pending?.version;
-    },
-    view: () => {
-      usable();
-      return createStateView(committed);
-    },
+    view: () => createStateView(committed),
 
     async prepareCommit(view) {
-      usable();
       const internals = viewInternals(view);
       if (internals === undefined || internals.committed !== committed) {
         throw new StateError('BAD_OPTIONS', 'prepareCommit: the view was not made by this state store', {});
@@ -755,15 +451,107 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     },
 
     commitOps(view, version) {
-      const internals = checkCommit(view, version, 'commitOps');
-      const p = prepare(internals, version);
-      const b = buildOps(internals, p);
+      const internals = viewInternals(view);
+      if (internals === undefined || internals.committed !== committed) {
+        throw new StateError('BAD_OPTIONS', 'commitOps: the view was not made by this state store', {});
+      }
+      if (view.depth !== 0) {
+        throw new StateError('OPEN_CHECKPOINT', `commitOps: the view has ${view.depth} open checkpoint(s)`, {
+          depth: view.depth,
+        });
+      }
+      checkVersionNumber(version, 'commitOps version');
+      if (meta !== undefined && version !== meta.latest + 1) {
+        throw new StateError(
+          'BAD_VERSION',
+          `commitOps: expected version ${meta.latest + 1}, got ${version}`,
+          {
+            version,
+            expected: meta.latest + 1,
+          },
+        );
+      }
+      const { tree } = internals.sync();
+      // In key order: the previous values are then read from LevelDB in order (warmer blocks), and
+      // the batch lists the flat index writes in one deterministic order.
+      const writes = internals
+        .writes()
+        .sort((a, b) =>
+          a.contract !== b.contract
+            ? a.contract < b.contract
+              ? -1
+              : 1
+            : a.keyStr < b.keyStr
+              ? -1
+              : a.keyStr > b.keyStr
+                ? 1
+                : 0,
+        );
+      // A view commits once: its working tree becomes this version's nodes.
+      internals.close();
+      const built = tree.finish();
+      const ops: BatchOp[] = [];
+
+      // The flat index, the undo record (previous values, for reading older versions), and the
+      // key-index changes to apply once the batch is written.
+      const added: Array<[string, string]> = [];
+      const removed: Array<[string, string]> = [];
+      const undo: UndoEntry[] = [];
+      for (const s of writes) {
+        // The previous value, which also says whether the key was there: the one the block read,
+        // none when the tree found no such key, the one fetched ahead (prepareCommit), or else one
+        // flat-index read.
+        const read = internals.readValue(s.contract, s.keyStr);
+        const key = s.flat ?? flatKey(s.contract, s.key);
+        const previous =
+          read !== undefined
+            ? read
+            : s.inBase === false
+              ? null
+              : s.previous !== undefined
+                ? s.previous
+                : (kv.getSync(key) ?? null);
+        const inBase = previous !== null;
+        if (!inBase && s.inBase === true) {
+          // The tree holds the key but the flat index has no value for it.
+          throw new StateError('CORRUPT', 'state: key index and flat index disagree', {
+            contract: s.contract,
+          });
+        }
+        if (s.value === null && !inBase) continue;
+        undo.push({ contract: s.contract, key: s.key, previous });
+        if (s.value === null) {
+          ops.push({ type: 'del', key });
+          removed.push([s.contract, s.keyStr]);
+        } else if (s.value !== undefined) {
+          ops.push({ type: 'put', key, value: s.value });
+          if (!inBase) added.push([s.contract, s.keyStr]);
+        }
+      }
+
+      // Pruning: every version below `version - retain + 1` leaves the window, and with it the
+      // undo record that led to it from the version before.
+      const oldest0 = meta?.oldest ?? version;
+      const target = Math.max(oldest0, version - retain + 1);
+      let oldest = oldest0;
+      let ownPruned = false;
+      for (let s = oldest0 + 1; s <= target && s <= oldest0 + MAX_PRUNED_VERSIONS_PER_COMMIT; s++) {
+        if (s === version) ownPruned = true;
+        else ops.push({ type: 'del', key: undoKey(s) });
+        oldest = s;
+      }
+      if (meta !== undefined && !ownPruned) {
+        ops.push({ type: 'put', key: undoKey(version), value: encodeUndo(meta.root, undo) });
+      }
+      const newMeta: Meta = { latest: version, oldest, root: built.root };
+      ops.push({ type: 'put', key: META_KEY, value: encodeMeta(newMeta) });
+
       const builtOn = generation;
       let done = false;
       return {
         version,
-        root: p.built.root,
-        ops: b.ops,
+        root: built.root,
+        ops,
         finalize() {
           if (done) return;
           if (generation !== builtOn) {
@@ -776,67 +564,41 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
             );
           }
           done = true;
-          advance(p, b.added, b.removed);
+          generation++;
+          meta = newMeta;
+          root = built.root;
+          rootNode = built.node;
+          trees.set(version, rootNode);
+          // Every other working tree is stale now (its view refuses every call): its records go.
+          retiredBy.set(version, arena.adopt(tree));
+          // Trees leaving memory: the records only they held are freed, and so are the trees
+          // rebuilt from them (which share their records).
+          const keep = Math.max(oldest, version - Math.min(memoryVersions, retain) + 1);
+          for (; memoryOldest < keep; memoryOldest++) {
+            trees.delete(memoryOldest);
+            const retired = retiredBy.get(memoryOldest + 1);
+            if (retired !== undefined) arena.release(retired);
+            retiredBy.delete(memoryOldest + 1);
+          }
+          for (const [r, t] of rebuilt) if (r < oldest || t.from < memoryOldest) dropRebuilt(r);
+          for (const r of roots.keys()) if (r < oldest) roots.delete(r);
+          for (const u of undoCache.keys()) if (u <= oldest) undoCache.delete(u);
+          roots.set(version, root);
+          for (const [contract, keyStr] of removed) {
+            if (index.get(contract)?.delete(keyStr) === true) keyCount--;
+          }
+          for (const [contract, keyStr] of added) {
+            let set = index.get(contract);
+            if (set === undefined) index.set(contract, (set = new SortedKeySet()));
+            if (set.add(keyStr)) keyCount++;
+          }
         },
       };
-    },
-
-    commitPipelined(view, version, write) {
-      const internals = checkCommit(view, version, 'commitPipelined');
-      if (typeof write !== 'function') {
-        throw new StateError('BAD_OPTIONS', 'commitPipelined: write must be a function', {});
-      }
-      // Every written key's committed value is being fetched from here on (unless read or new).
-      const fetched = internals.fetched();
-      const p = prepare(internals, version);
-      // The key index moves now, by what the tree found (buildOps checks it against the values).
-      const added: Array<[string, string]> = [];
-      const removed: Array<[string, string]> = [];
-      const values = new Map<string, Bytes | null>();
-      for (const s of p.writes) {
-        if (s.inBase === undefined) {
-          throw new StateError('CORRUPT', 'state: a written key was not placed in the tree', {
-            contract: s.contract,
-          });
-        }
-        values.set(latin1((s.flat ??= flatKey(s.contract, s.key))), s.value!);
-        if (s.value === null) {
-          if (s.inBase) removed.push([s.contract, s.keyStr]);
-        } else if (!s.inBase) added.push([s.contract, s.keyStr]);
-      }
-      const entry: Pending = { version, values, previousRoot: meta?.root ?? EMPTY_STATE_ROOT, undo: undefined };
-      advance(p, added, removed);
-      pending = entry;
-      const written = fetched
-        .then(() => {
-          // The version before is written (no commit starts while one is pending) and this one is
-          // not, so the database holds the values this version overwrote.
-          const b = buildOps(internals, p);
-          const undo = new Map<string, Bytes | null>();
-          for (const e of b.undo) undo.set(e.contract + '\0' + latin1(e.key), e.previous);
-          entry.undo = { previousRoot: entry.previousRoot, values: undo };
-          return write(b.ops);
-        })
-        .then(
-          () => {
-            if (pending === entry) pending = undefined;
-          },
-          (err: unknown) => {
-            broken = err instanceof Error ? err : new Error(String(err));
-            throw new StateError(
-              'WRITE_FAILED',
-              `state: the batch of version ${version} failed: ${broken.message}`,
-              { version },
-            );
-          },
-        );
-      return { version, root: p.built.root, written };
     },
 
     rootAt,
 
     getAt(version, contract, key) {
-      usable();
       checkRetained(version);
       assertContract(contract);
       assertKey(key);
@@ -844,7 +606,6 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     },
 
     prove(contract, key, version) {
-      usable();
       const v = checkRetained(version ?? meta?.latest ?? 0);
       const keyHash = stateKeyHash(contract, key);
       const levels: StateProofLevel[] = [];

@@ -7,8 +7,8 @@
  * LevelDB's threads and the tree's hashing thread), since on a shared 2-core machine wall-clock
  * figures move with other load; the 1-minute load average is printed at the start and the end.
  *
- * A block is committed as the node commits one (node/chain.ts): root() (which starts fetching the
- * values the block overwrites), prepareCommit (awaits them), commitOps, the batch, finalize.
+ * A block is committed as the node commits one (node/chain.ts): root(), commitOps, the batch,
+ * finalize.
  *
  * The run is long enough to include LevelDB's compactions at their steady rate: 2,000 blocks
  * without fsync and 1,000 with (with the node's 32 MiB memtables LevelDB flushes one every ~300
@@ -17,10 +17,7 @@
  *
  * Environment: STATE_BENCH_KEYS (default 1,000,000), STATE_BENCH_BLOCKS (default 2,000),
  * STATE_BENCH_WRITE_BUFFER_MB (LevelDB memtable size; default the node's, 32 MiB),
- * STATE_BENCH_PARALLEL (the store's parallelHashing: auto, the node's default, always or off),
- * STATE_BENCH_COMPARE=1 (every other measured block without the fetch, so commitOps reads the
- * overwritten values one by one on the main thread as before: both are printed, from the same
- * rounds, for a before/after comparison on a noisy machine).
+ * STATE_BENCH_PARALLEL (the store's parallelHashing: auto, the node's default, always or off).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -39,7 +36,6 @@ const KEYS = Number(process.env.STATE_BENCH_KEYS ?? 1_000_000);
 const BLOCKS = Number(process.env.STATE_BENCH_BLOCKS ?? 2000);
 const PARALLEL = (process.env.STATE_BENCH_PARALLEL ?? 'auto') as ParallelHashing;
 const WRITE_BUFFER_MB = process.env.STATE_BENCH_WRITE_BUFFER_MB;
-const COMPARE = process.env.STATE_BENCH_COMPARE === '1';
 const BLOCK_KEYS = 1000;
 const BUILD_BATCH = 100_000;
 const RETAIN = 16;
@@ -90,7 +86,6 @@ let version = -1;
 interface BlockTimes {
   execute: number;
   root: number;
-  prepare: number;
   commitOps: number;
   write: number;
   finalize: number;
@@ -104,7 +99,6 @@ interface BlockTimes {
 const zeroTimes = (): BlockTimes => ({
   execute: 0,
   root: 0,
-  prepare: 0,
   commitOps: 0,
   write: 0,
   finalize: 0,
@@ -114,27 +108,6 @@ const zeroTimes = (): BlockTimes => ({
   wall: 0,
   gc: 0,
 });
-
-/**
- * The KvStore the state store is opened on: the bench's own, except that with `fetchOff` set a
- * fetch of overwritten values cannot start (the view then leaves them to commitOps, which reads
- * them one by one: the store without the prefetch), for STATE_BENCH_COMPARE.
- */
-function stateKv(kv: KvStore): KvStore & { fetchOff: boolean } {
-  const out = {
-    fetchOff: false,
-    get: (k: Uint8Array) => kv.get(k),
-    getSync: (k: Uint8Array) => kv.getSync(k),
-    getMany: (keys: readonly Uint8Array[]) => {
-      if (out.fetchOff) throw new Error('bench: fetch off for this block');
-      return kv.getMany(keys);
-    },
-    batch: (ops: Parameters<KvStore['batch']>[0]) => kv.batch(ops),
-    scan: (o: Parameters<KvStore['scan']>[0]) => kv.scan(o),
-    close: () => kv.close(),
-  };
-  return out;
-}
 
 async function commitBlock(
   kv: KvStore,
@@ -150,8 +123,6 @@ async function commitBlock(
   const t1 = performance.now();
   view.root();
   const t2 = performance.now();
-  await store.prepareCommit(view);
-  const t2b = performance.now();
   const c = store.commitOps(view, ++version);
   const t3 = performance.now();
   await kv.batch(c.ops);
@@ -161,8 +132,7 @@ async function commitBlock(
   return {
     execute: t1 - t0,
     root: t2 - t1,
-    prepare: t2b - t2,
-    commitOps: t3 - t2b,
+    commitOps: t3 - t2,
     write: t4 - t3,
     finalize: t5 - t4,
     ops: c.ops.length,
@@ -197,6 +167,7 @@ async function buildTree(): Promise<void> {
       `${(ms / 1000).toFixed(1)} s`,
     ),
   );
+  await store.settled();
   await kv.close();
 }
 await buildTree();
@@ -206,8 +177,7 @@ for (const syncWrites of [false, true]) {
   const kv = await openLevelStore(dir, levelOptions(syncWrites));
   const c0 = threadMs();
   const t0 = performance.now();
-  const skv = stateKv(kv);
-  const store = await openStateStore(skv, { retainVersions: RETAIN, version, parallelHashing: PARALLEL });
+  const store = await openStateStore(kv, { retainVersions: RETAIN, version, parallelHashing: PARALLEL });
   const openMs = performance.now() - t0;
   const openCpu = threadMs() - c0;
   // Heap and buffers once the store is open: the key index and the tree (and any garbage of the
@@ -243,12 +213,8 @@ for (const syncWrites of [false, true]) {
   // blocks' worth would be ~600 MiB of buffers).
   const keys: Uint8Array[] = [];
   const values: Uint8Array[] = [];
-  // With STATE_BENCH_COMPARE, odd blocks run without the fetch (same rounds, alternating).
-  const sums = [zeroTimes(), zeroTimes()];
-  const counts = [0, 0];
+  const sum = zeroTimes();
   for (let blk = 0; blk < blocks; blk++) {
-    const mode = COMPARE ? blk % 2 : 0;
-    skv.fetchOff = mode === 1;
     for (let j = 0; j < BLOCK_KEYS; j++) {
       keys[j] = keyOf(Math.floor(Math.random() * KEYS));
       values[j] = randomBytes(32);
@@ -256,36 +222,27 @@ for (const syncWrites of [false, true]) {
     const r = await commitBlock(kv, store, (set) => {
       for (let j = 0; j < BLOCK_KEYS; j++) set(keys[j]!, values[j]!);
     });
-    skv.fetchOff = false;
-    const sum = sums[mode]!;
     for (const k of Object.keys(sum) as Array<keyof BlockTimes>) sum[k] += r[k];
-    counts[mode]!++;
   }
-  for (const mode of COMPARE ? [0, 1] : [0]) {
-    const sum = sums[mode]!;
-    const n = counts[mode]!;
-    const per = (x: number): string => (x / n).toFixed(1);
-    const label = !COMPARE ? '' : mode === 0 ? ', fetched ahead' : ', read at commit (as before)';
-    rows.push(
-      rate(
-        `key updates committed, 1,000-key blocks (${syncWrites ? 'fsync per block' : 'no fsync'}${label})`,
-        n * BLOCK_KEYS,
-        sum.wall,
-        `per block: execute ${per(sum.execute)} ms, root() ${per(sum.root)} ms, ` +
-          `prepareCommit ${per(sum.prepare)} ms, ops ${per(sum.commitOps)} ms, ` +
-          `LevelDB batch ${per(sum.write)} ms, finalize ${per(sum.finalize)} ms; ${Math.round(sum.ops / n)} batch ops`,
-      ),
-    );
-    rows.push(
-      rate(
-        '  the same per main-thread CPU second',
-        n * BLOCK_KEYS,
-        sum.threadCpu,
-        `main thread ${per(sum.threadCpu)} ms CPU per block (of which GC pauses ~${per(sum.gc)} ms); ` +
-          `whole process (LevelDB, the hashing thread and GC too) ${per(sum.processCpu)} ms`,
-      ),
-    );
-  }
+  const per = (x: number): string => (x / blocks).toFixed(1);
+  rows.push(
+    rate(
+      `key updates committed, 1,000-key blocks (${syncWrites ? 'fsync per block' : 'no fsync'})`,
+      blocks * BLOCK_KEYS,
+      sum.wall,
+      `per block: execute ${per(sum.execute)} ms, root() ${per(sum.root)} ms, ops ${per(sum.commitOps)} ms, ` +
+        `LevelDB batch ${per(sum.write)} ms, finalize ${per(sum.finalize)} ms; ${Math.round(sum.ops / blocks)} batch ops`,
+    ),
+  );
+  rows.push(
+    rate(
+      '  the same per main-thread CPU second',
+      blocks * BLOCK_KEYS,
+      sum.threadCpu,
+      `main thread ${per(sum.threadCpu)} ms CPU per block (of which GC pauses ~${per(sum.gc)} ms); ` +
+        `whole process (LevelDB, the hashing thread and GC too) ${per(sum.processCpu)} ms`,
+    ),
+  );
 
   if (syncWrites) {
     // 3. Proofs against the latest version: 99% present keys, 1% absent.
@@ -360,6 +317,7 @@ for (const syncWrites of [false, true]) {
       note: `key index, tree (${fmt(store.keyCount)} keys), the bench's own arrays and proofs; RSS ${(mem.rss / 2 ** 20).toFixed(0)} MiB (heap high-water from the build)`,
     });
   }
+  await store.settled();
   await kv.close();
 }
 rmSync(dir, { recursive: true, force: true });

@@ -294,7 +294,6 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
         { contract: genesis.contracts[i]?.name },
       );
     }
-    await state.prepareCommit(view);
     const sc = state.commitOps(view, 0);
     await deps.kv.batch(sc.ops);
     sc.finalize();
@@ -670,8 +669,6 @@ export async function openChain(options: ChainOptions, deps: ChainDeps): Promise
     const height = block.header.height;
     // Read before commitOps, which closes the view.
     const plan = planScheduleChange(ex.view, height, ex.result.receipts);
-    // The values the block overwrote, fetched off the main thread since execution computed the root.
-    await state.prepareCommit(ex.view);
     const sc = state.commitOps(ex.view, height);
     if (!bytesEqual(sc.root, block.header.stateRoot)) {
       throw new ChainError('STATE_MISMATCH', `state root at ${height} differs from the decided header`, {

@@ -151,6 +151,8 @@ async function assemble(
   });
   const head = blocks.getHead();
   const state = await openStateStore(kv, head === undefined ? {} : { version: head.height });
+  // Runs before the KvStore closes (closers run last first): pruned entries being deleted finish.
+  closers.push(() => state.settled());
   const executor = createExecutor();
   closers.push(() => executor.close());
   const chain = await openChain(
@@ -606,13 +608,13 @@ function createNodeApi(d: NodeApiDeps): NodeApi {
     getState: (contract, key, { height, withProof }) => {
       const { reader, height: h } = readerAt(height);
       if (!withProof) return Promise.resolve({ height: h, value: reader.get(contract, key) });
-      // A proof below the trees held in memory rebuilds that version's tree from undo records on
+      // A proof below the trees held in memory rebuilds that version's tree from stale records on
       // the main thread (~1 s per 250 blocks of a million-key state): a budget keeps RPC clients
       // from spending the node's time on them.
       if (h <= chain.tip().height - DEFAULT_MEMORY_VERSIONS && !historicalProofs.take()) {
         throw new NodeApiError(
           'RATE_LIMITED',
-          `proofs more than ${DEFAULT_MEMORY_VERSIONS} blocks below the head are rebuilt from undo records, at most ${HISTORICAL_PROOFS_PER_SECOND} per second; retry later`,
+          `proofs more than ${DEFAULT_MEMORY_VERSIONS} blocks below the head are rebuilt from stale records, at most ${HISTORICAL_PROOFS_PER_SECOND} per second; retry later`,
           { height: h },
         );
       }

@@ -306,7 +306,7 @@ export const methods = {
   }),
   state_get: method({
     summary:
-      'One state entry, optionally with a proof against the stateRoot of the height it names. Proofs more than 16 blocks below the head are rebuilt from undo records: a node serves at most 1 per second (burst 4), then RATE_LIMITED.',
+      'One state entry, optionally with a proof against the stateRoot of the height it names. Proofs more than 16 blocks below the head are rebuilt from stale records: a node serves at most 1 per second (burst 4), then RATE_LIMITED.',
     params: object({
       contract: req(nameType, 'Contract name.'),
       key: req(hex({ maxBytes: MAX_STATE_KEY_BYTES }), `State key (at most ${MAX_STATE_KEY_BYTES} bytes).`),

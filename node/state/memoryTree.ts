@@ -39,8 +39,9 @@ import { HashLink, startHashThread } from './hashThread.ts';
  * - a tree rebuilt for an old version ({@link TreeArena.keep}) shares records with the tree it was
  *   rebuilt from, so the store drops it ({@link TreeArena.drop}) before that tree leaves memory.
  *
- * Memory at a million keys: a leaf is 100 bytes (leaf hash, key hash, value hash, owner), a node
- * 104 bytes (hash, 16 child references, owner, valid flag): ~150 MiB in all with the records the
+ * Memory at a million keys: a leaf is 108 bytes (leaf hash, key hash, value hash, owner, and the
+ * version its value was written at, which names its stored entry: stateLayout.ts), a node 104
+ * bytes (hash, 16 child references, owner, valid flag): ~160 MiB in all with the records the
  * versions in memory replaced, where objects and buffers took ~320 MiB.
  */
 
@@ -63,10 +64,19 @@ const NODE_INTS = 26;
 const KIDS = 8;
 const OWNER = 24;
 const VALID = 25;
-// A leaf record: leaf hash, key hash, value hash (8 words each), owner.
-const LEAF_INTS = 25;
+// A leaf record: leaf hash, key hash, value hash (8 words each), owner, and the version at which
+// its value was written (two words, high then low; the high word is FRESH until the leaf's version
+// is committed: see WorkingTree).
+const LEAF_INTS = 27;
 const KEY_INTS = 8;
 const VALUE_INTS = 16;
+const VERSION_HI = 25;
+const VERSION_LO = 26;
+const FRESH = -1;
+/** {@link WorkingTree} outcome: the key had no leaf. */
+export const ABSENT = -1;
+/** {@link WorkingTree} outcome: the leaf replaced was one the working tree made (no version yet). */
+export const UNVERSIONED = -2;
 // Owner of a free record. Tree ids start at 1.
 const FREE = 0;
 
@@ -202,6 +212,21 @@ export function rehashRecords(N: RecordChunks, L: RecordChunks, x: number): void
   words[b + VALID] = 1;
 }
 
+// The version of leaf `l`, or UNVERSIONED for a leaf a working tree made.
+function versionOf(L: RecordChunks, l: number): number {
+  const words = L.i32[l >>> CHUNK_BITS]!;
+  const b = (l & MASK) * LEAF_INTS;
+  const hi = words[b + VERSION_HI]!;
+  return hi === FRESH ? UNVERSIONED : hi * 0x1_0000_0000 + (words[b + VERSION_LO]! >>> 0);
+}
+
+function setVersion(L: RecordChunks, l: number, version: number): void {
+  const words = L.i32[l >>> CHUNK_BITS]!;
+  const b = (l & MASK) * LEAF_INTS;
+  words[b + VERSION_HI] = version < 0 ? FRESH : Math.floor(version / 0x1_0000_0000);
+  words[b + VERSION_LO] = version < 0 ? 0 : version | 0;
+}
+
 /** Computes the leaf hash of leaf `l` from its key and value hashes. */
 export function hashLeafRecord(L: RecordChunks, l: number): void {
   const words = L.i32[l >>> CHUNK_BITS]!;
@@ -221,6 +246,7 @@ export function fillLeafRecord(L: RecordChunks, l: number, encodedKey: Bytes, va
   writeStateKeyHash(encodedKey, u8, at + KEY_INTS * 4);
   digestInto(value, u8, at + VALUE_INTS * 4);
   hashLeafRecord(L, l);
+  setVersion(L, l, UNVERSIONED);
 }
 
 function popcount16(x: number): number {
@@ -232,17 +258,35 @@ function popcount16(x: number): number {
 
 /** A copy-on-write working tree over a committed root (see the module comment). */
 export interface WorkingTree {
-  /** Sets the leaf of `keyHash` to the hash of `value`; true when the key was there before. */
-  put(keyHash: Bytes, value: Bytes): boolean;
+  /**
+   * Sets the leaf of `keyHash` to the hash of `value`, a value written at `version` (default: by
+   * this tree, versioned when committed); true when the key was there before.
+   */
+  put(keyHash: Bytes, value: Bytes, version?: number): boolean;
   /**
    * Sets many leaves at once: key i is given by its (contract, key) encoding (what
    * writeStateKeyHash takes) and gets the hash of `values[i]`; the hashing is shared with the
    * hashing thread when there are many. Returns, per key, whether it was there before. The keys
-   * must be distinct.
+   * must be distinct. With `out`, also per key: the version of the leaf it replaced (or of the
+   * leaf it left in place), {@link ABSENT} or {@link UNVERSIONED}; and whether the tree now holds a
+   * leaf of its own for the key (false when it already held that key with that value in a
+   * committed leaf, which stays).
    */
-  putMany(encodedKeys: readonly Bytes[], values: readonly Bytes[]): boolean[];
-  /** Removes the leaf of `keyHash` (nothing happens when it is absent); true when it was there. */
-  delete(keyHash: Bytes): boolean;
+  putMany(
+    encodedKeys: readonly Bytes[],
+    values: readonly Bytes[],
+    out?: { previous: number[]; fresh: boolean[] },
+  ): boolean[];
+  /**
+   * Removes the leaf of `keyHash` (nothing happens when it is absent): the version of the leaf
+   * removed, {@link UNVERSIONED}, or {@link ABSENT} when there was none.
+   */
+  delete(keyHash: Bytes): number;
+  /**
+   * Gives the leaves this tree made for its writes (those put without a version) the version they
+   * are committed as.
+   */
+  stamp(version: number): void;
   /** The root hash, rehashing only the paths changed since the last call. */
   rootHash(): Bytes;
   /**
@@ -270,10 +314,11 @@ export interface ArenaStats {
  */
 export interface TreeArena {
   /**
-   * The tree holding `count` leaves, leaf i being key hash `keyHashes[32i .. 32i+32)` and value
-   * hash `valueHashes[32i .. 32i+32)`: radix partitioning by nibble, top down, needs no sort.
+   * The tree holding `count` leaves, leaf i being key hash `keyHashes[32i .. 32i+32)`, value
+   * hash `valueHashes[32i .. 32i+32)` and version `versions[i]`: radix partitioning by nibble, top
+   * down, needs no sort.
    */
-  build(keyHashes: Buffer, valueHashes: Buffer, count: number): TreeRoot;
+  build(keyHashes: Buffer, valueHashes: Buffer, versions: Float64Array, count: number): TreeRoot;
   /** The hash of a tree (hashing its changed nodes first). */
   hashOf(root: TreeRoot): Bytes;
   /**
@@ -288,6 +333,8 @@ export interface TreeArena {
   leafKeyHash(leaf: number): Bytes;
   /** A copy of the value hash of leaf `leaf`. */
   leafValueHash(leaf: number): Bytes;
+  /** The version at which leaf `leaf`'s value was written ({@link UNVERSIONED} for a working tree's). */
+  leafVersion(leaf: number): number;
   /** Opens a working tree over `base`, a tree in memory. */
   open(base: TreeRoot): WorkingTree;
   /**
@@ -445,7 +492,7 @@ class Arena implements TreeArena {
     else this.leaves.release(-ref);
   }
 
-  build(keyHashes: Buffer, valueHashes: Buffer, count: number): TreeRoot {
+  build(keyHashes: Buffer, valueHashes: Buffer, versions: Float64Array, count: number): TreeRoot {
     const owner = this.newId();
     const L = this.leaves;
     // Hashes are copied as 32-bit words (a native copy per hash cost more than the copying).
@@ -465,6 +512,7 @@ class Arena implements TreeArena {
         to[at + KEY_INTS + j] = keyWords[i * 8 + j]!;
         to[at + VALUE_INTS + j] = valueWords[i * 8 + j]!;
       }
+      setVersion(L, l, versions[i]!);
       this.hashLeaf(l);
       return -l;
     };
@@ -564,6 +612,10 @@ class Arena implements TreeArena {
     return Buffer.from(this.leaves.u8[leaf >>> CHUNK_BITS]!.subarray(at, at + HASH_BYTES));
   }
 
+  leafVersion(leaf: number): number {
+    return versionOf(this.leaves, leaf);
+  }
+
   open(base: TreeRoot): WorkingTree {
     const rec: Records = { id: this.newId(), allocs: [], retired: [], kept: false, dead: false };
     const tree = new Tree(this, rec, base);
@@ -651,8 +703,11 @@ class Tree implements WorkingTree {
   readonly id: number;
   root: TreeRoot;
   finished = false;
-  // Set by putInto and deleteFrom when they meet the key's own leaf.
+  // Set by putInto and deleteFrom when they meet the key's own leaf: its version, and whether the
+  // new leaf went in.
   private found = false;
+  private previous = ABSENT;
+  private fresh = true;
 
   constructor(arena: Arena, rec: Records, base: TreeRoot) {
     this.arena = arena;
@@ -668,8 +723,8 @@ class Tree implements WorkingTree {
     }
   }
 
-  // The leaf of `keyHash` holding `value`, owned by this tree.
-  private newLeaf(keyHash: Bytes, value: Bytes): number {
+  // The leaf of `keyHash` holding `value` written at `version`, owned by this tree.
+  private newLeaf(keyHash: Bytes, value: Bytes, version: number): number {
     const L = this.arena.leaves;
     const l = L.alloc(this.id);
     this.rec.allocs.push(-l);
@@ -678,6 +733,7 @@ class Tree implements WorkingTree {
     u8.set(keyHash, at + KEY_INTS * 4);
     digestInto(value, u8, at + VALUE_INTS * 4);
     this.arena.hashLeaf(l);
+    setVersion(L, l, version);
     return l;
   }
 
@@ -774,9 +830,12 @@ class Tree implements WorkingTree {
     if (c < 0) {
       if (this.sameWords(-c, leaf, KEY_INTS, VALUE_INTS)) {
         this.found = true;
+        this.previous = versionOf(this.arena.leaves, -c);
         // The leaf hash commits to key and value: an equal hash means nothing changes.
         if (this.sameWords(-c, leaf, 0, KEY_INTS)) {
           this.forget(-leaf);
+          // The leaf kept is new all the same when this tree made it.
+          this.fresh = this.previous === UNVERSIONED;
           return x;
         }
         const o = this.own(x);
@@ -823,6 +882,7 @@ class Tree implements WorkingTree {
     if (c < 0) {
       if (!this.arena.leafHolds(-c, kh)) return x;
       this.found = true;
+      this.previous = versionOf(this.arena.leaves, -c);
       const o = this.own(x);
       this.setKid(o, n, 0);
       this.forget(c);
@@ -835,12 +895,16 @@ class Tree implements WorkingTree {
     return this.normalize(o);
   }
 
-  put(keyHash: Bytes, value: Bytes): boolean {
+  put(keyHash: Bytes, value: Bytes, version = UNVERSIONED): boolean {
     this.check();
-    return this.putLeaf(this.newLeaf(keyHash, value));
+    return this.putLeaf(this.newLeaf(keyHash, value, version));
   }
 
-  putMany(encodedKeys: readonly Bytes[], values: readonly Bytes[]): boolean[] {
+  putMany(
+    encodedKeys: readonly Bytes[],
+    values: readonly Bytes[],
+    out?: { previous: number[]; fresh: boolean[] },
+  ): boolean[] {
     this.check();
     const n = encodedKeys.length;
     if (values.length !== n) throw new StateError('BAD_OPTIONS', 'putMany: one value per key', {});
@@ -853,7 +917,13 @@ class Tree implements WorkingTree {
     }
     this.arena.fillLeaves(ids, encodedKeys, values);
     const had = new Array<boolean>(n);
-    for (let i = 0; i < n; i++) had[i] = this.putLeaf(ids[i]!);
+    for (let i = 0; i < n; i++) {
+      had[i] = this.putLeaf(ids[i]!);
+      if (out !== undefined) {
+        out.previous[i] = this.previous;
+        out.fresh[i] = this.fresh;
+      }
+    }
     return had;
   }
 
@@ -861,32 +931,50 @@ class Tree implements WorkingTree {
   private putLeaf(leaf: number): boolean {
     const r = this.root;
     this.found = false;
+    this.previous = ABSENT;
+    this.fresh = true;
     if (r === 0) this.root = -leaf;
     else if (r > 0) this.root = this.putInto(r, 0, leaf);
     else if (!this.sameWords(-r, leaf, KEY_INTS, VALUE_INTS)) this.root = this.split(-r, leaf, 0);
     else {
       this.found = true;
+      this.previous = versionOf(this.arena.leaves, -r);
       if (!this.sameWords(-r, leaf, 0, KEY_INTS)) {
         this.forget(r);
         this.root = -leaf;
-      } else this.forget(-leaf);
+      } else {
+        this.forget(-leaf);
+        this.fresh = this.previous === UNVERSIONED;
+      }
     }
     return this.found;
   }
 
-  delete(keyHash: Bytes): boolean {
+  delete(keyHash: Bytes): number {
     this.check();
     const r = this.root;
     this.found = false;
-    if (r === 0) return false;
+    this.previous = ABSENT;
+    if (r === 0) return ABSENT;
     if (r < 0) {
-      if (!this.arena.leafHolds(-r, keyHash)) return false;
+      if (!this.arena.leafHolds(-r, keyHash)) return ABSENT;
+      const version = versionOf(this.arena.leaves, -r);
       this.forget(r);
       this.root = 0;
-      return true;
+      return version;
     }
     this.root = this.deleteFrom(r, 0, keyHash);
-    return this.found;
+    return this.found ? this.previous : ABSENT;
+  }
+
+  stamp(version: number): void {
+    this.check();
+    const L = this.arena.leaves;
+    // A leaf this tree made and dropped was freed (its owner is no longer this tree).
+    for (const ref of this.rec.allocs) {
+      if (ref < 0 && L.owner(-ref) === this.id && versionOf(L, -ref) === UNVERSIONED)
+        setVersion(L, -ref, version);
+    }
   }
 
   rootHash(): Bytes {

@@ -23,66 +23,70 @@ import {
 } from './memoryTree.ts';
 import { SortedKeySet } from './sortedKeySet.ts';
 import {
-  FLAT_ENCODED_AT,
-  FLAT_END,
-  FLAT_START,
   MAX_VERSION,
   META_KEY,
-  decodeUndo,
-  encodeUndo,
-  flatKey,
-  parseFlatKey,
-  undoKey,
-  type UndoEntry,
-  type UndoRecord,
+  NO_ENTRY,
+  VALUE_END,
+  VALUE_START,
+  decodeStale,
+  encodeStale,
+  encodeStateKey,
+  isTombstone,
+  parseValueKey,
+  putEntry,
+  parseStaleKey,
+  staleKey,
+  tombstoneEntry,
+  valueKey,
+  type StaleEntry,
+  type StaleRecord,
 } from './stateLayout.ts';
 import { createStateView, viewInternals, type CommittedState, type StateStoreView } from './stateView.ts';
 
 /**
  * The authenticated state store: a versioned Jellyfish-style Merkle tree of every contract's
- * key-values, with a flat index of the latest values in the node's KvStore and an in-memory
- * ordered key index for range scans. The hashing rules are in core/stateProof.ts; the storage
- * layout in stateLayout.ts, the tree in memoryTree.ts.
+ * key-values, with every value stored per version in the node's KvStore and an in-memory ordered
+ * key index for range scans. The hashing rules are in core/stateProof.ts; the storage layout in
+ * stateLayout.ts, the tree in memoryTree.ts.
  *
  * Like Aptos's Jellyfish Merkle tree, committed nodes are never rewritten, so each version's tree
  * stays readable and provable; a version is its root node and shares every unchanged subtree with
- * the version before it. A leaf (key hash, value hash) lives inside its parent node. Unlike it, the
- * nodes live in memory, not in the database: the database holds the values (flat index), and per
- * version an undo record (the values the version overwrote and the root before it) and the
- * metadata (latest version and root). A block's batch is therefore its ~1,000 value writes and
- * one undo record (~110 KiB), instead of the ~2,200 node records (and as many deletes when pruned,
- * ~2 MiB in all) a 1,000-key block on a million-key tree wrote as Jellyfish does, which LevelDB on
- * a small machine cannot sustain at tens of thousands of updates per second.
+ * the version before it. Values are stored as Jellyfish stores them: a write at version v adds an
+ * entry (key, v) and overwrites nothing, so the values older versions need stay where they are.
+ * Unlike it, the nodes live in memory, not in the database: writing every version's changed nodes
+ * cost ~2 MiB of LevelDB writes per 1,000-key block on a million-key tree (and as many deletes
+ * when pruned), which LevelDB on a small machine cannot sustain at tens of thousands of updates per
+ * second. A leaf records the version its value was written at, which says which entry holds it.
  *
- * - Opening rebuilds the latest tree from the flat index (one scan, which also loads the key
- *   index; two hashes per key) and checks its root against the stored one.
+ * - A block's batch is its new entries (a value, or a tombstone for a delete), its stale record
+ *   (for each key it wrote, the entry it superseded, found in the tree: ~25 bytes a key) and the
+ *   metadata. Committing reads nothing from the database (an earlier design kept undo records of
+ *   the overwritten values, and reading those values cost LevelDB ~5 µs a key).
+ * - When a version leaves the retention window, the entries its stale record names and its
+ *   tombstones are garbage: no retained version reads them. They are deleted, with the record, in a
+ *   batch of their own, built while the next commit's batch is written ({@link StateStore.settled}),
+ *   so a block's batch does not carry the deletes of an older one and the main thread builds them
+ *   while it would wait; a collection a crash interrupts is done again after the next open.
+ * - Opening rebuilds the latest tree from the latest entry of each key (one scan, which also loads
+ *   the key index; two hashes per key) and checks its root against the stored one.
  * - The trees of the last `memoryVersions` versions are held in memory (they share all unchanged
  *   subtrees); an older retained version's tree is rebuilt on demand from the nearest newer one
- *   held, by undoing the versions in between with their undo records (a few are kept).
- * - Values of older versions come from the undo records; roots from the undo records too.
+ *   held, by undoing the versions in between with their stale records (a few are kept).
+ * - A value of an older version is the entry named by the first later version's stale record that
+ *   wrote the key, else the latest; its root is in the next version's stale record.
  *
  * Versions are block heights. Committing never writes by itself: {@link StateStore.commitOps}
- * returns the batch operations of the new version (flat index changes, the undo record, pruning of
- * the versions leaving the retention window, metadata), which the block store appends to the
- * block's one atomic batch; once that batch is written, `finalize()` moves the in-memory state
- * (version, root, tree, key index) forward. A crash at any instant therefore leaves the values of
- * the old head or of the new one, never a mixture, and the tree rebuilt from them has that head's
- * root.
- *
- * The undo record needs the value each written key had, which the view knows only for keys it read
- * first. The others are fetched with one `KvStore.getMany` when the view's root is computed (at the
- * end of execution), on LevelDB's thread pool while the tree is updated and hashed (on a large tree
- * by two threads: memoryTree.ts, hashThread.ts); `prepareCommit` awaits
- * them, so `commitOps` reads none of them on the main thread (one by one they cost ~5 µs each).
- * The fetch reads from a snapshot taken while the view is current, so the values are those of its
- * base version; a view that another commit made stale is refused as before.
+ * returns the batch operations of the new version, which the block store appends to the block's
+ * one atomic batch; once that batch is written, `finalize()` moves the in-memory state (version,
+ * root, tree, key index) forward. A crash at any instant therefore leaves the entries of the old
+ * head or of the new one, never a mixture, and the tree rebuilt from them has that head's root.
  *
  * Memory grows with the state, as the key index already does: the key index holds every
  * (contract, key) as a latin1 string in a chunked sorted array (~16 bytes plus the key length per
- * key), and the tree ~155 bytes per key (at a million keys: 1,000,000 leaf records of 100 bytes
+ * key), and the tree ~160 bytes per key (at a million keys: 1,000,000 leaf records of 108 bytes
  * and ~400,000 node records of 104 bytes, in typed-array chunks of 65,536 records; see
  * memoryTree.ts), plus the records the `memoryVersions` latest versions replaced (~0.3 MiB per
- * 1,000-key block at a million keys). A million 20-byte keys thus take ~210 MiB.
+ * 1,000-key block at a million keys). A million 20-byte keys thus take ~215 MiB.
  */
 /** Options of {@link openStateStore}. */
 export interface StateStoreOptions {
@@ -100,13 +104,6 @@ export interface StateStoreOptions {
    * fails with VERSION_MISSING unless the stored state is at exactly this version.
    */
   readonly version?: number;
-  /**
-   * Fetch the committed values a block overwrites (for its undo record) with one asynchronous
-   * multi-get started when the view's root is first computed, so LevelDB reads them on its thread
-   * pool while the main thread hashes; {@link StateStore.prepareCommit} awaits them. Default true.
-   * Off, `commitOps` reads them one by one on the main thread; the batches are the same either way.
-   */
-  readonly prefetch?: boolean;
   /**
    * Whether a block's root is hashed on two threads (memoryTree.ts ParallelHashing): by default
    * 'auto', for trees of at least 65,536 keys.
@@ -156,14 +153,6 @@ export interface StateStore {
   /** A new view over the latest committed version, for executing the next block. */
   view(): StateStoreView;
   /**
-   * Computes the view's root if it is not yet current (so every written key's committed value is
-   * being fetched) and resolves once those values have arrived: `commitOps` then reads none of them
-   * on the main thread. Optional (without it `commitOps` reads what has not arrived) and writes
-   * nothing; call it right before `commitOps`. Rejects as the view's calls do (STALE_VIEW,
-   * VIEW_CLOSED), or BAD_OPTIONS for a view of another store.
-   */
-  prepareCommit(view: StateStoreView): Promise<void>;
-  /**
    * The batch operations and root of `version`, the view's writes on top of the latest version.
    * `version` must be the latest plus one (any version for the first commit), and the view must
    * have no open checkpoint. Writes nothing.
@@ -175,6 +164,12 @@ export interface StateStore {
   getAt(version: number, contract: string, key: Bytes): Bytes | undefined;
   /** The value of (contract, key) with a proof against the root of `version` (default: the latest). */
   prove(contract: string, key: Bytes, version?: number): StateProofResult;
+  /**
+   * Resolves once no collection of pruned entries is being written (they are deleted in a batch of
+   * their own after the commit that pruned them: see the module comment). Await it before closing
+   * the KvStore; whatever a close interrupts is collected after the next open.
+   */
+  settled(): Promise<void>;
 }
 
 /** Most versions one commit prunes, so lowering `retainVersions` cannot make one huge batch. */
@@ -185,7 +180,14 @@ export const DEFAULT_MEMORY_VERSIONS = 16;
 // Trees of old versions rebuilt on demand, kept (first rebuilt first out) until the tree they were
 // rebuilt from leaves memory; each costs the records that differ from the trees in memory.
 const MAX_REBUILT_TREES = 4;
-const META_FORMAT = 2;
+// Versions one collection batch covers at most (a version's garbage is its writes: ~1,000 deletes
+// for a 1,000-key block).
+const MAX_COLLECTED_PER_BATCH = 16;
+// The value of a tombstone entry (the entry's key says it is one).
+const TOMBSTONE = new Uint8Array(0);
+// Format 3: values stored per version (stateLayout.ts). Format 2 kept undo records of overwritten
+// values, and is not read any more.
+const META_FORMAT = 3;
 
 interface Meta {
   readonly latest: number;
@@ -202,6 +204,13 @@ function encodeMeta(m: Meta): Bytes {
 function decodeMeta(bytes: Bytes): Meta {
   try {
     const v = readArray(unpackCanonical(bytes, 'state meta'), 4, 'state meta');
+    if (v[0] === 2) {
+      throw new StateError(
+        'CORRUPT',
+        'state meta: format 2 (undo records) is not read by this node, which stores a value per version (format 3); re-create the data directory',
+        {},
+      );
+    }
     if (v[0] !== META_FORMAT)
       throw new StateError('CORRUPT', `state meta: unknown format ${String(v[0])}`, {});
     return {
@@ -228,8 +237,8 @@ function checkCount(value: number, what: string): void {
 }
 
 /**
- * Opens the state kept in `kv` (creating nothing until the first commit). Scans the flat index to
- * load the key index and rebuild the latest tree, so it is async; every read afterwards is
+ * Opens the state kept in `kv` (creating nothing until the first commit). Scans the stored values
+ * to load the key index and rebuild the latest tree, so it is async; every read afterwards is
  * synchronous.
  */
 export async function openStateStore(kv: KvStore, options: StateStoreOptions = {}): Promise<StateStore> {
@@ -252,30 +261,56 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
   // contract → its keys in byte order (latin1 strings).
   const index = new Map<string, SortedKeySet>();
   let keyCount = 0;
-  // Key and value hashes of every key, for rebuilding the tree; grown by doubling (unpooled, so
-  // the tree can read them as 32-bit words).
+  // Key hashes, value hashes and versions of every key, for rebuilding the tree; grown by doubling
+  // (unpooled, so the tree can read them as 32-bit words).
   let keyHashes = Buffer.allocUnsafeSlow(0);
   let valueHashes = Buffer.allocUnsafeSlow(0);
-  for await (const [k, v] of kv.scan({ gte: FLAT_START, lt: FLAT_END })) {
-    const { contract, keyStr } = parseFlatKey(k);
-    let set = index.get(contract);
-    if (set === undefined) index.set(contract, (set = new SortedKeySet()));
-    if (!set.add(keyStr)) continue;
+  let versions = new Float64Array(0);
+  // Each key's entries lie together, oldest first: the last one of each run is its latest.
+  let run: Bytes | undefined;
+  let last: [Bytes, Bytes] | undefined;
+  const take = (k: Bytes, v: Bytes): void => {
+    const p = parseValueKey(k);
+    if (meta === undefined || Math.floor(p.entry / 2) > meta.latest) {
+      throw new StateError('CORRUPT', 'state: a stored value is newer than the latest version', {
+        contract: p.contract,
+      });
+    }
+    if (isTombstone(p.entry)) return;
+    let set = index.get(p.contract);
+    if (set === undefined) index.set(p.contract, (set = new SortedKeySet()));
+    if (!set.add(p.keyStr))
+      throw new StateError('CORRUPT', 'state: a key stored twice', { contract: p.contract });
     if ((keyCount + 1) * HASH_BYTES > keyHashes.length) {
       const size = Math.max(1024, 2 * keyHashes.length);
       const kh = Buffer.allocUnsafeSlow(size);
       const vh = Buffer.allocUnsafeSlow(size);
+      const vs = new Float64Array(size / HASH_BYTES);
       keyHashes.copy(kh);
       valueHashes.copy(vh);
+      vs.set(versions);
       keyHashes = kh;
       valueHashes = vh;
+      versions = vs;
     }
-    // A flat-index key ends with the (contract, key) encoding the key hash hashes.
-    writeStateKeyHash(k.subarray(FLAT_ENCODED_AT), keyHashes, keyCount * HASH_BYTES);
+    writeStateKeyHash(
+      encodeStateKey(p.contract, Buffer.from(p.keyStr, 'latin1')),
+      keyHashes,
+      keyCount * HASH_BYTES,
+    );
     // 'binary' is node's alias of 'latin1': the hash comes back as a string, written in place.
     valueHashes.write(hash('sha256', v, 'binary'), keyCount * HASH_BYTES, 'latin1');
+    versions[keyCount] = p.entry / 2;
     keyCount++;
+  };
+  for await (const [k, v] of kv.scan({ gte: VALUE_START, lt: VALUE_END })) {
+    // The bytes naming (contract, key): all but the 8 of the entry.
+    const id = k.subarray(0, k.length - 8);
+    if (last !== undefined && (run === undefined || !bytesEqual(run, id))) take(last[0], last[1]);
+    run = id;
+    last = [k, v];
   }
+  if (last !== undefined) take(last[0], last[1]);
 
   // Every tree's records: the versions in memory, the views' working trees, rebuilt trees.
   const arena = createTreeArena({ parallelHashing: options.parallelHashing ?? 'auto' });
@@ -288,12 +323,12 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
   let root = EMPTY_STATE_ROOT;
   let memoryOldest = 0;
   if (meta !== undefined) {
-    rootNode = arena.build(keyHashes, valueHashes, keyCount);
+    rootNode = arena.build(keyHashes, valueHashes, versions, keyCount);
     root = arena.hashOf(rootNode);
     if (!bytesEqual(root, meta.root)) {
       throw new StateError(
         'CORRUPT',
-        `state: the tree rebuilt from the flat index does not match the root of version ${meta.latest}`,
+        `state: the tree rebuilt from the stored values does not match the root of version ${meta.latest}`,
         { version: meta.latest },
       );
     }
@@ -301,6 +336,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     memoryOldest = meta.latest;
   }
   keyHashes = valueHashes = Buffer.allocUnsafe(0);
+  versions = new Float64Array(0);
   // Roots of retained versions, read on demand; entries below the window are dropped.
   const roots = new Map<number, Bytes>();
   if (meta !== undefined) roots.set(meta.latest, root);
@@ -316,12 +352,23 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
   // Bumped on every finalised commit, so a StateCommit can only be finalised on the state it was built on.
   let generation = 0;
 
+  // The stored value of (contract, key) in the tree `tree`: its leaf says at which version it was
+  // written, and so which entry holds it.
+  const valueIn = (tree: TreeRoot, contract: string, key: Bytes, keyHash: Bytes): Bytes | undefined => {
+    const leaf = arena.walk(tree, keyHash);
+    if (leaf === 0 || !arena.leafHolds(leaf, keyHash)) return undefined;
+    const value = kv.getSync(valueKey(encodeStateKey(contract, key), putEntry(arena.leafVersion(leaf))));
+    if (value === undefined) {
+      throw new StateError('CORRUPT', 'state: the value a leaf names is missing', { contract });
+    }
+    return value;
+  };
+
   const committed: CommittedState = {
     get version() {
       return meta?.latest;
     },
-    fetch: options.prefetch === false ? undefined : (keys) => kv.getMany(keys),
-    read: (contract, key) => kv.getSync(flatKey(contract, key)),
+    read: (contract, key) => valueIn(rootNode, contract, key, stateKeyHash(contract, key)),
     has: (contract, keyStr) => index.get(contract)?.has(keyStr) ?? false,
     cursor: (contract, start, exclusive) => index.get(contract)?.seek(start, exclusive),
     workingTree: () => arena.open(rootNode),
@@ -348,22 +395,22 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     return version;
   };
 
-  // Decoded undo records of recent versions, for reads of old versions. Bounded: each holds one
+  // Decoded stale records of recent versions, for reads of old versions. Bounded: each holds one
   // block's writes, and walking back through more than a few is rare (old-version proofs).
-  const undoCache = new Map<number, UndoRecord>();
-  const MAX_UNDO_CACHE = 32;
-  const undoAt = (version: number): UndoRecord => {
-    let rec = undoCache.get(version);
+  const staleCache = new Map<number, StaleRecord>();
+  const MAX_STALE_CACHE = 32;
+  const staleAt = (version: number): StaleRecord => {
+    let rec = staleCache.get(version);
     if (rec === undefined) {
-      const bytes = kv.getSync(undoKey(version));
+      const bytes = kv.getSync(staleKey(version));
       if (bytes === undefined) {
-        throw new StateError('CORRUPT', `state: the undo record of version ${version} is missing`, {
+        throw new StateError('CORRUPT', `state: the stale record of version ${version} is missing`, {
           version,
         });
       }
-      rec = decodeUndo(bytes, version);
-      if (undoCache.size >= MAX_UNDO_CACHE) undoCache.delete(undoCache.keys().next().value!);
-      undoCache.set(version, rec);
+      rec = decodeStale(bytes, version);
+      if (staleCache.size >= MAX_STALE_CACHE) staleCache.delete(staleCache.keys().next().value!);
+      staleCache.set(version, rec);
     }
     return rec;
   };
@@ -372,11 +419,25 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     checkRetained(version);
     let r = roots.get(version);
     if (r === undefined) {
-      // The undo record of the next version holds this version's root.
-      r = undoAt(version + 1).previousRoot;
+      // The stale record of the next version holds this version's root.
+      r = staleAt(version + 1).previousRoot;
       roots.set(version, r);
     }
     return r;
+  };
+
+  // The stored value of an entry a stale record names.
+  const entryValue = (id: string, entry: number): Bytes => {
+    const cut = id.indexOf('\0');
+    const value = kv.getSync(
+      valueKey(encodeStateKey(id.slice(0, cut), Buffer.from(id.slice(cut + 1), 'latin1')), entry),
+    );
+    if (value === undefined) {
+      throw new StateError('CORRUPT', 'state: a value a stale record names is missing', {
+        contract: id.slice(0, cut),
+      });
+    }
+    return value;
   };
 
   // The tree of a retained version: in memory, or rebuilt from the oldest tree in memory by
@@ -389,11 +450,11 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     const from = memoryOldest;
     const tree = arena.open(trees.get(from) ?? 0);
     for (let u = from; u > version; u--) {
-      for (const [id, previous] of undoAt(u).values) {
+      for (const [id, previous] of staleAt(u).previous) {
         const cut = id.indexOf('\0');
         const keyHash = stateKeyHash(id.slice(0, cut), Buffer.from(id.slice(cut + 1), 'latin1'));
-        if (previous === null) tree.delete(keyHash);
-        else tree.put(keyHash, previous);
+        if (previous === NO_ENTRY || isTombstone(previous)) tree.delete(keyHash);
+        else tree.put(keyHash, entryValue(id, previous), previous / 2);
       }
     }
     const done = tree.finish();
@@ -414,15 +475,63 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
   };
 
   // The value of (contract, key) at a retained version: the latest one unless a later version
-  // wrote the key, in which case the first such version's undo record holds it.
+  // wrote the key, in which case the first such version's stale record names the entry holding it.
   const valueAt = (version: number, contract: string, key: Bytes): Bytes | undefined => {
-    if (version === meta!.latest) return kv.getSync(flatKey(contract, key));
     const id = contract + '\0' + Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
-    let value: Bytes | null | undefined;
-    for (let u = version + 1; u <= meta!.latest && value === undefined; u++) value = undoAt(u).values.get(id);
-    if (value === undefined) return kv.getSync(flatKey(contract, key));
-    return value ?? undefined;
+    for (let u = version + 1; u <= meta!.latest; u++) {
+      const previous = staleAt(u).previous.get(id);
+      if (previous === undefined) continue;
+      return previous === NO_ENTRY || isTombstone(previous) ? undefined : entryValue(id, previous);
+    }
+    return committed.read(contract, key);
   };
+
+  // Collection of pruned versions: the entries their stale records name, and the records, deleted
+  // in batches of their own (started by the next commit: see commitOps), so that a block's batch
+  // holds its writes only (a 1,000-key block's collection is ~1,000 deletes). One batch at a time;
+  // what is due meanwhile waits for the next. Versions up to `collected` are collected; those above
+  // it and up to the oldest kept are due. A crash or a close before a collection is written leaves
+  // it due: opening finds the stale records still there up to the oldest version.
+  let collected = meta?.oldest ?? 0;
+  let collecting: Promise<void> | undefined;
+  const collect = (): void => {
+    if (collecting !== undefined || meta === undefined || collected >= meta.oldest) return;
+    const upTo = Math.min(meta.oldest, collected + MAX_COLLECTED_PER_BATCH);
+    const ops: BatchOp[] = [];
+    let written: Promise<void>;
+    try {
+      for (let s = collected + 1; s <= upTo; s++) {
+        const bytes = kv.getSync(staleKey(s));
+        if (bytes === undefined) continue;
+        for (const g of decodeStale(bytes, s).garbage) {
+          ops.push({ type: 'del', key: valueKey(g.encoded, g.entry) });
+        }
+        ops.push({ type: 'del', key: staleKey(s) });
+      }
+      written = ops.length === 0 ? Promise.resolve() : kv.batch(ops);
+    } catch {
+      // A closed store, or a stale record that does not decode: left due, as a failed batch is.
+      return;
+    }
+    collecting = written.then(
+      () => {
+        collected = upTo;
+        collecting = undefined;
+        collect();
+      },
+      () => {
+        // Left due (a closed store, a failing disk): the next commit or open tries again.
+        collecting = undefined;
+      },
+    );
+  };
+  if (meta !== undefined) {
+    // Stale records below the oldest kept version are collections a crash or close interrupted.
+    for await (const [k] of kv.scan({ gte: staleKey(0), lt: staleKey(meta.oldest + 1), limit: 1 })) {
+      collected = parseStaleKey(k) - 1;
+    }
+    collect();
+  }
 
   const store: StateStore = {
     get version() {
@@ -441,14 +550,6 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       return arena.stats();
     },
     view: () => createStateView(committed),
-
-    async prepareCommit(view) {
-      const internals = viewInternals(view);
-      if (internals === undefined || internals.committed !== committed) {
-        throw new StateError('BAD_OPTIONS', 'prepareCommit: the view was not made by this state store', {});
-      }
-      await internals.fetched();
-    },
 
     commitOps(view, version) {
       const internals = viewInternals(view);
@@ -472,8 +573,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
         );
       }
       const { tree } = internals.sync();
-      // In key order: the previous values are then read from LevelDB in order (warmer blocks), and
-      // the batch lists the flat index writes in one deterministic order.
+      // In key order: the batch lists the writes in one deterministic order.
       const writes = internals
         .writes()
         .sort((a, b) =>
@@ -487,64 +587,67 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
                 ? 1
                 : 0,
         );
-      // A view commits once: its working tree becomes this version's nodes.
-      internals.close();
-      const built = tree.finish();
-      const ops: BatchOp[] = [];
 
-      // The flat index, the undo record (previous values, for reading older versions), and the
-      // key-index changes to apply once the batch is written.
-      const added: Array<[string, string]> = [];
-      const removed: Array<[string, string]> = [];
-      const undo: UndoEntry[] = [];
-      for (const s of writes) {
-        // The previous value, which also says whether the key was there: the one the block read,
-        // none when the tree found no such key, the one fetched ahead (prepareCommit), or else one
-        // flat-index read.
-        const read = internals.readValue(s.contract, s.keyStr);
-        const key = s.flat ?? flatKey(s.contract, s.key);
-        const previous =
-          read !== undefined
-            ? read
-            : s.inBase === false
-              ? null
-              : s.previous !== undefined
-                ? s.previous
-                : (kv.getSync(key) ?? null);
-        const inBase = previous !== null;
-        if (!inBase && s.inBase === true) {
-          // The tree holds the key but the flat index has no value for it.
-          throw new StateError('CORRUPT', 'state: key index and flat index disagree', {
-            contract: s.contract,
-          });
-        }
-        if (s.value === null && !inBase) continue;
-        undo.push({ contract: s.contract, key: s.key, previous });
-        if (s.value === null) {
-          ops.push({ type: 'del', key });
-          removed.push([s.contract, s.keyStr]);
-        } else if (s.value !== undefined) {
-          ops.push({ type: 'put', key, value: s.value });
-          if (!inBase) added.push([s.contract, s.keyStr]);
-        }
-      }
-
-      // Pruning: every version below `version - retain + 1` leaves the window, and with it the
-      // undo record that led to it from the version before.
+      // Pruning: every version below `version - retain + 1` leaves the window. The stale records
+      // that led to them, and the entries those name, are collected after the commit.
       const oldest0 = meta?.oldest ?? version;
       const target = Math.max(oldest0, version - retain + 1);
       let oldest = oldest0;
       let ownPruned = false;
+      const ops: BatchOp[] = [];
       for (let s = oldest0 + 1; s <= target && s <= oldest0 + MAX_PRUNED_VERSIONS_PER_COMMIT; s++) {
         if (s === version) ownPruned = true;
-        else ops.push({ type: 'del', key: undoKey(s) });
         oldest = s;
       }
-      if (meta !== undefined && !ownPruned) {
-        ops.push({ type: 'put', key: undoKey(version), value: encodeUndo(meta.root, undo) });
+
+      // Each write becomes a new entry, and the stale record names the entry it supersedes: what
+      // the tree found of the key (in the committed version or not, the version of its value)
+      // says which, so nothing is read. A version pruned at once (a window of one) keeps no stale
+      // record: what its writes supersede goes now, and its deletes need no tombstones.
+      const added: Array<[string, string]> = [];
+      const removed: Array<[string, string]> = [];
+      const stale: StaleEntry[] = [];
+      for (const s of writes) {
+        if (s.inBase === undefined || (s.inBase && !(s.baseVersion! >= 0))) {
+          throw new StateError('CORRUPT', 'state: a written key was not placed in the tree', {
+            contract: s.contract,
+          });
+        }
+        const encoded = (s.encoded ??= encodeStateKey(s.contract, s.key));
+        const previous = s.inBase ? putEntry(s.baseVersion!) : NO_ENTRY;
+        if (s.value === null) {
+          if (!s.inBase) continue;
+          removed.push([s.contract, s.keyStr]);
+          if (ownPruned) ops.push({ type: 'del', key: valueKey(encoded, previous) });
+          else {
+            ops.push({ type: 'put', key: valueKey(encoded, tombstoneEntry(version)), value: TOMBSTONE });
+            stale.push({ contract: s.contract, key: s.key, previous, deleted: true });
+          }
+        } else if (s.value !== undefined) {
+          // The value the key already had: the tree kept its leaf, and nothing is written.
+          if (!s.fresh) continue;
+          ops.push({ type: 'put', key: valueKey(encoded, putEntry(version)), value: s.value });
+          if (!s.inBase) added.push([s.contract, s.keyStr]);
+          if (ownPruned) {
+            if (previous !== NO_ENTRY) ops.push({ type: 'del', key: valueKey(encoded, previous) });
+          } else stale.push({ contract: s.contract, key: s.key, previous, deleted: false });
+        }
       }
+      if (meta !== undefined && !ownPruned) {
+        ops.push({ type: 'put', key: staleKey(version), value: encodeStale(meta.root, stale) });
+      }
+      // A view commits once: its working tree becomes this version's nodes, its new leaves
+      // written at this version.
+      internals.close();
+      tree.stamp(version);
+      const built = tree.finish();
       const newMeta: Meta = { latest: version, oldest, root: built.root };
       ops.push({ type: 'put', key: META_KEY, value: encodeMeta(newMeta) });
+      // What the committed versions pruned is collected once the caller has handed these ops to be
+      // written (a microtask runs when it awaits that write): building the collection's batch then
+      // overlaps the write instead of following it. Only versions the last written metadata prunes
+      // are collected, so the outcome of this batch does not matter.
+      if (collecting === undefined && meta !== undefined && collected < meta.oldest) queueMicrotask(collect);
 
       const builtOn = generation;
       let done = false;
@@ -582,7 +685,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
           }
           for (const [r, t] of rebuilt) if (r < oldest || t.from < memoryOldest) dropRebuilt(r);
           for (const r of roots.keys()) if (r < oldest) roots.delete(r);
-          for (const u of undoCache.keys()) if (u <= oldest) undoCache.delete(u);
+          for (const u of staleCache.keys()) if (u <= oldest) staleCache.delete(u);
           roots.set(version, root);
           for (const [contract, keyStr] of removed) {
             if (index.get(contract)?.delete(keyStr) === true) keyCount--;
@@ -598,6 +701,11 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
 
     rootAt,
 
+    async settled() {
+      // A collection that ends starts the next one due.
+      while (collecting !== undefined) await collecting;
+    },
+
     getAt(version, contract, key) {
       checkRetained(version);
       assertContract(contract);
@@ -611,7 +719,10 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       const levels: StateProofLevel[] = [];
       const leaf = arena.walk(treeAt(v), keyHash, levels);
       const present = leaf !== 0 && arena.leafHolds(leaf, keyHash);
-      const value = present ? valueAt(v, contract, key) : undefined;
+      // The leaf names the entry holding its value.
+      const value = present
+        ? kv.getSync(valueKey(encodeStateKey(contract, key), putEntry(arena.leafVersion(leaf))))
+        : undefined;
       if (present && (value === undefined || !bytesEqual(stateValueHash(value), arena.leafValueHash(leaf)))) {
         throw new StateError('CORRUPT', `state: the value of a key at version ${v} does not match its leaf`, {
           version: v,

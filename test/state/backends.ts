@@ -113,8 +113,6 @@ export async function commit(
   view: StateStoreView,
   version: number,
 ): Promise<Bytes> {
-  // As node/chain.ts does: the overwritten values are fetched before commitOps.
-  await store.prepareCommit(view);
   const c = store.commitOps(view, version);
   await kv.batch(c.ops);
   c.finalize();

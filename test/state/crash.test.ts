@@ -61,7 +61,7 @@ describe('crash during commit (LevelDB, separate process, kill -9)', () => {
         const model = modelAt(head.version);
         expect(Buffer.from(store.root).equals(Buffer.from(head.root))).toBe(true);
         expect(Buffer.from(store.root).equals(model.root())).toBe(true);
-        // The flat index and key index came back consistent with the tree.
+        // The stored values and key index came back consistent with the tree.
         expect(store.keyCount).toBe(model.entries.size);
         const view = store.view();
         const all = view.range(CRASH_CONTRACT, Buffer.from(''), 10_000);

@@ -25,8 +25,6 @@ for (;;) {
     if (w.value === null) view.delete(CRASH_CONTRACT, w.key);
     else view.set(CRASH_CONTRACT, w.key, w.value);
   }
-  // As node/chain.ts does (the kill can land while the overwritten values are being fetched).
-  await store.prepareCommit(view);
   const c = store.commitOps(view, version);
   await kv.batch([...c.ops, { type: 'put', key: HEAD_KEY, value: encodeHead(version, c.root) }]);
   c.finalize();

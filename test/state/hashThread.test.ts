@@ -77,7 +77,7 @@ describe('hashing on two threads', () => {
     const jobs0 = hashThreadJobs();
     for (const mode of ['auto', 'off'] as const) {
       const arena = createTreeArena({ parallelHashing: mode });
-      let root = arena.build(keyHashes, valueHashes, n);
+      let root = arena.build(keyHashes, valueHashes, new Float64Array(n), n);
       const r = seededRandom(9);
       const hex: string[] = [Buffer.from(arena.hashOf(root)).toString('hex')];
       for (let block = 0; block < 5; block++) {

@@ -164,7 +164,7 @@ describe.each(BACKENDS)('state store against the reference model (%s)', (_name, 
         fc.nat(),
         async (steps, retain, memoryVersions, seed) => {
           const kv: KvStore = backend.fresh();
-          // Few versions in memory: proofs against the others rebuild their trees from undo records.
+          // Few versions in memory: proofs against the others rebuild their trees from stale records.
           let store: StateStore = await openStateStore(kv, { retainVersions: retain, memoryVersions });
           let view: StateStoreView = store.view();
           let base = new ReferenceModel();

@@ -10,7 +10,7 @@ import {
   verifyStateProof,
 } from '../../core/stateProof.ts';
 import type { KvStore } from '../../node/storage/kv.ts';
-import { flatKey } from '../../node/state/stateLayout.ts';
+import { encodeStateKey, putEntry, valueKey } from '../../node/state/stateLayout.ts';
 import { openStateStore, type StateStore } from '../../node/state/stateStore.ts';
 import { BACKENDS, b, commit, deepKeys, type Backend } from './backends.ts';
 import { ReferenceModel } from './referenceModel.ts';
@@ -236,7 +236,7 @@ describe.each(BACKENDS)('state view (%s)', (_name, make) => {
           }
         }
       };
-      // Versions 4 and 5 are in memory; 0 to 3 are rebuilt from undo records (newest first, each
+      // Versions 4 and 5 are in memory; 0 to 3 are rebuilt from stale records (newest first, each
       // from the one rebuilt before it).
       check(store, [0, 1, 2, 3, 4, 5]);
       const reopened = await openStateStore(kv, { version: 5, memoryVersions: 1 });
@@ -251,12 +251,15 @@ describe.each(BACKENDS)('state view (%s)', (_name, make) => {
       await expect(openStateStore(kv, { memoryVersions: 0 })).rejects.toMatchObject({ code: 'BAD_OPTIONS' });
     });
 
-    it('a flat index that does not match the stored root is refused at open', async () => {
+    it('stored values that do not match the stored root are refused at open', async () => {
       await fresh();
       const v = store.view();
       for (let i = 0; i < 20; i++) v.set('c', b(`k${i}`), b(`v${i}`));
       await commit(kv, store, v, 0);
-      await kv.batch([{ type: 'put', key: flatKey('c', b('k3')), value: b('tampered') }]);
+      // Version 0 wrote every value: the entry of k3 at version 0, changed.
+      await kv.batch([
+        { type: 'put', key: valueKey(encodeStateKey('c', b('k3')), putEntry(0)), value: b('tampered') },
+      ]);
       await expect(openStateStore(kv, { version: 0 })).rejects.toMatchObject({ code: 'CORRUPT' });
     });
 

@@ -96,8 +96,15 @@ function latin1(key: Bytes): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
 }
 
+// A copy the caller owns (its own buffer).
 function copy(b: Bytes): Bytes {
   return Uint8Array.prototype.slice.call(b);
+}
+
+// A copy the view keeps (a written key or value): small ones share node's buffer pool, where a
+// buffer each cost an allocation and a free across threads (~0.5 ms per 1,000-key block).
+function keep(b: Bytes): Bytes {
+  return Buffer.from(b);
 }
 
 /**
@@ -138,7 +145,7 @@ export function createStateView(committed: CommittedState): StateStoreView {
     if (slot === undefined) {
       slot = {
         contract,
-        key: copy(key),
+        key: keep(key),
         keyStr,
         value: undefined,
         keyHash: undefined,
@@ -303,7 +310,7 @@ export function createStateView(committed: CommittedState): StateStoreView {
       assertContract(contract);
       assertKey(key);
       assertValue(value);
-      write(contract, key, copy(value));
+      write(contract, key, keep(value));
     },
 
     delete(contract, key) {

@@ -56,13 +56,15 @@ export interface LevelStoreOptions {
 }
 
 /**
- * The node's LevelDB memtable size: 32 MiB rather than LevelDB's 4 MiB. A block of 1,000 state
- * updates writes ~100 KiB, and with 4 MiB memtables LevelDB flushed every ~40 blocks and compacted
- * level 0 every ~160. Over 2,000 such blocks on a million-key state the whole process spent 52 ms
- * of CPU per block with 4 MiB, 37 with 16 MiB and 35 with 32 MiB, the main thread's share
- * unchanged (~15-17 ms). The cost: up to 64 MiB of memory and a longer log replay at open.
+ * The node's LevelDB memtable size: 8 MiB rather than LevelDB's 4 MiB. A block of 1,000 state
+ * updates writes ~1,000 new entries (~90 KiB) and, once its version leaves the retention window,
+ * as many deletes; every insert searches the memtable, which costs more the more it holds. Over
+ * 2,000 such blocks on a million-key state (bench:state's loop, 2026-11-29): 51,900 updates/s with
+ * 4 MiB, 51,400 with 8 MiB; over 500 blocks, 54,800 with 8 MiB, 50,200 with 16, 48,000 with 32
+ * and 47,000 with 64. (When a block read the values it overwrote, larger memtables paid: with
+ * 4 MiB LevelDB read through more level-0 files, and 32 MiB was the default.)
  */
-export const DEFAULT_WRITE_BUFFER_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_WRITE_BUFFER_BYTES = 8 * 1024 * 1024;
 
 /** Opens (creating if missing) a LevelDB store in `location`. */
 export async function openLevelStore(location: string, options: LevelStoreOptions = {}): Promise<KvStore> {

@@ -118,8 +118,6 @@ export interface ValueKey {
   /** The key as a latin1 string. */
   readonly keyStr: string;
   readonly entry: number;
-  /** Offset and length, in the entry's key, of the bytes that name (contract, key). */
-  readonly idEnd: number;
 }
 
 /** Splits a value entry's key (see {@link valueKey}). */
@@ -137,7 +135,6 @@ export function parseValueKey(k: Bytes): ValueKey {
     contract: b.toString('latin1', 3, 3 + cl),
     keyStr: b.toString('latin1', 5 + cl, 5 + cl + kl),
     entry: readUint64(b, 5 + cl + kl),
-    idEnd: 5 + cl + kl,
   };
 }
 
@@ -151,14 +148,16 @@ export interface StaleEntry {
   readonly deleted: boolean;
 }
 
+/** A stale record's entry as decoded, with the (contract, key) encoding its value keys take. */
+export interface DecodedStaleEntry extends StaleEntry {
+  readonly encoded: Buffer;
+}
+
 /** A decoded stale record. */
 export interface StaleRecord {
   /** Root of the version before the record's version. */
   readonly previousRoot: Bytes;
-  /** `contract + "\0" + latin1 key` → the superseded entry ({@link NO_ENTRY}: the key was absent). */
-  readonly previous: Map<string, number>;
-  /** The entries to delete when the version leaves the retention window: superseded ones, and its tombstones. */
-  readonly garbage: Array<{ readonly encoded: Buffer; readonly entry: number }>;
+  readonly entries: readonly DecodedStaleEntry[];
 }
 
 /**
@@ -189,8 +188,7 @@ export function encodeStale(previousRoot: Bytes, entries: readonly StaleEntry[])
 /** Decodes the stale record of `version` (see {@link encodeStale}). */
 export function decodeStale(bytes: Bytes, version: number): StaleRecord {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const previous = new Map<string, number>();
-  const garbage: Array<{ encoded: Buffer; entry: number }> = [];
+  const entries: DecodedStaleEntry[] = [];
   const bad = (): never => {
     throw new StateError('CORRUPT', `stale record of version ${version}: truncated`, { version });
   };
@@ -199,7 +197,6 @@ export function decodeStale(bytes: Bytes, version: number): StaleRecord {
   while (o < b.length) {
     const cl = b[o]!;
     if (o + 1 + cl + 2 > b.length) bad();
-    const contract = b.toString('latin1', o + 1, o + 1 + cl);
     const kl = b.readUInt16BE(o + 1 + cl);
     const k = o + 3 + cl;
     if (k + kl + 9 > b.length) bad();
@@ -207,13 +204,28 @@ export function decodeStale(bytes: Bytes, version: number): StaleRecord {
     encoded[0] = cl;
     b.copy(encoded, 1, o + 1, o + 1 + cl);
     b.copy(encoded, 1 + cl, k, k + kl);
-    const deleted = b[k + kl] === 1;
     const none = b.readUInt32BE(k + kl + 1) === 0xffff_ffff && b.readUInt32BE(k + kl + 5) === 0xffff_ffff;
-    const prev = none ? NO_ENTRY : readUint64(b, k + kl + 1);
-    previous.set(contract + '\0' + b.toString('latin1', k, k + kl), prev);
-    if (prev !== NO_ENTRY) garbage.push({ encoded, entry: prev });
-    if (deleted) garbage.push({ encoded, entry: tombstoneEntry(version) });
+    entries.push({
+      contract: b.toString('latin1', o + 1, o + 1 + cl),
+      key: encoded.subarray(1 + cl),
+      encoded,
+      previous: none ? NO_ENTRY : readUint64(b, k + kl + 1),
+      deleted: b[k + kl] === 1,
+    });
     o = k + kl + 9;
   }
-  return { previousRoot: b.subarray(0, HASH_BYTES), previous, garbage };
+  return { previousRoot: b.subarray(0, HASH_BYTES), entries };
+}
+
+/**
+ * The value keys that are garbage once `version` leaves the retention window: the entries its
+ * writes superseded, and its tombstones.
+ */
+export function staleGarbage(record: StaleRecord, version: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const e of record.entries) {
+    if (e.previous !== NO_ENTRY) out.push(valueKey(e.encoded, e.previous));
+    if (e.deleted) out.push(valueKey(e.encoded, tombstoneEntry(version)));
+  }
+  return out;
 }

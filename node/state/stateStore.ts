@@ -15,6 +15,7 @@ import {
 } from '../../core/stateProof.ts';
 import type { BatchOp, KvStore } from '../storage/kv.ts';
 import {
+  ABSENT,
   createTreeArena,
   type ArenaStats,
   type ParallelHashing,
@@ -38,6 +39,8 @@ import {
   staleKey,
   tombstoneEntry,
   valueKey,
+  staleGarbage,
+  type DecodedStaleEntry,
   type StaleEntry,
   type StaleRecord,
 } from './stateLayout.ts';
@@ -352,23 +355,30 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
   // Bumped on every finalised commit, so a StateCommit can only be finalised on the state it was built on.
   let generation = 0;
 
-  // The stored value of (contract, key) in the tree `tree`: its leaf says at which version it was
-  // written, and so which entry holds it.
-  const valueIn = (tree: TreeRoot, contract: string, key: Bytes, keyHash: Bytes): Bytes | undefined => {
-    const leaf = arena.walk(tree, keyHash);
-    if (leaf === 0 || !arena.leafHolds(leaf, keyHash)) return undefined;
-    const value = kv.getSync(valueKey(encodeStateKey(contract, key), putEntry(arena.leafVersion(leaf))));
+  // The stored value of an entry of (contract, key), given in its encoding; `what` names where the
+  // entry was found, for the error when it is missing.
+  const entryValue = (contract: string, encoded: Bytes, entry: number, what: string): Bytes => {
+    const value = kv.getSync(valueKey(encoded, entry));
     if (value === undefined) {
-      throw new StateError('CORRUPT', 'state: the value a leaf names is missing', { contract });
+      throw new StateError('CORRUPT', `state: the value ${what} names is missing`, { contract });
     }
     return value;
   };
+
+  // The stored value of leaf `leaf` of (contract, key): the leaf says at which version it was
+  // written, and so which entry holds it.
+  const leafValue = (leaf: number, contract: string, key: Bytes): Bytes =>
+    entryValue(contract, encodeStateKey(contract, key), putEntry(arena.leafVersion(leaf)), 'a leaf');
 
   const committed: CommittedState = {
     get version() {
       return meta?.latest;
     },
-    read: (contract, key) => valueIn(rootNode, contract, key, stateKeyHash(contract, key)),
+    read: (contract, key) => {
+      const keyHash = stateKeyHash(contract, key);
+      const leaf = arena.walk(rootNode, keyHash);
+      return leaf === 0 || !arena.leafHolds(leaf, keyHash) ? undefined : leafValue(leaf, contract, key);
+    },
     has: (contract, keyStr) => index.get(contract)?.has(keyStr) ?? false,
     cursor: (contract, start, exclusive) => index.get(contract)?.seek(start, exclusive),
     workingTree: () => arena.open(rootNode),
@@ -395,11 +405,12 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     return version;
   };
 
-  // Decoded stale records of recent versions, for reads of old versions. Bounded: each holds one
-  // block's writes, and walking back through more than a few is rare (old-version proofs).
-  const staleCache = new Map<number, StaleRecord>();
+  // Decoded stale records of recent versions, for reads of old versions, with their entries by
+  // `contract + "\0" + latin1 key`. Bounded: each holds one block's writes, and walking back
+  // through more than a few is rare (old-version proofs).
+  const staleCache = new Map<number, StaleRecord & { byId: Map<string, DecodedStaleEntry> }>();
   const MAX_STALE_CACHE = 32;
-  const staleAt = (version: number): StaleRecord => {
+  const staleAt = (version: number): StaleRecord & { byId: Map<string, DecodedStaleEntry> } => {
     let rec = staleCache.get(version);
     if (rec === undefined) {
       const bytes = kv.getSync(staleKey(version));
@@ -408,7 +419,17 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
           version,
         });
       }
-      rec = decodeStale(bytes, version);
+      const decoded = decodeStale(bytes, version);
+      const byId = new Map<string, DecodedStaleEntry>();
+      for (const e of decoded.entries) {
+        byId.set(
+          e.contract +
+            '\0' +
+            Buffer.from(e.key.buffer, e.key.byteOffset, e.key.byteLength).toString('latin1'),
+          e,
+        );
+      }
+      rec = { ...decoded, byId };
       if (staleCache.size >= MAX_STALE_CACHE) staleCache.delete(staleCache.keys().next().value!);
       staleCache.set(version, rec);
     }
@@ -426,20 +447,6 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     return r;
   };
 
-  // The stored value of an entry a stale record names.
-  const entryValue = (id: string, entry: number): Bytes => {
-    const cut = id.indexOf('\0');
-    const value = kv.getSync(
-      valueKey(encodeStateKey(id.slice(0, cut), Buffer.from(id.slice(cut + 1), 'latin1')), entry),
-    );
-    if (value === undefined) {
-      throw new StateError('CORRUPT', 'state: a value a stale record names is missing', {
-        contract: id.slice(0, cut),
-      });
-    }
-    return value;
-  };
-
   // The tree of a retained version: in memory, or rebuilt from the oldest tree in memory by
   // undoing, newest first, the versions after it. A rebuilt tree is kept until that tree leaves
   // memory (it shares its records), so proofs of one old version in a row rebuild once per block.
@@ -450,11 +457,11 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
     const from = memoryOldest;
     const tree = arena.open(trees.get(from) ?? 0);
     for (let u = from; u > version; u--) {
-      for (const [id, previous] of staleAt(u).previous) {
-        const cut = id.indexOf('\0');
-        const keyHash = stateKeyHash(id.slice(0, cut), Buffer.from(id.slice(cut + 1), 'latin1'));
-        if (previous === NO_ENTRY || isTombstone(previous)) tree.delete(keyHash);
-        else tree.put(keyHash, entryValue(id, previous), previous / 2);
+      for (const e of staleAt(u).entries) {
+        const keyHash = stateKeyHash(e.contract, e.key);
+        if (e.previous === NO_ENTRY || isTombstone(e.previous)) tree.delete(keyHash);
+        else
+          tree.put(keyHash, entryValue(e.contract, e.encoded, e.previous, 'a stale record'), e.previous / 2);
       }
     }
     const done = tree.finish();
@@ -479,9 +486,11 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
   const valueAt = (version: number, contract: string, key: Bytes): Bytes | undefined => {
     const id = contract + '\0' + Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
     for (let u = version + 1; u <= meta!.latest; u++) {
-      const previous = staleAt(u).previous.get(id);
-      if (previous === undefined) continue;
-      return previous === NO_ENTRY || isTombstone(previous) ? undefined : entryValue(id, previous);
+      const e = staleAt(u).byId.get(id);
+      if (e === undefined) continue;
+      return e.previous === NO_ENTRY || isTombstone(e.previous)
+        ? undefined
+        : entryValue(contract, e.encoded, e.previous, 'a stale record');
     }
     return committed.read(contract, key);
   };
@@ -503,9 +512,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       for (let s = collected + 1; s <= upTo; s++) {
         const bytes = kv.getSync(staleKey(s));
         if (bytes === undefined) continue;
-        for (const g of decodeStale(bytes, s).garbage) {
-          ops.push({ type: 'del', key: valueKey(g.encoded, g.entry) });
-        }
+        for (const key of staleGarbage(decodeStale(bytes, s), s)) ops.push({ type: 'del', key });
         ops.push({ type: 'del', key: staleKey(s) });
       }
       written = ops.length === 0 ? Promise.resolve() : kv.batch(ops);
@@ -608,15 +615,17 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       const removed: Array<[string, string]> = [];
       const stale: StaleEntry[] = [];
       for (const s of writes) {
-        if (s.inBase === undefined || (s.inBase && !(s.baseVersion! >= 0))) {
+        const base = s.baseVersion;
+        if (base === undefined || (base !== ABSENT && base < 0)) {
           throw new StateError('CORRUPT', 'state: a written key was not placed in the tree', {
             contract: s.contract,
           });
         }
+        const inBase = base !== ABSENT;
         const encoded = (s.encoded ??= encodeStateKey(s.contract, s.key));
-        const previous = s.inBase ? putEntry(s.baseVersion!) : NO_ENTRY;
+        const previous = inBase ? putEntry(base) : NO_ENTRY;
         if (s.value === null) {
-          if (!s.inBase) continue;
+          if (!inBase) continue;
           removed.push([s.contract, s.keyStr]);
           if (ownPruned) ops.push({ type: 'del', key: valueKey(encoded, previous) });
           else {
@@ -627,7 +636,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
           // The value the key already had: the tree kept its leaf, and nothing is written.
           if (!s.fresh) continue;
           ops.push({ type: 'put', key: valueKey(encoded, putEntry(version)), value: s.value });
-          if (!s.inBase) added.push([s.contract, s.keyStr]);
+          if (!inBase) added.push([s.contract, s.keyStr]);
           if (ownPruned) {
             if (previous !== NO_ENTRY) ops.push({ type: 'del', key: valueKey(encoded, previous) });
           } else stale.push({ contract: s.contract, key: s.key, previous, deleted: false });
@@ -647,7 +656,7 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       // written (a microtask runs when it awaits that write): building the collection's batch then
       // overlaps the write instead of following it. Only versions the last written metadata prunes
       // are collected, so the outcome of this batch does not matter.
-      if (collecting === undefined && meta !== undefined && collected < meta.oldest) queueMicrotask(collect);
+      queueMicrotask(collect);
 
       const builtOn = generation;
       let done = false;
@@ -719,11 +728,8 @@ export async function openStateStore(kv: KvStore, options: StateStoreOptions = {
       const levels: StateProofLevel[] = [];
       const leaf = arena.walk(treeAt(v), keyHash, levels);
       const present = leaf !== 0 && arena.leafHolds(leaf, keyHash);
-      // The leaf names the entry holding its value.
-      const value = present
-        ? kv.getSync(valueKey(encodeStateKey(contract, key), putEntry(arena.leafVersion(leaf))))
-        : undefined;
-      if (present && (value === undefined || !bytesEqual(stateValueHash(value), arena.leafValueHash(leaf)))) {
+      const value = present ? leafValue(leaf, contract, key) : undefined;
+      if (value !== undefined && !bytesEqual(stateValueHash(value), arena.leafValueHash(leaf))) {
         throw new StateError('CORRUPT', `state: the value of a key at version ${v} does not match its leaf`, {
           version: v,
           contract,

@@ -45,14 +45,9 @@ export interface Slot {
   value: Bytes | null | undefined;
   keyHash: Bytes | undefined;
   /**
-   * Whether the key is in the committed version, as the working tree found it on the slot's first
-   * change (no other slot changes that key, so the tree then still held the committed state);
-   * undefined until then.
-   */
-  inBase: boolean | undefined;
-  /**
-   * The version the key's committed value was written at, from the same first change (ABSENT
-   * when the key was not in the committed version); undefined until then.
+   * The version the key's committed value was written at, ABSENT when the key is not in the
+   * committed version, as the working tree found it on the slot's first change (no other slot
+   * changes that key, so the tree then still held the committed state); undefined until then.
    */
   baseVersion: number | undefined;
   /**
@@ -149,7 +144,6 @@ export function createStateView(committed: CommittedState): StateStoreView {
         keyStr,
         value: undefined,
         keyHash: undefined,
-        inBase: undefined,
         baseVersion: undefined,
         fresh: false,
         encoded: undefined,
@@ -176,9 +170,9 @@ export function createStateView(committed: CommittedState): StateStoreView {
       if (value === undefined) {
         // Reverted back to no write. Never in the tree: nothing to undo. Else the tree must hold
         // the committed leaf again (its value, and the version it was written at).
-        if (slot.inBase === undefined) continue;
+        if (slot.baseVersion === undefined) continue;
         slot.keyHash ??= stateKeyHash(slot.contract, slot.key);
-        if (!slot.inBase) tree.delete(slot.keyHash);
+        if (slot.baseVersion === ABSENT) tree.delete(slot.keyHash);
         else {
           const committedValue = committed.read(slot.contract, slot.key);
           if (committedValue === undefined) {
@@ -190,8 +184,8 @@ export function createStateView(committed: CommittedState): StateStoreView {
         }
       } else if (value === null) {
         slot.keyHash ??= stateKeyHash(slot.contract, slot.key);
+        // Deleted in any case; what it found counts on the slot's first change only.
         const had = tree.delete(slot.keyHash);
-        slot.inBase ??= had !== ABSENT;
         slot.baseVersion ??= had;
       } else {
         puts.push(slot);
@@ -201,10 +195,9 @@ export function createStateView(committed: CommittedState): StateStoreView {
     }
     dirty.clear();
     const out = { previous: new Array<number>(puts.length), fresh: new Array<boolean>(puts.length) };
-    const had = tree.putMany(encodedKeys, values, out);
+    tree.putMany(encodedKeys, values, out);
     for (let i = 0; i < puts.length; i++) {
       const slot = puts[i]!;
-      slot.inBase ??= had[i]!;
       slot.baseVersion ??= out.previous[i]!;
       slot.fresh = out.fresh[i]!;
     }
